@@ -1,0 +1,46 @@
+# promote — make targets. Quick start: `make demo`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the tests and the demo need (registry, skopeo, Docker engine, debootstrap).
+system-deps:
+	scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check promote tests entrypoint.py bench
+	$(VENV)/bin/ruff format --check promote tests entrypoint.py bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# Everything CI runs: lint, types, static workflow audit, the whole test suite (e2e included).
+test: $(STAMP) lint typecheck
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# Without the slow end-to-end tests, for the edit loop.
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m 'not e2e' -x
+
+demo: $(STAMP)
+	scripts/install-system-deps.sh docker-registry
+	$(PY) scripts/demo.py
+
+bench: $(STAMP)
+	scripts/install-system-deps.sh
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,101 @@
+"""The ``promote`` console script: the action's engine with command-line flags.
+
+``promote <command> --<input> VALUE ...`` takes exactly the action's inputs as flags
+(``--source-tag``, ``--dry-run true`` ...). Secrets are better passed in the environment:
+``PROMOTE_PASSWORD`` / ``PROMOTE_USERNAME`` and ``GITHUB_TOKEN`` fill ``--password``,
+``--username`` and ``--github-token`` when those flags are absent. Outputs are printed as
+``name=value`` lines (or one JSON object with ``--json``) and, on a runner, also appended
+to ``$GITHUB_OUTPUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from promote.actions import Runner, parse_github_output
+from promote.commands import COMMANDS, execute
+from promote.inputs import INPUTS
+
+ENV_FALLBACKS = {
+    "password": "PROMOTE_PASSWORD",
+    "username": "PROMOTE_USERNAME",
+    "github-token": "GITHUB_TOKEN",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="promote",
+        description="Promote a staging image digest to production without rebuilding it.",
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
+    parser.add_argument("--json", action="store_true", help="print outputs as one JSON object")
+    for spec in INPUTS:
+        if spec.name == "command":
+            continue
+        default = f" (default: {spec.default})" if spec.default else ""
+        parser.add_argument(
+            f"--{spec.name}",
+            dest=spec.name,
+            metavar=spec.name.upper().replace("-", "_"),
+            help=spec.description.replace("%", "%%") + default,
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    as_json = bool(args.pop("json"))
+    raw = {k: v for k, v in args.items() if v is not None}
+    env = dict(os.environ)
+    for name, var in ENV_FALLBACKS.items():
+        if name not in raw and env.get(var):
+            raw[name] = env[var]
+    # Outputs are captured in a private file, then printed (and forwarded to a runner's file).
+    capture = io.StringIO()
+    runner = Runner(out=sys.stdout, github_output=None, step_summary=env.get("GITHUB_STEP_SUMMARY"))
+    tmp = _TempOutput()
+    runner.github_output = tmp.path
+    try:
+        status = execute(raw, env, runner)
+        outputs = parse_github_output(tmp.read())
+    finally:
+        tmp.close()
+    if status == 0:
+        if as_json:
+            capture.write(json.dumps(outputs, indent=2) + "\n")
+        else:
+            for key, value in outputs.items():
+                capture.write(f"{key}={value}\n" if "\n" not in value else f"{key}:\n  "
+                              + value.replace("\n", "\n  ") + "\n")
+        sys.stdout.write(runner.redact(capture.getvalue()))
+        if env.get("GITHUB_OUTPUT"):
+            Runner(out=io.StringIO(), github_output=env["GITHUB_OUTPUT"]).set_outputs(outputs)
+    return status
+
+
+class _TempOutput:
+    def __init__(self) -> None:
+        import tempfile
+
+        fd, self.path = tempfile.mkstemp(prefix="promote-out-")
+        os.close(fd)
+
+    def read(self) -> str:
+        with open(self.path, encoding="utf-8") as fh:
+            return fh.read()
+
+    def close(self) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pytest fixtures for real components (registry, token service, git, GitHub REST server)."""
