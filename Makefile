@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean
+.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean action-yml
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+# Regenerate action.yml from promote/inputs.py and promote/outputs.py.
+action-yml: $(STAMP)
+	$(PY) scripts/gen_action_yml.py

@@ -1,0 +1,192 @@
+"""``command: promote`` — re-tag one staging digest as the next production release.
+
+Order of work: validate every input (no I/O) -> read the registry -> plan (pure, includes
+the Flux check) -> write (unless ``dry-run``) -> outputs and job summary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from promote import naming
+from promote.actions import markdown_table
+from promote.commands import Context, Result
+from promote.errors import InputError
+
+if TYPE_CHECKING:
+    from promote.promotion import Plan, Request, Selector
+    from promote.reference import Repository
+
+
+def parse_request(ctx: Context) -> Request:
+    """Every promote input, validated before the first network call."""
+    from promote.promotion import Request
+    from promote.reference import parse_repository, validate_digest, validate_tag
+
+    inputs = ctx.inputs
+    if not inputs.given("image"):
+        raise InputError("input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image")
+    repository = parse_repository(inputs.str("image"))
+    source_env = naming.validate_env(inputs.str("source-env"), input_name="source-env")
+    target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    if source_env == target_env:
+        raise InputError(
+            f"target-env {target_env!r} must differ from source-env", input_name="target-env"
+        )
+    source_tag = inputs.str("source-tag") or None
+    source_digest = inputs.str("source-digest") or None
+    if not source_tag and not source_digest:
+        raise InputError(
+            "give source-tag (a staging-* tag) or source-digest (sha256:...)",
+            input_name="source-tag",
+        )
+    if source_tag is not None:
+        validate_tag(source_tag)
+        if source_tag == "latest" or not source_tag.startswith(f"{source_env}-"):
+            raise InputError(
+                f"source-tag {source_tag!r} must be a {source_env}-* tag (never latest or a "
+                "floating tag)",
+                input_name="source-tag",
+            )
+    if source_digest is not None:
+        validate_digest(source_digest)
+    version = naming.parse_version(inputs.str("version")) if inputs.given("version") else None
+    bump = inputs.choice("bump", naming.BUMPS)
+    commit_sha = inputs.str("commit-sha")
+    if commit_sha:
+        naming.short_sha(commit_sha)
+    timestamp = naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+    return Request(
+        repository=repository,
+        source_tag=source_tag,
+        source_digest=source_digest,
+        source_env=source_env,
+        target_env=target_env,
+        version=version,
+        bump=bump,
+        commit_sha=commit_sha,
+        timestamp=timestamp,
+        floating_tag=inputs.bool("floating-tag"),
+    )
+
+
+def registry_client(ctx: Context, repository: Repository) -> object:
+    """A registry client with the inputs' credentials; every secret is masked first."""
+    from promote.registry import RegistryClient, credentials_for
+
+    inputs = ctx.inputs
+    creds = credentials_for(
+        repository,
+        username=inputs.str("username"),
+        password=inputs.secret("password"),
+        github_token=inputs.secret("github-token"),
+        env=ctx.env,
+    )
+    if creds is not None:
+        ctx.runner.add_secret(creds.password)
+    return RegistryClient(repository, creds, on_secret=ctx.runner.add_secret)
+
+
+def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
+    """The ImagePolicy a promotion must satisfy: the GitOps repo's own, else the project's."""
+    from promote.flux import ImagePolicy
+
+    inputs = ctx.inputs
+    if inputs.given("policy") and (inputs.given("gitops-path") or inputs.given("gitops-repo")):
+        from promote.flux.source import load_policy
+
+        policy: Selector = load_policy(ctx, inputs.str("policy"))
+        return policy, f"ImagePolicy {inputs.str('policy')} from the GitOps repository"
+    spec = naming.flux_policy_spec(target_env)
+    return ImagePolicy.from_spec(spec, name=target_env), "the project's default numerical $ts policy"
+
+
+def summary(the_plan: Plan, *, dry_run: bool, written: list[str], policy_origin: str) -> str:
+    title = "Promotion plan (dry run: nothing written)" if dry_run else "Promotion"
+    rows = [
+        ("Image", f"`{the_plan.image}`"),
+        ("Source", f"`{the_plan.source_tag or '(digest)'}` → `{the_plan.digest}`"),
+        ("Media type", f"`{the_plan.media_type}`"),
+    ]
+    if the_plan.platforms:
+        rows.append(("Platforms", ", ".join(f"`{p}`" for p in the_plan.platforms)))
+    previous = the_plan.previous_version or "none"
+    rows += [
+        ("Version", f"{previous} → **{the_plan.version}** ({the_plan.bump if the_plan.changed else 'unchanged'})"),
+        ("Commit", f"`{the_plan.short_sha}` (from {the_plan.sha_origin})"),
+        ("Immutable tag", f"`{the_plan.tag}`"),
+        ("Previous production", f"`{the_plan.previous_tag or 'none'}` `{the_plan.previous_digest or ''}`"),
+        ("Flux check", f"selected by {policy_origin}"),
+    ]
+    steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]
+    done = "written: " + (", ".join(f"`{t}`" for t in written) if written else "nothing")
+    return (
+        f"## {title}\n\n"
+        + markdown_table(["", ""], rows)
+        + "\n"
+        + markdown_table(["step", "tag", "why"], steps)
+        + f"\n{done}\n"
+    )
+
+
+def wants_records(ctx: Context) -> bool:
+    return any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release"))
+
+
+def run(ctx: Context) -> Result:
+    from promote import promotion
+    from promote.errors import PromoteError
+
+    request = parse_request(ctx)
+    dry_run = ctx.inputs.bool("dry-run")
+    records = None
+    if wants_records(ctx):
+        from promote.github import PromotionRecords
+
+        # validates the GitHub inputs (token, repository) now, before any network call
+        records = PromotionRecords.from_context(ctx, kind="promote")
+    policy, policy_origin = flux_policy(ctx, request.target_env)
+    client = registry_client(ctx, request.repository)
+    log = ctx.runner.log
+    observed = promotion.observe(client, request, log=log)  # type: ignore[arg-type]
+    the_plan = promotion.plan(request, observed, now=ctx.clock(), policy=policy)
+    for warning in the_plan.warnings:
+        ctx.runner.warning(warning)
+    for step in the_plan.steps:
+        log(f"plan: {step.action} {the_plan.image}:{step.tag} ({step.reason})")
+    written: list[str] = []
+    if dry_run:
+        log("dry run: nothing written")
+        outputs = the_plan.outputs()
+    else:
+        if records is not None:
+            records.start(the_plan.outputs())
+        try:
+            written = promotion.apply(
+                the_plan,
+                client,  # type: ignore[arg-type]
+                observed.manifest,
+                known_tags=observed.tags,
+                log=log,
+                warn=ctx.runner.warning,
+            )
+        except PromoteError as exc:
+            if records is not None:
+                records.fail(str(exc))
+            raise
+        outputs = the_plan.outputs(written)
+        if not written:
+            log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
+        if records is not None:
+            outputs.update(records.finish(outputs))
+            outputs["metadata"] = _metadata(outputs)
+    return Result(
+        outputs=outputs,
+        summary=summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
+    )
+
+
+def _metadata(outputs: dict[str, str]) -> str:
+    import json
+
+    return json.dumps({k: v for k, v in outputs.items() if k != "metadata"}, separators=(",", ":"))

@@ -1,0 +1,240 @@
+"""The tag grammar shared by all three environments, versions and timestamps.
+
+Tags (all lower-case, all valid OCI tags, all ordered by a numeric unix-seconds suffix)::
+
+    develop-<sha7>-<ts>                       build tag of a develop-branch image
+    staging-<sha7>-<ts>                       build tag of a main-branch image
+    production-v<X.Y.Z>-<sha7>-<ts>           immutable promotion tag
+    production                                floating tag (moves; never selected by Flux)
+
+Flux selects the newest immutable tag of an environment with a numerical policy over
+``$ts`` (see :func:`flux_tag_pattern`), so the timestamp — not the version — orders
+deployments: a rollback is a re-promotion of an old digest under a newer timestamp.
+
+Everything here is pure: no I/O, no clock (``now`` is passed in).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import semver
+
+from promote.errors import InputError
+
+SHORT_SHA_LENGTH = 7
+#: Unix seconds with ten digits: 2001-09-09 .. 2286-11-20. Milliseconds (13 digits) would
+#: outrank every seconds tag forever under a numerical policy, so they are refused.
+MIN_TIMESTAMP = 1_000_000_000
+MAX_TIMESTAMP = 9_999_999_999
+BUMPS = ("patch", "minor", "major")
+#: Environment names become tag prefixes: lower-case, start with a letter.
+ENV_RE = re.compile(r"[a-z][a-z0-9]{0,31}")
+#: The OCI distribution tag grammar (128 characters at most).
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+HEX_RE = re.compile(r"[0-9a-fA-F]{7,64}")
+VERSION_RE = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+REVISION_KEY = "org.opencontainers.image.revision"
+
+
+@dataclass(frozen=True, order=True)
+class ImmutableTag:
+    """A parsed ``<env>-v<X.Y.Z>-<sha>-<ts>`` tag; ordering is by timestamp first."""
+
+    timestamp: int
+    version: semver.Version
+    short_sha: str
+    env: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class BuildTag:
+    """A parsed ``<env>-<sha>-<ts>`` build tag."""
+
+    env: str
+    short_sha: str
+    timestamp: int
+    tag: str
+
+
+def validate_env(env: str, *, input_name: str = "env") -> str:
+    if not ENV_RE.fullmatch(env):
+        raise InputError(
+            f"environment {env[:40]!r} must be lower-case letters and digits, starting with a "
+            "letter",
+            input_name=input_name,
+        )
+    return env
+
+
+def immutable_tag(env: str, version: semver.Version, short_sha: str, timestamp: int) -> str:
+    tag = f"{env}-v{version}-{short_sha}-{timestamp}"
+    if not TAG_RE.fullmatch(tag):
+        raise InputError(f"computed tag {tag!r} is not a valid OCI tag")
+    return tag
+
+
+def _immutable_re(env: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"{re.escape(env)}-v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+        r"-([0-9a-f]{7,40})-([0-9]{1,19})"
+    )
+
+
+def parse_immutable_tag(env: str, tag: str) -> ImmutableTag | None:
+    """Parse ``tag`` if it is an immutable tag of ``env`` (exactly the Flux pattern's shape)."""
+    m = _immutable_re(env).fullmatch(tag)
+    if not m:
+        return None
+    version = semver.Version(int(m[1]), int(m[2]), int(m[3]))
+    return ImmutableTag(int(m[5]), version, m[4], env, tag)
+
+
+def immutable_tags(env: str, tags: Iterable[str]) -> list[ImmutableTag]:
+    """The immutable tags of ``env`` among ``tags``, oldest first (by timestamp, then tag)."""
+    parsed = (parse_immutable_tag(env, t) for t in tags)
+    return sorted((p for p in parsed if p is not None), key=lambda p: (p.timestamp, p.tag))
+
+
+def build_tag(env: str, short_sha: str, timestamp: int) -> str:
+    return f"{env}-{short_sha}-{timestamp}"
+
+
+def parse_build_tag(env: str, tag: str) -> BuildTag | None:
+    m = re.fullmatch(rf"{re.escape(env)}-([0-9a-f]{{7,40}})-([0-9]{{1,19}})", tag)
+    if not m:
+        return None
+    return BuildTag(env, m[1][:SHORT_SHA_LENGTH], int(m[2]), tag)
+
+
+def flux_tag_pattern(env: str) -> str:
+    """The ``filterTags.pattern`` that admits exactly ``env``'s immutable tags (RE2 syntax)."""
+    if env in {"develop", "staging"}:
+        return rf"^{env}-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$"
+    return rf"^{env}-v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$"
+
+
+def flux_policy_spec(env: str) -> dict[str, object]:
+    """The ImagePolicy ``spec`` (minus the repository ref) this project recommends for ``env``."""
+    return {
+        "filterTags": {"pattern": flux_tag_pattern(env), "extract": "$ts"},
+        "policy": {"numerical": {"order": "asc"}},
+    }
+
+
+# -- versions --------------------------------------------------------------------------------
+def parse_version(text: str, *, input_name: str = "version") -> semver.Version:
+    """``X.Y.Z`` with an optional ``v``; no pre-release or build part (tags cannot hold ``+``)."""
+    m = VERSION_RE.fullmatch(text)
+    if not m:
+        raise InputError(
+            f"version {text[:40]!r} must be X.Y.Z (a leading v is accepted; no pre-release or "
+            "build part, no leading zeros)",
+            input_name=input_name,
+        )
+    return semver.Version(int(m[1]), int(m[2]), int(m[3]))
+
+
+def next_version(
+    current: semver.Version | None, *, bump: str, explicit: semver.Version | None
+) -> semver.Version:
+    """The version of the next promotion.
+
+    No earlier version: ``explicit`` or 1.0.0. Otherwise ``explicit`` must be greater than
+    ``current``; without it ``current`` is bumped by ``bump``.
+    """
+    if bump not in BUMPS:
+        raise InputError(f"bump must be one of {', '.join(BUMPS)}, not {bump[:20]!r}", input_name="bump")
+    if current is None:
+        return explicit or semver.Version(1, 0, 0)
+    if explicit is not None:
+        if explicit <= current:
+            raise InputError(
+                f"version {explicit} is not greater than the current version {current}; "
+                "to go back, use command: rollback",
+                input_name="version",
+            )
+        return explicit
+    bumped: semver.Version = getattr(current, f"bump_{bump}")()
+    return bumped
+
+
+# -- commits ---------------------------------------------------------------------------------
+def short_sha(value: str, *, input_name: str = "commit-sha") -> str:
+    """Seven lower-case hex characters from a full or short commit sha (upper case folded)."""
+    if not HEX_RE.fullmatch(value):
+        raise InputError(
+            f"commit sha {value[:70]!r} must be 7 to 64 hexadecimal characters",
+            input_name=input_name,
+        )
+    return value[:SHORT_SHA_LENGTH].lower()
+
+
+def short_sha_from_sources(
+    *,
+    commit_sha: str,
+    source_tag: str | None,
+    source_env: str,
+    annotations: Mapping[str, str],
+) -> tuple[str, str] | None:
+    """The short sha and where it came from, from what is known without another request.
+
+    Order: the ``commit-sha`` input; a ``<source-env>-<sha>-<ts>`` source tag; the
+    ``org.opencontainers.image.revision`` annotation. ``None`` means: read the image config.
+    ``GITHUB_SHA`` is never used: in a dispatched workflow it names the wrong commit.
+    """
+    if commit_sha:
+        return short_sha(commit_sha), "commit-sha input"
+    if source_tag:
+        build = parse_build_tag(source_env, source_tag)
+        if build:
+            return build.short_sha, f"source tag {source_tag}"
+    revision = annotations.get(REVISION_KEY, "")
+    if revision and HEX_RE.fullmatch(revision):
+        return revision[:SHORT_SHA_LENGTH].lower(), f"manifest annotation {REVISION_KEY}"
+    return None
+
+
+# -- timestamps ------------------------------------------------------------------------------
+def validate_timestamp(value: int, *, input_name: str = "timestamp") -> int:
+    if not MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
+        hint = " (that looks like milliseconds)" if value > MAX_TIMESTAMP else ""
+        raise InputError(
+            f"timestamp {value} must be unix seconds between {MIN_TIMESTAMP} and "
+            f"{MAX_TIMESTAMP}{hint}",
+            input_name=input_name,
+        )
+    return value
+
+
+def parse_timestamp(text: str, *, input_name: str = "timestamp") -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", text):
+        raise InputError(
+            f"timestamp {text[:40]!r} must be unix seconds (digits only)", input_name=input_name
+        )
+    return validate_timestamp(int(text), input_name=input_name)
+
+
+def next_timestamp(now: float, existing: Iterable[int], explicit: int | None) -> int:
+    """``max(now, newest existing + 1)``; an explicit timestamp must be newer than all.
+
+    Flux's numerical policy selects the largest timestamp: a tag that is not newer than
+    every existing one would never be deployed (and an equal one collides).
+    """
+    newest = max(existing, default=None)
+    if explicit is not None:
+        validate_timestamp(explicit)
+        if newest is not None and explicit <= newest:
+            raise InputError(
+                f"timestamp {explicit} is not newer than the newest existing tag's {newest}: "
+                "Flux would never select it",
+                input_name="timestamp",
+            )
+        return explicit
+    candidate = int(now)
+    if newest is not None:
+        candidate = max(candidate, newest + 1)
+    return validate_timestamp(candidate)

@@ -1,0 +1,42 @@
+"""Every output of the action, declared once (``action.yml`` is generated from this table).
+
+Names are a contract: workflows read them as ``steps.<id>.outputs.<name>``; never rename.
+"""
+
+from __future__ import annotations
+
+OUTPUTS: tuple[tuple[str, str], ...] = (
+    # promote / rollback
+    ("digest", "Promoted (or restored) manifest or index digest, verified equal to the source."),
+    ("version", "Version `X.Y.Z` of the immutable tag."),
+    ("tag", "The immutable tag, e.g. `production-v1.4.3-abc1234-1767225600`."),
+    ("tags", "Newline list of the full references written (empty when nothing changed)."),
+    ("image", "`<image>@<digest>`."),
+    ("short-sha", "Seven-character commit sha in the tag."),
+    ("timestamp", "Unix seconds in the tag."),
+    ("source-tag", "The source tag that was resolved."),
+    ("previous-tag", "Immutable tag that was current before (Flux's previous selection)."),
+    ("previous-digest", "Digest that was current before (for rollback and release notes)."),
+    ("changed", "`true` when tags were (or, in a dry run, would be) written."),
+    ("flux-tag-pattern", "The `filterTags.pattern` for the target environment's ImagePolicy."),
+    ("platforms", "Comma list of the platforms of an index (empty for a single image)."),
+    ("metadata", "JSON object of the outputs above."),
+    # check
+    ("errors", "`check`: number of errors found."),
+    ("warnings", "`check`: number of warnings found."),
+    # verify-flux
+    ("synced", "`verify-flux`: `true` when every marker carries the expected tag."),
+    ("predicted-tag", "`verify-flux`: tag Flux would select from the registry's tags."),
+    ("files", "`verify-flux`: newline list of marker files for the policy."),
+    ("commit", "`verify-flux`: commit that wrote the tag, when known."),
+    # GitHub records
+    ("deployment-id", "Id of the GitHub Deployment created (`create-deployment`)."),
+    ("release-url", "URL of the GitHub Release created (`release`)."),
+    # build-tags
+    ("env", "`build-tags`: the environment of the build."),
+    ("labels", "`build-tags`: newline `key=value` OCI labels."),
+    ("annotations", "`build-tags`: newline `key=value` OCI annotations."),
+    ("json", "`build-tags`: JSON of the build-tags outputs."),
+)
+
+OUTPUT_NAMES = frozenset(name for name, _ in OUTPUTS)
