@@ -1,0 +1,363 @@
+"""HTTP transport: one ``requests`` session, retries under one deadline, safe redirects, counts.
+
+What it does for every request the registry client sends:
+
+1. **Retries** on 408, 429, 499 (nginx), 500, 502, 503, 504, 522 (Cloudflare) and on
+   connection faults (refused, reset, timeouts, truncated bodies), with exponential backoff
+   and jitter (``BACKOFF_BASE`` doubling up to ``BACKOFF_MAX``, each wait multiplied by a
+   random factor in [0.5, 1.0)). A ``Retry-After`` header (delta-seconds or HTTP-date) replaces
+   the backoff, capped at ``RETRY_AFTER_MAX``. No other 4xx is retried (the one re-auth on
+   401 lives in :mod:`promote.registry.auth` and the client). TLS errors are not retried:
+   they do not heal by waiting. A PUT is retried too: manifest PUTs are idempotent.
+2. **One overall deadline** per transport (so per :class:`~promote.registry.RegistryClient`),
+   started by its first request: a retry is only attempted if its wait ends before the
+   deadline, and each attempt's timeout is cut to what remains (at least
+   ``MIN_ATTEMPT_TIMEOUT``). When the budget is spent: :class:`~promote.errors.TransientError`
+   naming the method, URL, attempts, elapsed time and the last fault.
+3. **Redirects** are followed by hand (GET/HEAD only, at most ``MAX_REDIRECTS``): the
+   ``authorize`` callback is asked for an ``Authorization`` value for *each hop's URL*, and
+   returns one only for the registry's own origin, so a redirect to blob storage on another
+   host is anonymous. HTTPS -> HTTP downgrades are refused except to loopback. ``.netrc`` is
+   never consulted (``requests`` would otherwise add credentials by itself).
+4. **Counting**: every HTTP request sent (each hop, each attempt) is recorded in
+   :class:`RequestStats` under its kind; repeated attempts are counted as ``"retry"``.
+
+``sleep``, ``clock`` (monotonic, for the deadline) and ``wallclock`` (for HTTP-date
+``Retry-After``) are injectable so tests run without waiting.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from promote.errors import RegistryError, TransientError
+from promote.reference import is_loopback_host
+
+if TYPE_CHECKING:
+    import requests
+
+#: Statuses worth retrying: timeouts, rate limits, overloaded or restarting servers.
+RETRYABLE_STATUSES = frozenset({408, 429, 499, 500, 502, 503, 504, 522})
+#: First backoff wait in seconds; doubled each attempt.
+BACKOFF_BASE = 0.5
+#: Longest single backoff wait (before jitter).
+BACKOFF_MAX = 8.0
+#: Longest ``Retry-After`` we honour; a registry asking for more is waited on this long.
+RETRY_AFTER_MAX = 30.0
+#: Smallest per-attempt timeout, even when the deadline is nearly spent.
+MIN_ATTEMPT_TIMEOUT = 1.0
+#: Redirect hops followed for one request (blob storage needs one or two).
+MAX_REDIRECTS = 5
+#: Error bodies read for messages are cut here: a body is for diagnostics only.
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One HTTP request as sent: what for, method, URL (no credentials), status or fault."""
+
+    kind: str
+    method: str
+    url: str
+    status: int | None
+
+
+@dataclass
+class RequestStats:
+    """Counts of HTTP requests sent, by kind.
+
+    Kinds: ``ping``, ``token``, ``manifest-get``, ``manifest-head``, ``manifest-put``,
+    ``tags``, ``blob``; a repeated attempt of any of them is counted as ``retry`` instead.
+    ``records`` keeps every request in order, for assertions and debugging.
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+    records: list[RequestRecord] = field(default_factory=list)
+
+    def add(self, kind: str, method: str, url: str, status: int | None) -> None:
+        self.counts[kind] += 1
+        self.records.append(RequestRecord(kind, method, url, status))
+
+    def __getitem__(self, kind: str) -> int:
+        return self.counts[kind]
+
+    def total(self, exclude: Iterable[str] = ()) -> int:
+        """All requests sent, minus the kinds in ``exclude``."""
+        skip = set(exclude)
+        return sum(n for kind, n in self.counts.items() if kind not in skip)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+def safe_url(url: str) -> str:
+    """The URL without any ``user:password@`` part (for messages and records)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def origin(url: str) -> tuple[str, str]:
+    """``(scheme, host[:port])`` of a URL, lower-cased, default ports made explicit."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, f"{host}:{port}"
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def read_limited(response: requests.Response, limit: int) -> bytes | None:
+    """Read at most ``limit`` bytes of a streamed body; None if it is longer. Closes it."""
+    try:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        response.close()
+
+
+def error_details(response: requests.Response) -> tuple[tuple[str, ...], str]:
+    """OCI error ``codes`` and a short ``CODE: message; ...`` text from an error body."""
+    body = read_limited(response, MAX_ERROR_BODY) or b""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip().splitlines()
+        return (), (text[0][:200] if text else "")
+    codes: list[str] = []
+    parts: list[str] = []
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    for err in errors if isinstance(errors, list) else []:
+        if not isinstance(err, dict):
+            continue
+        code = str(err.get("code", "")).strip()
+        message = str(err.get("message", "")).strip()
+        if code:
+            codes.append(code)
+        parts.append(f"{code}: {message}" if code and message else code or message)
+    return tuple(codes), "; ".join(p for p in parts if p)[:500]
+
+
+class _NoNetrc:
+    """A ``requests`` auth hook that adds nothing, so ``.netrc`` is never consulted."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_NETRC = _NoNetrc()
+Authorize = Callable[[str], "str | None"]
+
+
+class Transport:
+    """Sends requests with retries, deadline, anonymous cross-origin redirects, counting."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        stats: RequestStats,
+        deadline: float,
+        timeout: float,
+        user_agent: str,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+        redact: Callable[[str], str] = lambda s: s,
+    ) -> None:
+        self.session = session
+        self.stats = stats
+        self.deadline = deadline
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self.sleep = sleep
+        self.clock = clock
+        self.wallclock = wallclock
+        self.jitter = jitter
+        self.redact = redact
+        self._started: float | None = None
+
+    def remaining(self) -> float:
+        """Seconds left of the overall deadline (the full deadline before the first request)."""
+        if self._started is None:
+            return self.deadline
+        return self._started + self.deadline - self.clock()
+
+    def backoff(self, attempt: int) -> float:
+        """Wait before attempt ``attempt + 1`` (attempt counts from 1), with jitter."""
+        base = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
+        return float(base * (0.5 + self.jitter() / 2))
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        authorize: Authorize | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
+    ) -> requests.Response:
+        """Send with retries; return the first non-retryable response (body streamed)."""
+        import requests  # noqa: PLC0415 - lazy: keeps CLI start-up fast
+
+        if self._started is None:
+            self._started = self.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                response = self._send_once(
+                    method,
+                    url,
+                    kind=kind if attempt == 1 else "retry",
+                    headers=headers,
+                    data=data,
+                    authorize=authorize,
+                    params=params,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise RegistryError(
+                    f"{method} {safe_url(url)}: TLS error: {self.redact(str(exc))[:300]}",
+                    method=method,
+                    url=safe_url(url),
+                ) from exc
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                fault = f"connection error ({type(exc).__name__})"
+                last_exc: Exception | None = exc
+                status: int | None = None
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return response
+                status = response.status_code
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), self.wallclock()
+                )
+                _codes, detail = error_details(response)
+                fault = f"HTTP {status}" + (f" ({self.redact(detail)})" if detail else "")
+                last_exc = None
+            if retry_after is not None:
+                wait = min(retry_after, RETRY_AFTER_MAX)
+            else:
+                wait = self.backoff(attempt)
+            remaining = self.remaining()
+            if wait >= remaining:
+                elapsed = self.clock() - (self._started or 0.0)
+                asked = (
+                    f"; the registry asked to retry after {retry_after:g}s"
+                    if retry_after is not None
+                    else ""
+                )
+                raise TransientError(
+                    f"{method} {safe_url(url)} failed after {attempt} attempt"
+                    f"{'s' if attempt > 1 else ''} in {elapsed:.1f}s: last {fault}{asked}; "
+                    f"giving up (retry deadline {self.deadline:g}s). The registry is "
+                    "unavailable or rate-limiting; try again later.",
+                    status=status,
+                    method=method,
+                    url=safe_url(url),
+                ) from last_exc
+            self.sleep(wait)
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        headers: Mapping[str, str] | None,
+        data: bytes | None,
+        authorize: Authorize | None,
+        params: Mapping[str, str | list[str]] | None,
+    ) -> requests.Response:
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            sent = {"User-Agent": self.user_agent, **(headers or {})}
+            credential = authorize(current) if authorize else None
+            if credential:
+                sent["Authorization"] = credential
+            timeout = min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+            try:
+                response = self.session.request(
+                    method,
+                    current,
+                    headers=sent,
+                    data=data,
+                    params=params,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    auth=_NO_NETRC,
+                )
+            except Exception:
+                self.stats.add(kind, method, safe_url(current), None)
+                raise
+            self.stats.add(kind, method, safe_url(response.url or current), response.status_code)
+            if not (response.is_redirect and method in ("GET", "HEAD")):
+                return response
+            target = urljoin(response.url or current, response.headers["Location"])
+            response.close()
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise RegistryError(
+                    f"{method} {safe_url(url)}: refusing a redirect to a non-HTTP URL",
+                    method=method,
+                    url=safe_url(url),
+                )
+            if (
+                origin(current)[0] == "https"
+                and origin(target)[0] == "http"
+                and not is_loopback_host(urlsplit(target).netloc)
+            ):
+                raise RegistryError(
+                    f"{method} {safe_url(url)}: refusing a redirect from HTTPS to plain HTTP "
+                    f"({safe_url(target)})",
+                    method=method,
+                    url=safe_url(url),
+                )
+            current, params = target, None
+        raise RegistryError(
+            f"{method} {safe_url(url)}: more than {MAX_REDIRECTS} redirects",
+            method=method,
+            url=safe_url(url),
+        )
