@@ -11,6 +11,7 @@ to ``$GITHUB_OUTPUT``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -71,8 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             capture.write(json.dumps(outputs, indent=2) + "\n")
         else:
             for key, value in outputs.items():
-                capture.write(f"{key}={value}\n" if "\n" not in value else f"{key}:\n  "
-                              + value.replace("\n", "\n  ") + "\n")
+                capture.write(
+                    f"{key}={value}\n"
+                    if "\n" not in value
+                    else f"{key}:\n  " + value.replace("\n", "\n  ") + "\n"
+                )
         sys.stdout.write(runner.redact(capture.getvalue()))
         if env.get("GITHUB_OUTPUT"):
             Runner(out=io.StringIO(), github_output=env["GITHUB_OUTPUT"]).set_outputs(outputs)
@@ -91,10 +95,8 @@ class _TempOutput:
             return fh.read()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
-        except OSError:
-            pass
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ free-text inputs. Secrets are never quoted back in messages.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -229,22 +230,22 @@ def screen(name: str, value: str) -> str:
 class Inputs:
     """Screened input values with typed readers; an empty value means "use the default"."""
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(self, raw: Mapping[builtins.str, builtins.str]) -> None:
         unknown = sorted(set(raw) - INPUT_NAMES)
         if unknown:
             raise InputError(f"unknown input(s): {', '.join(unknown)}")
         self._values = {name: screen(name, value) for name, value in raw.items()}
 
-    def given(self, name: str) -> bool:
+    def given(self, name: builtins.str) -> builtins.bool:
         """Whether the user set ``name`` to a non-empty value."""
         return bool(self._values.get(name, ""))
 
-    def str(self, name: str) -> str:
+    def str(self, name: builtins.str) -> builtins.str:
         """The value, or its declared default."""
         value = self._values.get(name, "")
         return value if value else SPECS[name].default
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         value = self.str(name)
         if value in TRUE_VALUES:
             return True
@@ -254,7 +255,9 @@ class Inputs:
             f"input {name!r} must be true or false, not {value[:40]!r}", input_name=name
         )
 
-    def int(self, name: str, *, minimum: int = 0, maximum: int = 2**53) -> int:
+    def int(
+        self, name: builtins.str, *, minimum: builtins.int = 0, maximum: builtins.int = 2**53
+    ) -> builtins.int:
         value = self.str(name)
         if not re.fullmatch(r"[0-9]{1,16}", value):
             raise InputError(
@@ -267,7 +270,7 @@ class Inputs:
             )
         return number
 
-    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: builtins.str, choices: tuple[builtins.str, ...]) -> builtins.str:
         value = self.str(name)
         if value not in choices:
             raise InputError(
@@ -276,9 +279,9 @@ class Inputs:
             )
         return value
 
-    def lines(self, name: str) -> list[str]:
+    def lines(self, name: builtins.str) -> list[builtins.str]:
         """A newline list: blank lines and surrounding spaces dropped."""
         return [ln.strip() for ln in self.str(name).splitlines() if ln.strip()]
 
-    def secret(self, name: str) -> str:
+    def secret(self, name: builtins.str) -> builtins.str:
         return self._values.get(name, "")

@@ -147,7 +147,9 @@ def next_version(
     ``current``; without it ``current`` is bumped by ``bump``.
     """
     if bump not in BUMPS:
-        raise InputError(f"bump must be one of {', '.join(BUMPS)}, not {bump[:20]!r}", input_name="bump")
+        raise InputError(
+            f"bump must be one of {', '.join(BUMPS)}, not {bump[:20]!r}", input_name="bump"
+        )
     if current is None:
         return explicit or semver.Version(1, 0, 0)
     if explicit is not None:

@@ -239,7 +239,9 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
             "annotation or label",
             input_name="commit-sha",
         )
-    return naming.short_sha(revision, input_name="commit-sha"), f"image config label {naming.REVISION_KEY}"
+    return naming.short_sha(
+        revision, input_name="commit-sha"
+    ), f"image config label {naming.REVISION_KEY}"
 
 
 # -- plan (pure) -----------------------------------------------------------------------------
@@ -307,7 +309,7 @@ def plan(
     if policy is not None:
         selected = policy.select([*observed.tags, tag])
         if selected != tag:
-            raise RefusedError(
+            raise RefusedError(  # noqa: S608 - a message, not SQL
                 f"Flux would not select {tag}: the ImagePolicy selects "
                 f"{selected or 'nothing'} from the existing tags plus the new one; nothing "
                 "was written"
@@ -401,14 +403,10 @@ def _race_check(
 
 def _partial(the_plan: Plan, written: list[str], exc: Exception) -> PartialPromotionError:
     missing = [t for t in the_plan.writes if t not in written]
-    state = (
-        f"written: {', '.join(written)} -> {the_plan.digest}; NOT written: {', '.join(missing)}"
-        + (
-            f" ({the_plan.floating} still names {the_plan.previous_digest or 'what it named before'})"
-            if the_plan.floating in missing
-            else ""
-        )
-    )
+    state = f"written: {', '.join(written)} -> {the_plan.digest}; NOT written: {', '.join(missing)}"
+    if the_plan.floating in missing:
+        before = the_plan.previous_digest or "what it named before"
+        state += f" ({the_plan.floating} still names {before})"
     return PartialPromotionError(
         f"promotion stopped half-way: {exc}. Registry state: {state}. Re-run the same "
         "promotion to complete it (it is idempotent).",

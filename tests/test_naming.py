@@ -14,7 +14,11 @@ def test_immutable_tag_round_trip() -> None:
     assert tag == "production-v1.4.2-abc1234-1767225600"
     parsed = naming.parse_immutable_tag("production", tag)
     assert parsed is not None
-    assert (parsed.version, parsed.short_sha, parsed.timestamp) == (V(1, 4, 2), "abc1234", 1_767_225_600)
+    assert (parsed.version, parsed.short_sha, parsed.timestamp) == (
+        V(1, 4, 2),
+        "abc1234",
+        1_767_225_600,
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,9 +62,7 @@ def test_history_orders_by_timestamp_not_version() -> None:
         (V(1, 4, 2), "patch", V(1, 10, 0), V(1, 10, 0)),
     ],
 )
-def test_next_version(
-    current: V | None, bump: str, explicit: V | None, expected: V
-) -> None:
+def test_next_version(current: V | None, bump: str, explicit: V | None, expected: V) -> None:
     assert naming.next_version(current, bump=bump, explicit=explicit) == expected
 
 
@@ -70,7 +72,9 @@ def test_explicit_version_must_increase(explicit: V) -> None:
         naming.next_version(V(1, 4, 2), bump="patch", explicit=explicit)
 
 
-@pytest.mark.parametrize("text", ["1.2", "v1", "1.2.3-rc.1", "1.2.3+b1", "01.2.3", "V1.2.3", " 1.2.3", ""])
+@pytest.mark.parametrize(
+    "text", ["1.2", "v1", "1.2.3-rc.1", "1.2.3+b1", "01.2.3", "V1.2.3", " 1.2.3", ""]
+)
 def test_parse_version_refuses(text: str) -> None:
     with pytest.raises(InputError):
         naming.parse_version(text)
@@ -90,19 +94,36 @@ def test_short_sha_folds_case_and_truncates() -> None:
 def test_short_sha_sources_in_order() -> None:
     ann = {naming.REVISION_KEY: "1234567890abcdef"}
     kw = {"source_env": "staging", "annotations": ann}
-    assert naming.short_sha_from_sources(commit_sha="fedcba9876", source_tag="staging-abcdef0-1", **kw) == (
+    assert naming.short_sha_from_sources(
+        commit_sha="fedcba9876", source_tag="staging-abcdef0-1", **kw
+    ) == (
         "fedcba9",
         "commit-sha input",
     )
-    assert naming.short_sha_from_sources(commit_sha="", source_tag="staging-abcdef0-1700000000", **kw)[0] == "abcdef0"  # type: ignore[index]
-    assert naming.short_sha_from_sources(commit_sha="", source_tag="staging-latest", **kw)[0] == "1234567"  # type: ignore[index]
-    assert naming.short_sha_from_sources(commit_sha="", source_tag=None, source_env="staging", annotations={}) is None
+    assert (
+        naming.short_sha_from_sources(commit_sha="", source_tag="staging-abcdef0-1700000000", **kw)[
+            0
+        ]
+        == "abcdef0"
+    )  # type: ignore[index]
+    assert (
+        naming.short_sha_from_sources(commit_sha="", source_tag="staging-latest", **kw)[0]
+        == "1234567"
+    )  # type: ignore[index]
+    assert (
+        naming.short_sha_from_sources(
+            commit_sha="", source_tag=None, source_env="staging", annotations={}
+        )
+        is None
+    )
 
 
 def test_next_timestamp_rules() -> None:
     assert naming.next_timestamp(1_700_000_000.9, [], None) == 1_700_000_000
     # clock behind the newest tag: still newer than every tag, so Flux selects it
-    assert naming.next_timestamp(1_700_000_000, [1_700_000_500, 1_699_000_000], None) == 1_700_000_501
+    assert (
+        naming.next_timestamp(1_700_000_000, [1_700_000_500, 1_699_000_000], None) == 1_700_000_501
+    )
     assert naming.next_timestamp(1_700_000_000, [1_700_000_500], 1_700_000_600) == 1_700_000_600
     for explicit in (1_700_000_500, 1_700_000_499):
         with pytest.raises(InputError, match="Flux would never select"):
@@ -118,7 +139,9 @@ def test_timestamp_refuses_non_seconds(text: str) -> None:
 def test_build_tag_round_trip() -> None:
     tag = naming.build_tag("staging", "abc1234", 1_700_000_000)
     parsed = naming.parse_build_tag("staging", tag)
-    assert parsed is not None and parsed.short_sha == "abc1234" and parsed.timestamp == 1_700_000_000
+    assert (
+        parsed is not None and parsed.short_sha == "abc1234" and parsed.timestamp == 1_700_000_000
+    )
     assert naming.parse_build_tag("develop", tag) is None
 
 

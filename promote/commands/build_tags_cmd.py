@@ -97,8 +97,11 @@ def run(ctx: Context) -> Result:
         "flux-tag-pattern": naming.flux_tag_pattern(env),
     }
     outputs["json"] = json.dumps(
-        {**{k: v for k, v in outputs.items() if k not in {"labels", "annotations"}},
-         "labels": meta, "annotations": meta},
+        {
+            **{k: v for k, v in outputs.items() if k not in {"labels", "annotations"}},
+            "labels": meta,
+            "annotations": meta,
+        },
         separators=(",", ":"),
     )
     summary = (

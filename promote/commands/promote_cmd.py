@@ -25,7 +25,9 @@ def parse_request(ctx: Context) -> Request:
 
     inputs = ctx.inputs
     if not inputs.given("image"):
-        raise InputError("input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image")
+        raise InputError(
+            "input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image"
+        )
     repository = parse_repository(inputs.str("image"))
     source_env = naming.validate_env(inputs.str("source-env"), input_name="source-env")
     target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
@@ -55,7 +57,9 @@ def parse_request(ctx: Context) -> Request:
     commit_sha = inputs.str("commit-sha")
     if commit_sha:
         naming.short_sha(commit_sha)
-    timestamp = naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+    timestamp = (
+        naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+    )
     return Request(
         repository=repository,
         source_tag=source_tag,
@@ -90,15 +94,25 @@ def registry_client(ctx: Context, repository: Repository) -> object:
 def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
     """The ImagePolicy a promotion must satisfy: the GitOps repo's own, else the project's."""
     from promote.flux import ImagePolicy
+    from promote.flux.source import source_from_inputs, split_policy_ref
 
     inputs = ctx.inputs
-    if inputs.given("policy") and (inputs.given("gitops-path") or inputs.given("gitops-repo")):
+    source = source_from_inputs(inputs, ctx.env)
+    if source is not None:
         from promote.flux.source import load_policy
 
-        policy: Selector = load_policy(ctx, inputs.str("policy"))
-        return policy, f"ImagePolicy {inputs.str('policy')} from the GitOps repository"
+        if not inputs.given("policy"):
+            raise InputError(
+                "with gitops-path or gitops-repo, give policy (namespace:name of the "
+                f"{target_env} ImagePolicy)",
+                input_name="policy",
+            )
+        ref = inputs.str("policy")
+        split_policy_ref(ref)
+        return load_policy(source, ref), f"ImagePolicy {ref} from the GitOps repository"
     spec = naming.flux_policy_spec(target_env)
-    return ImagePolicy.from_spec(spec, name=target_env), "the project's default numerical $ts policy"
+    policy: Selector = ImagePolicy.from_spec(spec, name=target_env)
+    return policy, "the project's default numerical $ts policy"
 
 
 def summary(the_plan: Plan, *, dry_run: bool, written: list[str], policy_origin: str) -> str:
@@ -111,11 +125,15 @@ def summary(the_plan: Plan, *, dry_run: bool, written: list[str], policy_origin:
     if the_plan.platforms:
         rows.append(("Platforms", ", ".join(f"`{p}`" for p in the_plan.platforms)))
     previous = the_plan.previous_version or "none"
+    how = the_plan.bump if the_plan.changed else "unchanged"
     rows += [
-        ("Version", f"{previous} → **{the_plan.version}** ({the_plan.bump if the_plan.changed else 'unchanged'})"),
+        ("Version", f"{previous} → **{the_plan.version}** ({how})"),
         ("Commit", f"`{the_plan.short_sha}` (from {the_plan.sha_origin})"),
         ("Immutable tag", f"`{the_plan.tag}`"),
-        ("Previous production", f"`{the_plan.previous_tag or 'none'}` `{the_plan.previous_digest or ''}`"),
+        (
+            "Previous production",
+            f"`{the_plan.previous_tag or 'none'}` `{the_plan.previous_digest or ''}`",
+        ),
         ("Flux check", f"selected by {policy_origin}"),
     ]
     steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]

@@ -8,14 +8,23 @@ import pytest
 from tests.commands.helpers import run_action
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-ENV = {"GITHUB_SHA": SHA, "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/backend"}
+ENV = {
+    "GITHUB_SHA": SHA,
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/backend",
+}
 
 
 @pytest.mark.parametrize(("branch", "env"), [("develop", "develop"), ("main", "staging")])
 def test_branch_maps_to_env(tmp_path: Path, branch: str, env: str) -> None:
     run = run_action(
         tmp_path,
-        {"command": "build-tags", "branch": branch, "image": "ghcr.io/acme/backend", "timestamp": "1767225600"},
+        {
+            "command": "build-tags",
+            "branch": branch,
+            "image": "ghcr.io/acme/backend",
+            "timestamp": "1767225600",
+        },
         ENV,
     )
     assert run.status == 0, run.log
@@ -36,8 +45,12 @@ def test_branch_maps_to_env(tmp_path: Path, branch: str, env: str) -> None:
 def test_custom_branch_map_and_clock(tmp_path: Path) -> None:
     run = run_action(
         tmp_path,
-        {"command": "build-tags", "branch": "release", "branch-map": "release=staging\nmain=staging",
-         "commit-sha": "ABCDEF1234"},
+        {
+            "command": "build-tags",
+            "branch": "release",
+            "branch-map": "release=staging\nmain=staging",
+            "commit-sha": "ABCDEF1234",
+        },
         {},
     )
     assert run.status == 0, run.log
@@ -59,7 +72,9 @@ def test_custom_branch_map_and_clock(tmp_path: Path) -> None:
         ({"env": "staging", "image": "ghcr.io/acme/backend:latest"}, "tag"),
     ],
 )
-def test_bad_input_one_error_no_outputs(tmp_path: Path, inputs: dict[str, str], message: str) -> None:
+def test_bad_input_one_error_no_outputs(
+    tmp_path: Path, inputs: dict[str, str], message: str
+) -> None:
     run = run_action(tmp_path, {"command": "build-tags", **inputs}, ENV)
     assert run.status != 0
     assert len(run.errors) == 1 and message in run.errors[0], run.log

@@ -10,13 +10,18 @@ from tests.commands.helpers import run_action
 def test_unknown_command_is_one_error_and_nonzero(tmp_path: Path) -> None:
     run = run_action(tmp_path, {"command": "deploy"})
     assert run.status == 2
-    assert run.errors == ["::error::unknown command 'deploy'; expected one of promote, rollback, check, verify-flux, build-tags"]
+    assert run.errors == [
+        "::error::unknown command 'deploy'; expected one of "
+        "promote, rollback, check, verify-flux, build-tags"
+    ]
     assert run.outputs == {}
     assert "Traceback" not in run.log
 
 
 def test_secrets_are_masked_before_anything_else(tmp_path: Path) -> None:
-    run = run_action(tmp_path, {"command": "nope", "password": "pa55word-x", "github-token": "ghs_token123"})
+    run = run_action(
+        tmp_path, {"command": "nope", "password": "pa55word-x", "github-token": "ghs_token123"}
+    )
     lines = run.log.splitlines()
     assert lines[:2] == ["::add-mask::pa55word-x", "::add-mask::ghs_token123"]
     assert "pa55word-x" not in "\n".join(lines[2:])

@@ -1,0 +1,158 @@
+"""The pure plan: every decision a promotion makes, without a registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import semver
+
+from promote import naming
+from promote.errors import InputError, RefusedError
+from promote.promotion import Observed, Request, plan
+from promote.reference import parse_repository
+from promote.registry import Manifest
+
+OCI = "application/vnd.oci.image.manifest.v1+json"
+MANIFEST = Manifest.from_bytes(
+    b'{ "schemaVersion":2, "mediaType":"' + OCI.encode() + b'", "layers":[] }\n', OCI
+)
+REPO = parse_repository("ghcr.io/acme/backend")
+NOW = 1_767_225_600.0
+OLD = "0" * 64
+
+
+def request(**kw: object) -> Request:
+    base: dict[str, object] = {
+        "repository": REPO,
+        "source_tag": "staging-abc1234-1767000000",
+        "source_digest": None,
+    }
+    base.update(kw)
+    return Request(**base)  # type: ignore[arg-type]
+
+
+def observed(tags: list[str], *, current_digest: str | None = None, **kw: object) -> Observed:
+    history = naming.immutable_tags("production", tags)
+    base: dict[str, object] = {
+        "manifest": MANIFEST,
+        "tags": tuple(tags),
+        "short_sha": "abc1234",
+        "sha_origin": "source tag",
+        "current": history[-1] if history else None,
+        "current_digest": current_digest if history else None,
+    }
+    base.update(kw)
+    return Observed(**base)  # type: ignore[arg-type]
+
+
+HISTORY = [
+    "staging-abc1234-1767000000",
+    "production",
+    "production-v1.4.2-1111111-1766000000",
+    "production-v1.10.0-2222222-1766500000",
+]
+
+
+def test_first_promotion_is_1_0_0() -> None:
+    p = plan(request(), observed(["staging-abc1234-1767000000"]), now=NOW)
+    assert p.tag == "production-v1.0.0-abc1234-1767225600"
+    assert [(s.action, s.tag) for s in p.steps] == [("put", p.tag), ("put", "production")]
+    assert p.previous_tag == "" and p.previous_digest == ""
+
+
+def test_bump_from_highest_semver_and_outputs() -> None:
+    p = plan(request(bump="minor"), observed(HISTORY, current_digest="sha256:" + OLD), now=NOW)
+    assert p.version == "1.11.0"
+    assert p.tag == "production-v1.11.0-abc1234-1767225600"
+    out = p.outputs()
+    assert out["tags"] == f"ghcr.io/acme/backend:{p.tag}\nghcr.io/acme/backend:production"
+    assert out["image"] == f"ghcr.io/acme/backend@{MANIFEST.digest}"
+    assert out["previous-tag"] == "production-v1.10.0-2222222-1766500000"
+    assert out["previous-digest"] == "sha256:" + OLD
+    assert out["changed"] == "true"
+    assert json.loads(out["metadata"])["tag"] == p.tag
+    assert out["flux-tag-pattern"] == naming.flux_tag_pattern("production")
+
+
+def test_timestamp_newer_than_every_existing_tag_even_with_a_slow_clock() -> None:
+    tags = [*HISTORY, "production-v1.10.1-3333333-1767999999"]
+    p = plan(request(), observed(tags, current_digest="sha256:" + OLD), now=NOW)
+    assert p.timestamp == 1_768_000_000
+
+
+def test_floating_tag_can_be_disabled() -> None:
+    p = plan(
+        request(floating_tag=False), observed(HISTORY, current_digest="sha256:" + OLD), now=NOW
+    )
+    assert [s.tag for s in p.steps] == [p.tag]
+
+
+def test_idempotent_when_already_current() -> None:
+    obs = observed(
+        HISTORY,
+        current_digest=MANIFEST.digest,
+        floating_digest=MANIFEST.digest,
+        promoted_before=("production-v1.10.0-2222222-1766500000",),
+    )
+    p = plan(request(), obs, now=NOW)
+    assert not p.changed
+    assert p.tag == "production-v1.10.0-2222222-1766500000"
+    assert p.outputs(written=[])["changed"] == "false"
+
+
+def test_rerun_completes_a_floating_tag_left_behind() -> None:
+    obs = observed(HISTORY, current_digest=MANIFEST.digest, floating_digest="sha256:" + OLD)
+    p = plan(request(), obs, now=NOW)
+    assert [(s.action, s.tag) for s in p.steps if s.action == "put"] == [("put", "production")]
+
+
+def test_promoted_before_but_not_current_points_to_rollback() -> None:
+    obs = observed(
+        HISTORY,
+        current_digest="sha256:" + OLD,
+        promoted_before=("production-v1.4.2-1111111-1766000000",),
+    )
+    with pytest.raises(RefusedError, match="command: rollback"):
+        plan(request(), obs, now=NOW)
+
+
+def test_explicit_version_and_timestamp_rules() -> None:
+    obs = observed(HISTORY, current_digest="sha256:" + OLD)
+    with pytest.raises(InputError, match="not greater"):
+        plan(request(version=semver.Version(1, 10, 0)), obs, now=NOW)
+    with pytest.raises(InputError, match="Flux would never select"):
+        plan(request(timestamp=1_766_500_000), obs, now=NOW)
+    p = plan(request(version=semver.Version(2, 0, 0), timestamp=1_766_500_001), obs, now=NOW)
+    assert p.tag == "production-v2.0.0-abc1234-1766500001"
+
+
+def test_same_source_and_target_env_refused() -> None:
+    with pytest.raises(InputError, match="differ"):
+        plan(
+            request(source_env="production"),
+            observed(HISTORY, current_digest="sha256:" + OLD),
+            now=NOW,
+        )
+
+
+class _Pinned:
+    """A policy that keeps selecting one tag (like a literal pin in the GitOps repo)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def select(self, tags: object) -> str:
+        return self.tag
+
+
+def test_refuses_when_flux_would_not_select_the_new_tag() -> None:
+    obs = observed(HISTORY, current_digest="sha256:" + OLD)
+    with pytest.raises(RefusedError, match="Flux would not select"):
+        plan(request(), obs, now=NOW, policy=_Pinned(HISTORY[-1]))
+
+
+def test_plan_is_json_printable() -> None:
+    p = plan(request(), observed(HISTORY, current_digest="sha256:" + OLD), now=NOW)
+    data = json.loads(p.to_json())
+    assert data["steps"][0] == {"action": "put", "tag": p.tag, "reason": "new immutable tag"}
