@@ -309,7 +309,7 @@ def plan(
     if policy is not None:
         selected = policy.select([*observed.tags, tag])
         if selected != tag:
-            raise RefusedError(  # noqa: S608 - a message, not SQL
+            raise RefusedError(
                 f"Flux would not select {tag}: the ImagePolicy selects "
                 f"{selected or 'nothing'} from the existing tags plus the new one; nothing "
                 "was written"
