@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Render action.yml from promote/inputs.py and promote/outputs.py (run: make action-yml)."""
+"""Render action.yml and the README input/output tables from promote/inputs.py and
+promote/outputs.py (run: make action-yml; `--check` fails when either is stale)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,40 @@ def render() -> str:
     return "".join(out)
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def readme_tables(readme: str) -> str:
+    """README.md with the text between the inputs/outputs markers regenerated."""
+    inputs = ["| Input | Default | Description |", "|---|---|---|"]
+    inputs += [
+        f"| `{s.name}` | {f'`{s.default}`' if s.default else ''} | {_cell(s.description)} |"
+        for s in INPUTS
+    ]
+    outputs = ["| Output | Description |", "|---|---|"]
+    outputs += [f"| `{name}` | {_cell(text)} |" for name, text in OUTPUTS]
+    for marker, rows in (("inputs", inputs), ("outputs", outputs)):
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        if start not in readme or end not in readme:
+            raise SystemExit(f"README.md lacks the {start} / {end} markers")
+        head, rest = readme.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme = head + start + "\n" + "\n".join(rows) + "\n" + end + tail
+    return readme
+
+
 if __name__ == "__main__":
-    target = ROOT / "action.yml"
+    target, readme = ROOT / "action.yml", ROOT / "README.md"
     if sys.argv[1:] == ["--check"]:
-        sys.exit(0 if target.read_text() == render() else "action.yml is stale: make action-yml")
+        stale = [
+            name
+            for name, path, text in (
+                ("action.yml", target, render()),
+                ("README.md", readme, readme_tables(readme.read_text())),
+            )
+            if path.read_text() != text
+        ]
+        sys.exit(f"stale: {', '.join(stale)} (run make action-yml)" if stale else 0)
     target.write_text(render())
+    readme.write_text(readme_tables(readme.read_text()))
