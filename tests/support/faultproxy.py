@@ -1,0 +1,480 @@
+"""A fault-injecting HTTP proxy for loopback registries (stdlib only, threaded).
+
+The proxy listens on ``127.0.0.1:<free port>`` and forwards every request to one upstream
+(a real CNCF distribution registry, or a token service). A *schedule* of :class:`Rule`\\ s
+decides, per request, whether to inject a fault::
+
+    proxy = FaultProxy(registry.url)                  # upstream origin, e.g. http://127.0.0.1:5000
+    proxy.add(Fault.status(429, retry_after="1"), method="GET", path=r"/manifests/", nth=[1])
+    proxy.add(Fault.reset(), method="PUT", path=r"/manifests/production$", nth=[1, 2])
+    proxy.add(Fault.status(503), method="PUT", path=r"/manifests/", always=True)  # lasting
+    proxy.add(Fault.delay(0.5), path=r"/tags/list")   # slow, then forwarded normally
+    proxy.add(Fault.hook(fn, after=True), method="GET", path=r"/manifests/staging-")
+    image = f"{proxy.host}/team/app"                   # the client only ever sees the proxy
+
+Faults (``Fault.*``):
+
+* ``status(code, retry_after=None, after=False)``: answer ``code`` (429/500/502/503...) with
+  an OCI error body instead of forwarding; ``after=True`` forwards first (the upstream
+  *did* the work, e.g. stored the manifest) and then replaces the answer — the "response
+  lost" case.
+* ``reset(after=False)``: read the request, then close the socket with an RST (``SO_LINGER``
+  0) and no answer — "connection reset by peer" for the client. ``after=True`` forwards first.
+* ``delay(seconds)``: wait, then forward normally (slow registry; longer than the client's
+  per-attempt timeout makes it a read timeout).
+* ``hook(fn, after=False)``: call ``fn(request)`` (an :class:`Exchange`) before or after
+  forwarding, then go on normally. Used to move tags in the real registry at an exact point,
+  or to pause a request until a test releases it (:class:`Gate`).
+
+Matching: ``method`` (exact, or ``None`` for any), ``path`` (``re.search`` on the path with
+query string), and which occurrences of *that rule's* matches fault: ``nth=[1, 3]``
+(1-based), ``first=N`` (the first N), or ``always=True``. The first rule that matches *and*
+is due fires; every rule counts its own matches whether or not it fires.
+
+Rewriting: ``Location``, ``Link``, ``WWW-Authenticate`` and ``Content-Location`` values that
+name the upstream origin are rewritten to the proxy's origin, so the client keeps talking
+through the proxy; ``rewrite`` maps further origins (a token service behind its own proxy:
+``FaultProxy(registry.url, rewrite={token.url: token_proxy.url})``).
+
+Counting: ``counts`` (a Counter by kind: ``ping``, ``token``, ``manifest-get``,
+``manifest-head``, ``manifest-put``, ``manifest-delete``, ``tags``, ``blob``, ``blob-upload``,
+``other``), ``faults`` (a Counter by kind of faults injected), ``connections`` (TCP
+connections accepted) and ``log`` (every :class:`Exchange`, in order). ``upstream=None``
+makes a *sink*: every request is counted and answered 502 — a "registry" for tests that
+must prove no request is ever sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+#: Hop-by-hop headers never forwarded (RFC 9110 §7.6.1) plus the ones we recompute.
+_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+    }
+)
+_REWRITTEN = ("location", "link", "www-authenticate", "content-location")
+#: How long a forwarded request may take upstream (the registry is local and fast).
+UPSTREAM_TIMEOUT = 30.0
+
+
+def classify(method: str, path: str) -> str:
+    """The kind of a registry request (same names as ``promote.registry`` ``RequestStats``)."""
+    bare = path.split("?", 1)[0]
+    if bare in ("/v2", "/v2/"):
+        return "ping"
+    if "/manifests/" in bare:
+        return {
+            "GET": "manifest-get",
+            "HEAD": "manifest-head",
+            "PUT": "manifest-put",
+            "DELETE": "manifest-delete",
+        }.get(method, "other")
+    if bare.endswith("/tags/list"):
+        return "tags"
+    if "/blobs/uploads" in bare:
+        return "blob-upload"
+    if "/blobs/" in bare:
+        return "blob"
+    if bare.startswith("/v2/"):
+        return "other"
+    return "token"
+
+
+@dataclass
+class Exchange:
+    """One request through the proxy: what came in, what went out, which fault fired."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    kind: str
+    started: float = field(default_factory=time.monotonic)
+    status: int | None = None
+    fault: str | None = None
+    forwarded: bool = False
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do to a matching request (build with the class methods)."""
+
+    kind: str
+    code: int = 0
+    retry_after: str | None = None
+    seconds: float = 0.0
+    after: bool = False
+    fn: Callable[[Exchange], None] | None = None
+
+    @classmethod
+    def status(cls, code: int, *, retry_after: str | None = None, after: bool = False) -> Fault:
+        return cls("status", code=code, retry_after=retry_after, after=after)
+
+    @classmethod
+    def reset(cls, *, after: bool = False) -> Fault:
+        return cls("reset", after=after)
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        return cls("delay", seconds=seconds)
+
+    @classmethod
+    def hook(cls, fn: Callable[[Exchange], None], *, after: bool = False) -> Fault:
+        return cls("hook", fn=fn, after=after)
+
+    @property
+    def label(self) -> str:
+        if self.kind == "status":
+            return f"status-{self.code}" + ("-after" if self.after else "")
+        if self.kind == "reset":
+            return "reset" + ("-after" if self.after else "")
+        return self.kind
+
+
+@dataclass
+class Rule:
+    """Fault ``fault`` on the requests matching ``method`` and ``path`` that are due."""
+
+    fault: Fault
+    method: str | None = None
+    path: str = ""
+    nth: frozenset[int] | None = None
+    first: int | None = None
+    always: bool = False
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return re.search(self.path, path) is not None
+
+    def due(self) -> bool:
+        """Call once per match (after ``seen`` was incremented)."""
+        if self.always:
+            return True
+        if self.nth is not None:
+            return self.seen in self.nth
+        if self.first is not None:
+            return self.seen <= self.first
+        return True
+
+
+class Gate:
+    """Pause requests at a hook until the test releases them (deterministic interleaving).
+
+    ``proxy.add(Fault.hook(gate.hold), method="PUT", path=...)``; ``gate.wait_arrived()``
+    returns once a request is held; ``gate.release()`` lets it (and later ones) through.
+    """
+
+    def __init__(self, timeout: float = 20.0) -> None:
+        self.timeout = timeout
+        self._arrived = threading.Event()
+        self._released = threading.Event()
+        self.held: list[Exchange] = []
+
+    def hold(self, exchange: Exchange) -> None:
+        self.held.append(exchange)
+        self._arrived.set()
+        if not self._released.wait(self.timeout):
+            raise TimeoutError("gate was never released")
+
+    def wait_arrived(self, timeout: float | None = None) -> bool:
+        return self._arrived.wait(self.timeout if timeout is None else timeout)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    proxy: FaultProxy
+
+    def verify_request(self, request: object, client_address: object) -> bool:
+        with self.proxy.lock:
+            self.proxy.connections += 1
+        return True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-answer is normal under fault injection: stay quiet,
+        # but keep the error for tests that want to look.
+        import sys
+
+        self.proxy.errors.append(repr(sys.exc_info()[1]))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _handle(self) -> None:
+        self.server.proxy.handle(self)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of ``upstream`` with a programmable fault schedule."""
+
+    def __init__(
+        self,
+        upstream: str | None,
+        *,
+        rewrite: Mapping[str, str] | None = None,
+    ) -> None:
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.rules: list[Rule] = []
+        self.counts: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.log: list[Exchange] = []
+        self.errors: list[str] = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.proxy = self
+        port = self._server.server_address[1]
+        self.host = f"127.0.0.1:{port}"
+        self.url = f"http://{self.host}"
+        self._rewrite: dict[str, str] = {}
+        if self.upstream:
+            parts = urlsplit(self.upstream)
+            if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+                raise ValueError(f"faultproxy forwards to loopback only, not {self.upstream}")
+            self._rewrite[f"{parts.scheme}://{parts.netloc}"] = self.url
+        for src, dst in (rewrite or {}).items():
+            self._rewrite[src.rstrip("/")] = dst.rstrip("/")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    # -- schedule ----------------------------------------------------------------------------
+    def add(
+        self,
+        fault: Fault,
+        *,
+        method: str | None = None,
+        path: str = "",
+        nth: Iterable[int] | None = None,
+        first: int | None = None,
+        always: bool = False,
+    ) -> Rule:
+        """Add a rule; without ``nth``/``first``/``always`` it fires on every match."""
+        rule = Rule(
+            fault=fault,
+            method=method,
+            path=path,
+            nth=frozenset(nth) if nth is not None else None,
+            first=first,
+            always=always,
+        )
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Drop every rule (the registry is healthy again)."""
+        with self.lock:
+            self.rules.clear()
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.faults.clear()
+            self.log.clear()
+            self.connections = 0
+
+    def requests(self, kind: str | None = None) -> list[Exchange]:
+        with self.lock:
+            return [e for e in self.log if kind is None or e.kind == kind]
+
+    @property
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.counts.values())
+
+    def _pick(self, method: str, path: str) -> Fault | None:
+        chosen: Fault | None = None
+        with self.lock:
+            for rule in self.rules:
+                if not rule.matches(method, path):
+                    continue
+                rule.seen += 1
+                if chosen is None and rule.due():
+                    rule.fired += 1
+                    chosen = rule.fault
+        return chosen
+
+    # -- the request path -------------------------------------------------------------------
+    def handle(self, handler: _Handler) -> None:
+        method = handler.command
+        path = handler.path
+        headers = dict(handler.headers.items())
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        exchange = Exchange(method, path, headers, body, classify(method, path))
+        with self.lock:
+            self.counts[exchange.kind] += 1
+            self.log.append(exchange)
+        fault = self._pick(method, path)
+        if fault is not None:
+            exchange.fault = fault.label
+            with self.lock:
+                self.faults[fault.label] += 1
+
+        if fault is not None and not fault.after:
+            if fault.kind == "status":
+                self._answer_fault(handler, exchange, fault)
+                return
+            if fault.kind == "reset":
+                self._reset(handler, exchange)
+                return
+            if fault.kind == "delay":
+                time.sleep(fault.seconds)
+            if fault.kind == "hook" and fault.fn is not None:
+                fault.fn(exchange)
+
+        status, resp_headers, resp_body, head_length = self._forward(exchange)
+        exchange.forwarded = True
+        exchange.status = status
+        exchange.response_headers = dict(resp_headers)
+        exchange.response_body = resp_body
+
+        if fault is not None and fault.after:
+            if fault.kind == "status":
+                self._answer_fault(handler, exchange, fault)
+                return
+            if fault.kind == "reset":
+                self._reset(handler, exchange)
+                return
+            if fault.kind == "hook" and fault.fn is not None:
+                fault.fn(exchange)
+
+        handler.send_response(status)
+        for key, value in resp_headers:
+            handler.send_header(key, value)
+        if method == "HEAD":
+            handler.send_header("Content-Length", head_length or "0")
+        else:
+            handler.send_header("Content-Length", str(len(resp_body)))
+        handler.end_headers()
+        if method != "HEAD" and resp_body:
+            handler.wfile.write(resp_body)
+        handler.wfile.flush()
+
+    def _forward(self, exchange: Exchange) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+        """Send the request upstream; (status, headers to pass on, body, HEAD's length)."""
+        if self.upstream is None:
+            body = json.dumps(
+                {"errors": [{"code": "UNAVAILABLE", "message": "faultproxy sink: no upstream"}]}
+            ).encode()
+            return 502, [("Content-Type", "application/json")], body, None
+        parts = urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=UPSTREAM_TIMEOUT
+        )
+        try:
+            out_headers = {k: v for k, v in exchange.headers.items() if k.lower() not in _HOP}
+            out_headers["Host"] = parts.netloc
+            out_headers["Connection"] = "close"
+            if exchange.body or exchange.method in ("PUT", "POST", "PATCH"):
+                out_headers["Content-Length"] = str(len(exchange.body))
+            conn.request(exchange.method, exchange.path, body=exchange.body, headers=out_headers)
+            response = conn.getresponse()
+            data = response.read()
+            headers: list[tuple[str, str]] = []
+            content_length: str | None = None
+            for key, value in response.getheaders():
+                low = key.lower()
+                if low == "content-length":
+                    content_length = value
+                if low in _HOP:
+                    continue
+                headers.append((key, self._rewrite_value(value) if low in _REWRITTEN else value))
+            return response.status, headers, data, content_length
+        finally:
+            conn.close()
+
+    def _rewrite_value(self, value: str) -> str:
+        for src, dst in self._rewrite.items():
+            value = value.replace(src, dst)
+        return value
+
+    @staticmethod
+    def _answer_fault(handler: _Handler, exchange: Exchange, fault: Fault) -> None:
+        body = json.dumps(
+            {
+                "errors": [
+                    {
+                        "code": "TOOMANYREQUESTS" if fault.code == 429 else "UNAVAILABLE",
+                        "message": f"faultproxy injected HTTP {fault.code}",
+                    }
+                ]
+            }
+        ).encode()
+        exchange.status = fault.code
+        handler.send_response(fault.code)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        if fault.retry_after is not None:
+            handler.send_header("Retry-After", fault.retry_after)
+        handler.end_headers()
+        if exchange.method != "HEAD":
+            handler.wfile.write(body)
+        handler.wfile.flush()
+
+    @staticmethod
+    def _reset(handler: _Handler, exchange: Exchange) -> None:
+        exchange.status = None
+        sock = handler.connection
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.close_connection = True
+        sock.close()
+
+    # -- life cycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
