@@ -1,0 +1,176 @@
+"""``command: verify-flux`` — prove that Git carries the promoted tag (and that Flux picks it).
+
+Inputs: ``gitops-path`` (a checkout; with ``gitops-ref`` a revision of it, fetched first
+when it is a remote-tracking ref) or ``gitops-repo`` (``owner/name`` through the GitHub API,
+``gitops-ref`` default branch, ``github-token``); ``policy`` (``namespace:name``);
+``expected-tag`` (required); ``timeout`` seconds (0 = read once); optional ``image`` (+
+``username``/``password``/``github-token``) to predict Flux's choice from the registry.
+
+Order of work: the tree is read once; with ``image`` the prediction runs first and a wrong
+prediction fails at once with its reason (waiting cannot change it); then the markers are
+polled until they carry the tag. Outputs: ``synced``, ``predicted-tag``, ``files`` (marker
+files, newline list), ``commit`` (the commit that wrote the tag, when it can be told).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from promote.actions import markdown_table
+from promote.commands import Context, Result
+from promote.errors import InputError
+from promote.flux.source import load_tree, source_from_inputs, split_policy_ref
+from promote.flux.verify import (
+    Prediction,
+    Verification,
+    exclusions_for,
+    policy_object,
+    poll,
+    predict,
+)
+
+if TYPE_CHECKING:
+    from promote.flux import ImagePolicy
+
+#: Longest accepted ``timeout`` (a job's own limit is 6 hours).
+MAX_TIMEOUT = 6 * 3600
+
+
+def _predict(
+    ctx: Context, tree_policy: ImagePolicy, exclusions: list[str], expected: str
+) -> Prediction:
+    from promote.reference import parse_repository
+    from promote.registry import RegistryClient, credentials_for
+
+    inputs = ctx.inputs
+    repository = parse_repository(inputs.str("image"))
+    credentials = credentials_for(
+        repository,
+        inputs.str("username") or None,
+        inputs.secret("password") or None,
+        inputs.secret("github-token") or None,
+        ctx.env,
+    )
+    with RegistryClient(repository, credentials, on_secret=ctx.runner.add_secret) as client:
+        tags = client.list_tags()
+    return predict(tree_policy, tags, expected, exclusions)
+
+
+def _summary(
+    verification: Verification | None, prediction: Prediction | None, label: str, commit: str
+) -> str:
+    out = [f"## Flux verification: `{label}`\n"]
+    if prediction is not None:
+        verdict = (
+            "as expected" if prediction.ok else f"**not the expected tag**: {prediction.reason}"
+        )
+        out.append(f"Predicted selection `{prediction.tag}` ({verdict})\n")
+    if verification is not None:
+        state = "synced" if verification.synced else "**not synced**"
+        out.append(
+            f"Markers for `{verification.policy}` {state} to `{verification.expected}` "
+            f"at `{(verification.revision or 'working tree')[:12]}` after "
+            f"{verification.reads} read(s)"
+            + (f"; written by `{commit[:12]}`" if commit else "")
+            + "\n"
+        )
+        rows = [
+            [
+                f"`{s.marker.file}:{s.marker.line}`",
+                s.marker.setter,
+                s.tag or s.marker.value,
+                {True: "yes", False: "no", None: "n/a"}[s.carries],
+            ]
+            for s in verification.markers
+        ]
+        if rows:
+            out.append(markdown_table(["Marker", "Setter", "Value", "Carries tag"], rows))
+    return "\n".join(out)
+
+
+def run(ctx: Context) -> Result:
+    from promote.reference import validate_tag
+
+    inputs = ctx.inputs
+    expected = inputs.str("expected-tag")
+    if not expected:
+        raise InputError("expected-tag is required for verify-flux", input_name="expected-tag")
+    validate_tag(expected)
+    policy_ref = inputs.str("policy")
+    if not policy_ref:
+        raise InputError("policy (namespace:name) is required for verify-flux", input_name="policy")
+    split_policy_ref(policy_ref)
+    timeout = inputs.int("timeout", maximum=MAX_TIMEOUT)
+    source = source_from_inputs(inputs, ctx.env)
+    if source is None:
+        raise InputError("verify-flux needs gitops-path or gitops-repo", input_name="gitops-path")
+
+    tree = load_tree(source)
+    outputs = {"synced": "false", "predicted-tag": "", "files": "", "commit": ""}
+    prediction = None
+    if inputs.given("image"):
+        from promote.flux.gitops import find_policies
+
+        obj = policy_object(tree, policy_ref)
+        entry = next(e for e in find_policies(tree) if e.obj is obj)
+        if entry.policy is None:
+            raise InputError(
+                f"ImagePolicy {policy_ref} is invalid: {entry.error}", input_name="policy"
+            )
+        prediction = _predict(ctx, entry.policy, exclusions_for(tree, obj), expected)
+        outputs["predicted-tag"] = prediction.tag or ""
+        for warning in prediction.warnings:
+            ctx.runner.warning(warning)
+        if not prediction.ok:
+            message = f"Flux would not select {expected}: {prediction.reason}"
+            ctx.runner.set_outputs(outputs)
+            return Result(
+                outputs=outputs,
+                summary=_summary(None, prediction, source.label, ""),
+                failed=True,
+                message=message,
+            )
+        ctx.runner.log(f"Flux would select {prediction.tag} from {prediction.considered} tag(s)")
+
+    verification = poll(
+        source,
+        policy_ref,
+        expected,
+        timeout,
+        first=tree,
+        clock=ctx.clock,
+        log=ctx.runner.log,
+    )
+    outputs["files"] = "\n".join(verification.files)
+    outputs["synced"] = "true" if verification.synced else "false"
+    commit = ""
+    if verification.synced:
+        commit = source.commit_for(expected, verification.files, verification.revision) or ""
+    outputs["commit"] = commit
+    text = _summary(verification, prediction, source.label, commit)
+    reads = getattr(source, "not_modified", None)
+    if reads is not None:
+        ctx.runner.log(
+            f"GitHub API: {reads} of {verification.reads} read(s) answered 304 Not Modified"
+        )
+    if verification.synced:
+        ctx.runner.log(
+            f"{len(verification.decisive)} marker(s) for {policy_ref} carry {expected}"
+            + (f" (commit {commit})" if commit else "")
+        )
+        return Result(outputs=outputs, summary=text)
+    if verification.problems:
+        message = "; ".join(verification.problems)
+    else:
+        stale = verification.stale
+        where = ", ".join(f"{s.marker.file}:{s.marker.line} has {s.tag}" for s in stale[:5])
+        waited = f" after {timeout}s" if timeout else ""
+        message = f"markers for {policy_ref} do not carry {expected}{waited}: {where}"
+    for state in verification.stale:
+        ctx.runner.error(
+            f"marker for {policy_ref} carries {state.tag}, not {expected}",
+            file=state.marker.file,
+            line=state.marker.line,
+        )
+    ctx.runner.set_outputs(outputs)
+    return Result(outputs=outputs, summary=text, failed=True, message=message)

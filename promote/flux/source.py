@@ -1,0 +1,449 @@
+"""Where a GitOps tree comes from: a checkout, a git revision, or a GitHub repository.
+
+Every source returns :class:`Snapshot` (``{path: text}`` of the manifest files plus the
+commit they were read at) for :func:`promote.flux.gitops.scan`:
+
+:class:`LocalSource`
+    a directory (normally the root of a checkout). Without ``ref`` the working tree is
+    read as it is on disk (``.git`` skipped); with ``ref`` the files are read from that
+    revision with ``git ls-tree``/``git cat-file``, and a remote-tracking ref
+    (``origin/main``) is fetched before every read, so polling sees new pushes.
+:class:`GitHubSource`
+    ``owner/name`` through the REST API with PyGithub (base URL ``GITHUB_API_URL``).
+    The first read costs: repository, ref, recursive tree, one blob per manifest. Every
+    later read is a *conditional* ``GET /git/ref/heads/<branch>`` (PyGithub's
+    ``GitRef.update()`` sends ``If-None-Match`` with the last ETag): GitHub answers
+    ``304 Not Modified`` while the branch has not moved, and 304s do not count against
+    the rate limit. When it moved, only the tree and the blobs not seen before (blobs are
+    immutable, cached by sha) are fetched.
+
+:func:`load_policy` and :func:`source_from_inputs` serve the ``promote`` command, which
+refuses a tag the repository's own ImagePolicy would not select.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from promote.errors import GitOpsError, InputError, PolicyError
+from promote.flux.gitops import (
+    MAX_FILE_BYTES,
+    GitOpsTree,
+    PolicyEntry,
+    find_policies,
+    is_manifest_name,
+    scan,
+)
+
+if TYPE_CHECKING:
+    from promote.flux import ImagePolicy
+    from promote.inputs import Inputs
+
+__all__ = [
+    "GitHubSource",
+    "LocalSource",
+    "PolicyEntry",
+    "Snapshot",
+    "TreeSource",
+    "find_policies",
+    "load_policy",
+    "load_tree",
+    "source_from_inputs",
+]
+
+#: Public GitHub's REST endpoint, used when ``GITHUB_API_URL`` is unset.
+DEFAULT_API_URL = "https://api.github.com"
+#: Commits examined (per marker file) when looking for the one that wrote a tag.
+MAX_COMMITS_SEARCHED = 20
+GIT_TIMEOUT = 120.0
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+_REPO_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
+
+
+@dataclass
+class Snapshot:
+    """Manifest files of a tree, and the commit they come from (``None`` if unknown)."""
+
+    files: dict[str, str]
+    revision: str | None = None
+
+
+class TreeSource(Protocol):
+    """Anything :func:`load_tree` can read; ``label`` names it in messages."""
+
+    label: str
+
+    def read(self) -> Snapshot: ...
+
+    def commit_for(self, needle: str, files: list[str], revision: str | None) -> str | None:
+        """The newest commit (at or before ``revision``) that brought ``needle`` into
+        ``files``, or ``None`` when it cannot be told."""
+        ...
+
+
+def load_tree(source: TreeSource) -> GitOpsTree:
+    snapshot = source.read()
+    return scan(snapshot.files, revision=snapshot.revision)
+
+
+def load_policy(source: TreeSource | str | os.PathLike[str], ref: str) -> ImagePolicy:
+    """The ImagePolicy ``namespace:name`` of a GitOps tree, as the selection model.
+
+    ``source`` is a path to a checkout or any :class:`TreeSource` (see
+    :func:`source_from_inputs` for ``gitops-repo``). Raises :class:`GitOpsError` when the
+    policy is absent and :class:`PolicyError` when it is invalid.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        source = LocalSource(Path(source))
+    namespace, name = split_policy_ref(ref)
+    tree = load_tree(source)
+    for entry in find_policies(tree):
+        if entry.obj.namespace == namespace and entry.obj.name == name:
+            if entry.policy is None:
+                raise PolicyError(
+                    f"ImagePolicy {ref} ({entry.obj.file}:{entry.obj.line}) is invalid: "
+                    f"{entry.error}"
+                )
+            return entry.policy
+    known = ", ".join(sorted(p.ref for p in tree.policies)) or "none"
+    raise GitOpsError(f"ImagePolicy {ref} not found in {source.label} (found: {known})")
+
+
+def split_policy_ref(ref: str, *, input_name: str = "policy") -> tuple[str, str]:
+    """``namespace:name`` -> (namespace, name)."""
+    parts = ref.split(":")
+    if len(parts) != 2 or not all(parts):
+        raise InputError(
+            f"policy must be <namespace>:<name> (e.g. flux-system:backend-production), "
+            f"not {ref[:80]!r}",
+            input_name=input_name,
+        )
+    return parts[0], parts[1]
+
+
+def source_from_inputs(
+    inputs: Inputs, env: Mapping[str, str], *, default_workspace: bool = False
+) -> TreeSource | None:
+    """The tree named by ``gitops-path`` or ``gitops-repo`` (+ ``gitops-ref``).
+
+    ``None`` when neither is given (unless ``default_workspace``: then
+    ``GITHUB_WORKSPACE``, else the current directory). Both at once is an input error.
+    """
+    path = inputs.str("gitops-path")
+    repo = inputs.str("gitops-repo")
+    ref = inputs.str("gitops-ref") or None
+    if path and repo:
+        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
+    if repo:
+        if not _REPO_RE.fullmatch(repo):
+            raise InputError(
+                f"gitops-repo must be owner/name, not {repo[:80]!r}", input_name="gitops-repo"
+            )
+        token = inputs.secret("github-token") or env.get("GITHUB_TOKEN", "")
+        base_url = env.get("GITHUB_API_URL") or DEFAULT_API_URL
+        return GitHubSource(repo, ref=ref, token=token or None, base_url=base_url)
+    if not path:
+        if not default_workspace:
+            return None
+        path = env.get("GITHUB_WORKSPACE") or os.getcwd()
+    root = Path(path)
+    if not root.is_absolute() and env.get("GITHUB_WORKSPACE"):
+        root = Path(env["GITHUB_WORKSPACE"]) / root
+    if not root.is_dir():
+        raise InputError(f"gitops-path {path!r} is not a directory", input_name="gitops-path")
+    return LocalSource(root, ref=ref)
+
+
+# -- local -------------------------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str, input: bytes | None = None) -> bytes:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            input=input,
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise GitOpsError("git is not installed; it is needed to read gitops-ref") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GitOpsError(f"git {args[0]} took longer than {GIT_TIMEOUT:.0f}s") from exc
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitOpsError(f"git {args[0]} failed in {root}: {message[-1] if message else ''}")
+    return proc.stdout
+
+
+@dataclass
+class LocalSource:
+    """A directory; ``ref`` (branch, tag, sha, ``origin/main``) reads a git revision."""
+
+    root: Path
+    ref: str | None = None
+    fetch: bool = True
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not self.label:
+            self.label = f"{self.root}" + (f" at {self.ref}" if self.ref else "")
+
+    def read(self) -> Snapshot:
+        if self.ref:
+            return self._read_revision(self.ref)
+        return Snapshot(self._read_worktree(), self._head())
+
+    def _head(self) -> str | None:
+        try:
+            return _git(self.root, "rev-parse", "--verify", "-q", "HEAD").decode().strip() or None
+        except GitOpsError:
+            return None
+
+    def _read_worktree(self) -> dict[str, str]:
+        files: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git")
+            for name in filenames:
+                full = Path(dirpath) / name
+                rel = full.relative_to(self.root).as_posix()
+                if not is_manifest_name(rel):
+                    continue
+                try:
+                    if full.stat().st_size > MAX_FILE_BYTES:
+                        continue
+                    files[rel] = full.read_bytes().decode("utf-8", "replace")
+                except OSError:
+                    continue  # unreadable or dangling symlink: the controller skips it too
+        return files
+
+    def _remote_of(self, ref: str) -> str | None:
+        remotes = _git(self.root, "remote").decode().split()
+        head = ref.split("/", 1)[0]
+        return head if "/" in ref and head in remotes else None
+
+    def _read_revision(self, ref: str) -> Snapshot:
+        remote = self._remote_of(ref) if self.fetch else None
+        if remote:
+            _git(self.root, "fetch", "--quiet", remote)
+        sha = _git(self.root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}").decode().strip()
+        listing = _git(self.root, "ls-tree", "-r", "-z", "--full-tree", sha)
+        wanted: list[tuple[str, str]] = []
+        for entry in listing.split(b"\0"):
+            if not entry:
+                continue
+            meta, _, path_bytes = entry.partition(b"\t")
+            mode, kind, blob = meta.decode().split()
+            path = path_bytes.decode("utf-8", "replace")
+            if kind == "blob" and mode != "120000" and is_manifest_name(path):
+                wanted.append((path, blob))
+        return Snapshot(self._cat(wanted), sha)
+
+    def _cat(self, wanted: list[tuple[str, str]]) -> dict[str, str]:
+        if not wanted:
+            return {}
+        out = _git(
+            self.root, "cat-file", "--batch", input="".join(f"{b}\n" for _, b in wanted).encode()
+        )
+        files: dict[str, str] = {}
+        pos = 0
+        for path, _ in wanted:
+            header_end = out.index(b"\n", pos)
+            header = out[pos:header_end].split()
+            size = int(header[2])
+            body = out[header_end + 1 : header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+            if size <= MAX_FILE_BYTES:
+                files[path] = body.decode("utf-8", "replace")
+        return files
+
+    def commit_for(self, needle: str, files: list[str], revision: str | None) -> str | None:
+        if not files:
+            return None
+        try:
+            out = _git(
+                self.root,
+                "log",
+                "-1",
+                "--format=%H",
+                f"-S{needle}",
+                revision or "HEAD",
+                "--",
+                *files,
+            )
+        except GitOpsError:
+            return None
+        return out.decode().strip() or None
+
+
+# -- GitHub ------------------------------------------------------------------------------------
+
+
+@dataclass
+class GitHubSource:
+    """A GitHub repository read through the REST API (see the module doc for the costs).
+
+    ``ref``: a branch, a tag or a 40-hex commit sha; default the repository's default
+    branch. A sha never changes, so it is read once. ``reads``/``not_modified`` count polls.
+    """
+
+    repo: str
+    ref: str | None = None
+    token: str | None = None
+    base_url: str = DEFAULT_API_URL
+    timeout: int = 30
+    label: str = ""
+    reads: int = 0
+    not_modified: int = 0
+    _client: Any = field(default=None, repr=False)
+    _repo: Any = field(default=None, repr=False)
+    _ref: Any = field(default=None, repr=False)
+    _fixed_sha: str | None = field(default=None, repr=False)
+    _snapshot: Snapshot | None = field(default=None, repr=False)
+    _blobs: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = f"{self.repo}" + (f"@{self.ref}" if self.ref else "")
+
+    # PyGithub is imported lazily: it is heavy and only this source needs it.
+    def _github(self) -> Any:
+        if self._repo is None:
+            from github import Auth, Github
+
+            auth = Auth.Token(self.token) if self.token else None
+            self._client = Github(
+                base_url=self.base_url.rstrip("/"),
+                auth=auth,
+                timeout=self.timeout,
+                # Polls are serial reads; PyGithub's default 0.25 s spacing only adds latency.
+                seconds_between_requests=None,
+            )
+            self._repo = self._call(lambda: self._client.get_repo(self.repo), "read repository")
+        return self._repo
+
+    def _call(self, fn: Any, what: str) -> Any:
+        from github import GithubException
+
+        try:
+            return fn()
+        except GithubException as exc:
+            detail = exc.data.get("message") if isinstance(exc.data, dict) else None
+            hint = {
+                401: "the github-token is missing or invalid",
+                403: "the github-token may not read this repository, or the rate limit is spent",
+                404: "no such repository or ref, or the token cannot see it",
+            }.get(exc.status, "")
+            raise GitOpsError(
+                f"GitHub API: cannot {what} of {self.repo} ({exc.status} {detail or ''}".rstrip()
+                + (f"; {hint}" if hint else "")
+                + ")"
+            ) from exc
+        except OSError as exc:  # requests' ConnectionError and timeouts are OSErrors
+            raise GitOpsError(f"GitHub API unreachable at {self.base_url}: {exc}") from exc
+
+    def _resolve(self) -> str:
+        """The commit sha of ``ref`` now; conditional after the first call (may be 304)."""
+        repo = self._github()
+        if self._fixed_sha:
+            return self._fixed_sha
+        if self.ref and _SHA_RE.fullmatch(self.ref):
+            self._fixed_sha = self.ref
+            return self.ref
+        if self._ref is None:
+            self._ref = self._first_ref(repo)
+        else:
+            changed = self._call(self._ref.update, "poll ref")
+            if not changed:
+                self.not_modified += 1
+        return self._peel(self._ref)
+
+    def _first_ref(self, repo: Any) -> Any:
+        from github import GithubException
+
+        if not self.ref:
+            branch = self._call(lambda: repo.default_branch, "read the default branch")
+            return self._call(lambda: _completed(repo.get_git_ref(f"heads/{branch}")), "read ref")
+        try:
+            return _completed(repo.get_git_ref(f"heads/{self.ref}"))
+        except GithubException as exc:
+            if exc.status != 404:
+                raise GitOpsError(f"GitHub API: cannot read ref {self.ref}: {exc.status}") from exc
+        return self._call(lambda: _completed(repo.get_git_ref(f"tags/{self.ref}")), "read ref")
+
+    def _peel(self, ref: Any) -> str:
+        obj = ref.object
+        if obj.type == "tag":  # an annotated tag: its object is the commit
+            tag = self._call(lambda: self._github().get_git_tag(obj.sha), "read tag")
+            return str(tag.object.sha)
+        return str(obj.sha)
+
+    def read(self) -> Snapshot:
+        self.reads += 1
+        sha = self._resolve()
+        if self._snapshot is not None and self._snapshot.revision == sha:
+            return self._snapshot
+        repo = self._github()
+        tree = self._call(lambda: repo.get_git_tree(sha, recursive=True), "read the tree")
+        if tree.truncated:
+            raise GitOpsError(
+                f"GitHub truncated the tree of {self.repo} at {sha[:12]} (too many files); "
+                "use a checkout and gitops-path instead"
+            )
+        files: dict[str, str] = {}
+        for element in tree.tree:
+            if element.type != "blob" or element.mode == "120000":
+                continue
+            if not is_manifest_name(element.path) or (element.size or 0) > MAX_FILE_BYTES:
+                continue
+            if element.sha not in self._blobs:
+                blob = self._call(lambda e=element: repo.get_git_blob(e.sha), "read a blob")
+                self._blobs[element.sha] = _decode_blob(blob.content, blob.encoding)
+            files[element.path] = self._blobs[element.sha]
+        self._snapshot = Snapshot(files, sha)
+        return self._snapshot
+
+    def commit_for(self, needle: str, files: list[str], revision: str | None) -> str | None:
+        """Walk the commits touching each file (commits API with ``path``), newest first,
+        and return the oldest of the newest run whose file version contains ``needle``."""
+        repo = self._github()
+        for path in files:
+            commits = self._call(
+                lambda p=path: list(
+                    repo.get_commits(sha=revision or self.ref or repo.default_branch, path=p)[
+                        :MAX_COMMITS_SEARCHED
+                    ]
+                ),
+                "list commits",
+            )
+            writer = None
+            for commit in commits:
+                content = self._call(
+                    lambda p=path, c=commit: repo.get_contents(p, ref=c.sha), "read a file"
+                )
+                if needle not in content.decoded_content.decode("utf-8", "replace"):
+                    break
+                writer = commit.sha
+            if writer:
+                return str(writer)
+        return None
+
+
+def _completed(ref: Any) -> Any:
+    """Make PyGithub fetch a lazily built ``GitRef`` now (so errors surface here)."""
+    _ = ref.object
+    return ref
+
+
+def _decode_blob(content: str, encoding: str) -> str:
+    if encoding == "base64":
+        return base64.b64decode(content).decode("utf-8", "replace")
+    return content

@@ -1,0 +1,240 @@
+"""Did Flux pick the promotion? Marker contents, polling, and a prediction from the registry.
+
+Three questions, answered by pure functions plus one polling loop:
+
+1. **Does Git carry the tag?** (:func:`verify_tree`) Every setter marker for the policy is
+   read as image-automation-controller writes it: the full marker holds
+   ``<image>:<tag>[@<digest>]``, ``:tag`` holds the tag; ``:name`` and ``:digest`` markers
+   say nothing about the tag and are reported, not judged. Synced = at least one
+   tag-bearing marker, and all of them carry ``expected-tag``.
+2. **Will it?** (:func:`poll`) re-reads the source with exponential backoff (1 s, x1.5,
+   at most 30 s between reads) until synced or the timeout passes; ``timeout`` 0 reads
+   once. Through the GitHub API a re-read is a conditional request (see
+   :mod:`promote.flux.source`).
+3. **Would Flux select it at all?** (:func:`predict`) the repository's ImagePolicy run over
+   the registry's real tag list, minus the ImageRepository ``exclusionList`` (default
+   ``^.*\\.sig$``; a custom list replaces it), exactly as image-reflector-controller does.
+   When the answer is not ``expected-tag`` the reason is named: not in the registry,
+   excluded, not admitted by the pattern, a failing evaluation, or the tag that wins and
+   its extracted value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from promote.errors import GitOpsError, PolicyError
+from promote.flux.gitops import FluxObject, GitOpsTree, Marker, split_image
+from promote.flux.source import TreeSource, load_tree
+
+if TYPE_CHECKING:
+    from promote.flux import ImagePolicy
+
+#: ImageRepository's default ``exclusionList`` (cosign signatures).
+DEFAULT_EXCLUSIONS = ("^.*\\.sig$",)
+#: Polling: first wait, growth factor, longest wait (seconds). The automation reacts to a
+#: new ``latestRef`` within seconds, but GitHub's content may lag a push slightly.
+FIRST_DELAY = 1.0
+BACKOFF = 1.5
+MAX_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class MarkerState:
+    marker: Marker
+    #: the tag the marker currently carries (``None`` for ``:name``/``:digest`` markers)
+    tag: str | None
+    #: ``True``/``False`` whether it carries the expected tag; ``None`` cannot tell
+    carries: bool | None
+
+
+@dataclass
+class Verification:
+    policy: str
+    expected: str
+    markers: list[MarkerState]
+    revision: str | None = None
+    reads: int = 1
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def decisive(self) -> list[MarkerState]:
+        return [s for s in self.markers if s.carries is not None]
+
+    @property
+    def synced(self) -> bool:
+        return bool(self.decisive) and all(s.carries for s in self.decisive)
+
+    @property
+    def files(self) -> list[str]:
+        return sorted({s.marker.file for s in self.markers})
+
+    @property
+    def stale(self) -> list[MarkerState]:
+        return [s for s in self.decisive if not s.carries]
+
+
+def marker_tag(marker: Marker) -> str | None:
+    """The tag a marker's scalar holds (full form ``image:tag[@digest]``, or ``:tag``)."""
+    if marker.field == "tag":
+        return marker.value
+    if marker.field == "":
+        return split_image(marker.value)[1]
+    return None
+
+
+def verify_tree(tree: GitOpsTree, policy_ref: str, expected: str) -> Verification:
+    """Whether every tag-bearing marker for ``policy_ref`` carries ``expected``."""
+    states = []
+    for marker in tree.markers_for(policy_ref):
+        tag = marker_tag(marker)
+        carries = None if marker.field in {"name", "digest"} else tag == expected
+        states.append(MarkerState(marker, tag, carries))
+    result = Verification(policy_ref, expected, states, revision=tree.revision)
+    if not states:
+        result.problems.append(f"no setter marker for ImagePolicy {policy_ref} in the tree")
+    elif not result.decisive:
+        result.problems.append(
+            f"the markers for {policy_ref} are all :name or :digest markers; none holds a tag"
+        )
+    return result
+
+
+def poll(
+    source: TreeSource,
+    policy_ref: str,
+    expected: str,
+    timeout: float,
+    *,
+    first: GitOpsTree | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Callable[[str], None] = lambda message: None,
+    first_delay: float = FIRST_DELAY,
+    max_delay: float = MAX_DELAY,
+) -> Verification:
+    """Read ``source`` until the markers carry ``expected`` or ``timeout`` seconds pass.
+
+    Stops at once when there is no marker for the policy (polling cannot fix that).
+    ``first`` is an already loaded tree to use for the first check.
+    """
+    deadline = clock() + timeout
+    delay = first_delay
+    reads = 0
+    tree = first
+    while True:
+        if tree is None:
+            tree = load_tree(source)
+        reads += 1
+        result = verify_tree(tree, policy_ref, expected)
+        result.reads = reads
+        remaining = deadline - clock()
+        if result.synced or not result.decisive or remaining <= 0:
+            return result
+        wait = min(delay, remaining)
+        log(
+            f"{len(result.stale)} marker(s) for {policy_ref} not on {expected} yet "
+            f"(e.g. {result.stale[0].tag}); next read in {wait:.1f}s"
+        )
+        sleep(wait)
+        delay = min(delay * BACKOFF, max_delay)
+        tree = None
+
+
+# -- prediction --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What Flux would select from ``tags`` and, when it is not the expected tag, why."""
+
+    tag: str | None
+    ok: bool
+    reason: str
+    ambiguous: bool = False
+    warnings: tuple[str, ...] = ()
+    considered: int = 0
+
+
+def exclusions_for(tree: GitOpsTree, policy_obj: FluxObject) -> list[str]:
+    """The ``exclusionList`` of the ImageRepository the policy reads (default ``.sig``)."""
+    ref = policy_obj.spec.get("imageRepositoryRef")
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        return list(DEFAULT_EXCLUSIONS)
+    ns = ref.get("namespace") or policy_obj.namespace
+    repo = tree.find("ImageRepository", f"{ns}:{ref['name']}")
+    if repo is None:
+        return list(DEFAULT_EXCLUSIONS)
+    listed = repo.spec.get("exclusionList")
+    if isinstance(listed, list) and listed:
+        return [str(p) for p in listed]
+    return list(DEFAULT_EXCLUSIONS)
+
+
+def predict(
+    policy: ImagePolicy, tags: Sequence[str], expected: str, exclusions: Sequence[str] = ()
+) -> Prediction:
+    """Run the policy over the registry's tags as image-reflector-controller would."""
+    import re2
+
+    compiled = []
+    for pattern in exclusions or DEFAULT_EXCLUSIONS:
+        try:
+            compiled.append((pattern, re2.compile(pattern)))
+        except re2.error as exc:
+            raise PolicyError(f"invalid exclusionList pattern {pattern!r}: {exc}") from exc
+
+    def excluded_by(tag: str) -> str | None:
+        return next((p for p, rx in compiled if rx.search(tag)), None)
+
+    kept = sorted({t for t in tags if excluded_by(t) is None}, reverse=True)
+    try:
+        selection = policy.evaluate(kept)
+    except PolicyError as exc:
+        return Prediction(
+            None, False, f"the policy fails on the registry's tags: {exc}", considered=len(kept)
+        )
+    chosen = selection.tag
+    warnings = tuple(selection.warnings)
+    if chosen == expected:
+        note = ""
+        if selection.ambiguous:
+            note = f"selection is ambiguous between {', '.join(selection.candidates)}"
+        return Prediction(
+            chosen, True, note, selection.ambiguous, warnings + ((note,) if note else ()), len(kept)
+        )
+    if expected not in set(tags):
+        reason = f"{expected} is not in the registry ({len(set(tags))} tags listed)"
+    elif excluded_by(expected):
+        reason = (
+            f"{expected} is excluded by the ImageRepository exclusionList "
+            f"({excluded_by(expected)!r})"
+        )
+    elif not policy.matches(expected):
+        reason = f"the policy's pattern {policy.pattern!r} does not admit {expected}"
+    elif chosen is None:
+        reason = "the policy selects nothing"
+    else:
+        ours, theirs = policy.extract(expected), policy.extract(chosen)
+        reason = (
+            f"Flux would select {chosen} instead: {policy.kind} {policy.order} ordering puts "
+            f"its value {theirs!r} ahead of {ours!r}"
+        )
+        if selection.ambiguous and expected in selection.candidates:
+            rivals = ", ".join(c for c in selection.candidates if c != expected)
+            reason = (
+                f"{expected} ties with {rivals} on value {ours!r}; Flux's choice between them "
+                "is not deterministic"
+            )
+    return Prediction(chosen, False, reason, selection.ambiguous, warnings, len(kept))
+
+
+def policy_object(tree: GitOpsTree, policy_ref: str) -> FluxObject:
+    obj = tree.find("ImagePolicy", policy_ref)
+    if obj is None:
+        known = ", ".join(sorted(p.ref for p in tree.policies)) or "none"
+        raise GitOpsError(f"ImagePolicy {policy_ref} is not in the GitOps tree (found: {known})")
+    return obj
