@@ -6,7 +6,8 @@ the Flux check) -> write (unless ``dry-run``) -> outputs and job summary.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypedDict
 
 from promote import naming
 from promote.actions import markdown_table
@@ -74,6 +75,42 @@ def parse_request(ctx: Context) -> Request:
     )
 
 
+#: Environment knobs (seconds) for the registry client: the overall retry deadline and the
+#: timeout of one attempt. Unset: the client's defaults (120 s and 30 s).
+DEADLINE_ENV = "PROMOTE_REGISTRY_DEADLINE"
+TIMEOUT_ENV = "PROMOTE_REGISTRY_TIMEOUT"
+MAX_SECONDS = 3600.0
+
+
+class ClientLimits(TypedDict, total=False):
+    deadline: float
+    timeout: float
+
+
+def _seconds(env: Mapping[str, str], var: str) -> float | None:
+    raw = env.get(var, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_SECONDS:
+        raise InputError(f"{var} must be seconds between 0 and {MAX_SECONDS:g}, not {raw[:20]!r}")
+    return value
+
+
+def client_limits(env: Mapping[str, str]) -> ClientLimits:
+    """``deadline``/``timeout`` keyword arguments from the environment (validated)."""
+    limits = ClientLimits()
+    deadline, timeout = _seconds(env, DEADLINE_ENV), _seconds(env, TIMEOUT_ENV)
+    if deadline is not None:
+        limits["deadline"] = deadline
+    if timeout is not None:
+        limits["timeout"] = timeout
+    return limits
+
+
 def registry_client(ctx: Context, repository: Repository) -> object:
     """A registry client with the inputs' credentials; every secret is masked first."""
     from promote.registry import RegistryClient, credentials_for
@@ -88,7 +125,9 @@ def registry_client(ctx: Context, repository: Repository) -> object:
     )
     if creds is not None:
         ctx.runner.add_secret(creds.password)
-    return RegistryClient(repository, creds, on_secret=ctx.runner.add_secret)
+    return RegistryClient(
+        repository, creds, on_secret=ctx.runner.add_secret, **client_limits(ctx.env)
+    )
 
 
 def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
