@@ -1,0 +1,266 @@
+"""A rollback: re-promote an earlier production digest under a newer timestamp.
+
+With Flux image automation a bare ``git revert`` is undone at the automation's next run,
+because the ImagePolicy still selects the newest tag. A rollback that works *with* the
+automation is a promotion of the old digest: it gets a fresh immutable tag
+``<env>-v<its version>-<its sha>-<new ts>``, which the numerical ``$ts`` policy selects, and
+the floating tag moves back to it. Nothing is deleted or rewritten.
+
+The request sequence against the registry (default target)::
+
+    GET  tags/list (every page)                 history                          (1+)
+    HEAD manifests/<newest immutable tag>       current production digest         (1)
+    HEAD manifests/<older immutable tags>       newest-first until one differs    (1..k)
+    GET  manifests/<target digest>              the exact bytes to re-tag         (1)
+    PUT  manifests/<env>-vX.Y.Z-<sha>-<new ts>  same bytes                        (1)
+    GET  tags/list                              race check (promotion.apply)      (1)
+    PUT  manifests/<env>                        floating tag, same bytes          (0-1)
+
+``k`` is bounded by :data:`MAX_LOOKBACK`. The version and sha of the new tag come from the
+tag that named the restored digest, so the tag still says which release it is.
+
+``observe`` reads, :func:`plan` is pure and returns a :class:`promotion.Plan` (the outputs
+are those of a promotion), and :func:`promotion.apply` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from promote import naming
+from promote.errors import ClobberError, InputError, NotFoundError, RefusedError
+from promote.promotion import Plan, Selector, Step
+
+if TYPE_CHECKING:
+    from promote.reference import Repository
+    from promote.registry import Manifest, RegistryClient
+
+#: Most older immutable tags HEADed when looking for the previous production digest (or for
+#: the tag naming a ``rollback-to`` digest). Each is one small request.
+MAX_LOOKBACK = 25
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """A validated rollback request (no I/O done yet)."""
+
+    repository: Repository
+    #: ``None``: the production digest before the current one
+    rollback_to: str | None = None
+    target_env: str = "production"
+    timestamp: int | None = None
+    floating_tag: bool = True
+
+    @property
+    def to_digest(self) -> bool:
+        return bool(self.rollback_to and self.rollback_to.startswith("sha256:"))
+
+
+@dataclass(frozen=True)
+class RollbackObserved:
+    """What the registry said before planning."""
+
+    tags: tuple[str, ...]
+    current: naming.ImmutableTag
+    current_digest: str
+    #: the immutable tag whose digest is restored (its version and sha are reused)
+    target: naming.ImmutableTag
+    manifest: Manifest
+    #: digest of the floating tag; looked up only when the target is already current
+    floating_digest: str | None = None
+    #: how the target was chosen, for the log and summary
+    origin: str = ""
+
+
+def _digest_of(client: RegistryClient, tag: str) -> str | None:
+    desc = client.head_manifest(tag)
+    return desc.digest if desc else None
+
+
+def observe(
+    client: RegistryClient,
+    request: RollbackRequest,
+    *,
+    log: Callable[[str], None] = lambda _m: None,
+) -> RollbackObserved:
+    """Find the current release and the one to restore; raise before any write."""
+    env = request.target_env
+    tags = tuple(client.list_tags())
+    history = naming.immutable_tags(env, tags)
+    if not history:
+        raise RefusedError(
+            f"{request.repository.name} has no {env}-v<X.Y.Z>-<sha>-<ts> tag: there is no "
+            f"{env} release to roll back from; nothing was written"
+        )
+    current = history[-1]
+    current_digest = _digest_of(client, current.tag)
+    if current_digest is None:
+        raise RefusedError(
+            f"the current {env} tag {current.tag} vanished while reading it; nothing was written"
+        )
+    log(f"current {env}: {current.tag} -> {current_digest}")
+    older = list(reversed(history[:-1]))[:MAX_LOOKBACK]
+    target: naming.ImmutableTag | None = None
+    target_digest: str | None = None
+    origin = ""
+    if request.rollback_to is None:
+        for candidate in older:
+            digest = _digest_of(client, candidate.tag)
+            if digest is not None and digest != current_digest:
+                target, target_digest = candidate, digest
+                break
+        if target is None:
+            looked = f"the {len(older)} older {env} tags" if older else f"no older {env} tag"
+            raise RefusedError(
+                f"no earlier {env} digest to roll back to: {looked} all name the current "
+                f"{current_digest} ({current.tag}); nothing was written"
+                + (
+                    f" (only the newest {MAX_LOOKBACK} were read; pass rollback-to)"
+                    if len(history) - 1 > MAX_LOOKBACK
+                    else ""
+                )
+            )
+        origin = f"the {env} release before {current.tag}"
+    elif request.to_digest:
+        target_digest = request.rollback_to
+        if target_digest == current_digest:
+            target = current
+        else:
+            for candidate in older:
+                if _digest_of(client, candidate.tag) == target_digest:
+                    target = candidate
+                    break
+        if target is None:
+            raise RefusedError(
+                f"rollback-to {target_digest} is not named by any of the newest "
+                f"{min(len(history), MAX_LOOKBACK + 1)} {env} tags: it was never released to "
+                f"{env} (use command: promote for a new release) or pass its {env}-v* tag; "
+                "nothing was written"
+            )
+        origin = f"rollback-to digest (named by {target.tag})"
+    else:
+        assert request.rollback_to is not None
+        target = naming.parse_immutable_tag(env, request.rollback_to)
+        if target is None:
+            raise InputError(
+                f"rollback-to {request.rollback_to!r} must be an immutable "
+                f"{env}-v<X.Y.Z>-<sha>-<ts> tag or a sha256: digest (not a floating or build tag)",
+                input_name="rollback-to",
+            )
+        if target.tag not in tags:
+            raise RefusedError(
+                f"rollback-to {target.tag} does not exist in {request.repository.name}; "
+                "nothing was written"
+            )
+        origin = "rollback-to tag"
+    try:
+        manifest = client.get_manifest(target_digest or target.tag)
+    except NotFoundError as exc:
+        raise RefusedError(
+            f"rollback target {target_digest or target.tag} cannot be read: {exc}; "
+            "nothing was written"
+        ) from exc
+    if (
+        target_digest is not None and manifest.digest != target_digest
+    ):  # pragma: no cover - client checks
+        raise RefusedError(f"{target.tag} changed while reading it; nothing was written")
+    log(f"restore: {target.tag} -> {manifest.digest} ({origin})")
+    floating_digest = None
+    if manifest.digest == current_digest and request.floating_tag:
+        floating_digest = _digest_of(client, env)
+    return RollbackObserved(
+        tags=tags,
+        current=current,
+        current_digest=current_digest,
+        target=target,
+        manifest=manifest,
+        floating_digest=floating_digest,
+        origin=origin,
+    )
+
+
+def plan(
+    request: RollbackRequest,
+    observed: RollbackObserved,
+    *,
+    now: float,
+    policy: Selector | None = None,
+) -> Plan:
+    """The tags to write (pure); refuses before any write when Flux would not deploy it."""
+    env = request.target_env
+    manifest = observed.manifest
+    target = observed.target
+    current = observed.current
+    history = naming.immutable_tags(env, observed.tags)
+    floating = env if request.floating_tag else ""
+    warnings: list[str] = []
+    common = {
+        "image": request.repository.name,
+        "digest": manifest.digest,
+        "media_type": manifest.media_type,
+        "platforms": tuple(manifest.platforms()),
+        "source_tag": target.tag,
+        "previous_version": str(current.version),
+        "bump": "rollback",
+        "short_sha": target.short_sha,
+        "sha_origin": f"rollback target {target.tag}",
+        "floating": floating,
+        "previous_tag": current.tag,
+        "previous_digest": observed.current_digest,
+        "flux_tag_pattern": naming.flux_tag_pattern(env),
+    }
+    if manifest.digest == observed.current_digest:
+        # Already deployed (e.g. a re-run of the same rollback): write nothing new.
+        steps = [Step("skip", current.tag, "digest is already the current release")]
+        if floating:
+            if observed.floating_digest == manifest.digest:
+                steps.append(Step("skip", floating, "floating tag already names the digest"))
+            else:
+                steps.append(Step("put", floating, "complete an earlier partial rollback"))
+        return Plan(
+            **common,  # type: ignore[arg-type]
+            version=str(current.version),
+            timestamp=current.timestamp,
+            tag=current.tag,
+            steps=tuple(steps),
+        )
+    earlier = {h.tag for h in history if h.timestamp < current.timestamp}
+    if _is_rollback(current, history, earlier):
+        warnings.append(
+            f"the current {env} release {current.tag} is itself a rollback; this restores "
+            f"{target.tag} ({manifest.digest})"
+        )
+    ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+    tag = naming.immutable_tag(env, target.version, target.short_sha, ts)
+    if tag in observed.tags:
+        raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
+    if policy is not None:
+        selected = policy.select([*observed.tags, tag])
+        if selected != tag:
+            raise RefusedError(
+                f"Flux would not deploy {tag}: given the existing tags plus this one, the "
+                f"ImagePolicy picks {selected or 'nothing'}; nothing was written"
+            )
+    steps = [Step("put", tag, f"re-promote {target.tag} with a newer timestamp")]
+    if floating:
+        steps.append(Step("put", floating, "move the floating tag back"))
+    return Plan(
+        **common,  # type: ignore[arg-type]
+        version=str(target.version),
+        timestamp=ts,
+        tag=tag,
+        steps=tuple(steps),
+        warnings=tuple(warnings),
+    )
+
+
+def _is_rollback(
+    current: naming.ImmutableTag, history: Sequence[naming.ImmutableTag], earlier: set[str]
+) -> bool:
+    """Whether ``current`` re-uses the version and sha of an older tag (a past rollback)."""
+    return any(
+        h.tag in earlier and h.version == current.version and h.short_sha == current.short_sha
+        for h in history
+    )
