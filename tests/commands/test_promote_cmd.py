@@ -272,7 +272,7 @@ def test_flux_model_refuses_a_tag_the_repo_policy_would_not_select(
     seeder = registry.seeder()
     seed_history(seeder, repo_path, ["1.0.0"])
     seeder.oci_image(repo_path, STAGING)
-    pinned = [t for t in seeder.tags(repo_path) if t.startswith("production-v")][0]
+    pinned = next(t for t in seeder.tags(repo_path) if t.startswith("production-v"))
     gitops = tmp_path / "gitops"
     gitops.mkdir()
     (gitops / "policy.yaml").write_text(
