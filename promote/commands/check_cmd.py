@@ -55,7 +55,9 @@ def summary(report: Report, label: str, prefix: str) -> str:
                 [
                     entry.obj.ref,
                     policy_env(entry.obj) or "?",
-                    f"{policy.kind} {policy.order}" if policy is not None else "invalid",
+                    f"{policy.kind} {policy.order or ''}".strip()
+                    if policy is not None
+                    else "invalid",
                     f"`{policy.pattern}`" if policy is not None and policy.pattern else "",
                     f"`{prefix}{entry.obj.file}:{entry.obj.line}`",
                 ]

@@ -33,8 +33,6 @@ from promote.flux.source import TreeSource, load_tree
 if TYPE_CHECKING:
     from promote.flux import ImagePolicy
 
-#: ImageRepository's default ``exclusionList`` (cosign signatures).
-DEFAULT_EXCLUSIONS = ("^.*\\.sig$",)
 #: Polling: first wait, growth factor, longest wait (seconds). The automation reacts to a
 #: new ``latestRef`` within seconds, but GitHub's content may lag a push slightly.
 FIRST_DELAY = 1.0
@@ -160,76 +158,48 @@ class Prediction:
 
 
 def exclusions_for(tree: GitOpsTree, policy_obj: FluxObject) -> list[str]:
-    """The ``exclusionList`` of the ImageRepository the policy reads (default ``.sig``)."""
+    """The ``exclusionList`` of the ImageRepository the policy reads ([] = the default)."""
     ref = policy_obj.spec.get("imageRepositoryRef")
     if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-        return list(DEFAULT_EXCLUSIONS)
+        return []
     ns = ref.get("namespace") or policy_obj.namespace
     repo = tree.find("ImageRepository", f"{ns}:{ref['name']}")
     if repo is None:
-        return list(DEFAULT_EXCLUSIONS)
+        return []
     listed = repo.spec.get("exclusionList")
     if isinstance(listed, list) and listed:
         return [str(p) for p in listed]
-    return list(DEFAULT_EXCLUSIONS)
+    return []
 
 
 def predict(
     policy: ImagePolicy, tags: Sequence[str], expected: str, exclusions: Sequence[str] = ()
 ) -> Prediction:
-    """Run the policy over the registry's tags as image-reflector-controller would."""
-    import re2
+    """Run the policy over the registry's tags as image-reflector-controller would.
 
-    compiled = []
-    for pattern in exclusions or DEFAULT_EXCLUSIONS:
-        try:
-            compiled.append((pattern, re2.compile(pattern)))
-        except re2.error as exc:
-            raise PolicyError(f"invalid exclusionList pattern {pattern!r}: {exc}") from exc
+    ``exclusions`` is the ImageRepository ``exclusionList`` (empty = the default). A tie
+    that includes ``expected`` is reported as a warning, not a failure: the markers, read
+    afterwards, show what the controller actually chose.
+    """
+    from promote.flux import filter_out_tags
 
-    def excluded_by(tag: str) -> str | None:
-        return next((p for p, rx in compiled if rx.search(tag)), None)
-
-    kept = sorted({t for t in tags if excluded_by(t) is None}, reverse=True)
+    present = set(tags)
+    kept = filter_out_tags(sorted(present, reverse=True), list(exclusions) or None)
     try:
         selection = policy.evaluate(kept)
     except PolicyError as exc:
-        return Prediction(
-            None, False, f"the policy fails on the registry's tags: {exc}", considered=len(kept)
-        )
-    chosen = selection.tag
+        reason = f"the policy fails on the registry's tags: {exc}"
+        return Prediction(None, False, reason, considered=len(kept))
     warnings = tuple(selection.warnings)
-    if chosen == expected:
-        note = ""
-        if selection.ambiguous:
-            note = f"selection is ambiguous between {', '.join(selection.candidates)}"
-        return Prediction(
-            chosen, True, note, selection.ambiguous, warnings + ((note,) if note else ()), len(kept)
-        )
-    if expected not in set(tags):
-        reason = f"{expected} is not in the registry ({len(set(tags))} tags listed)"
-    elif excluded_by(expected):
-        reason = (
-            f"{expected} is excluded by the ImageRepository exclusionList "
-            f"({excluded_by(expected)!r})"
-        )
-    elif not policy.matches(expected):
-        reason = f"the policy's pattern {policy.pattern!r} does not admit {expected}"
-    elif chosen is None:
-        reason = "the policy selects nothing"
+    if selection.tag == expected or (selection.ambiguous and expected in selection.candidates):
+        return Prediction(selection.tag, True, "", selection.ambiguous, warnings, len(kept))
+    if expected not in present:
+        reason = f"{expected} is not in the registry ({len(present)} tags listed)"
+    elif expected not in kept:
+        reason = f"{expected} is excluded by the ImageRepository exclusionList"
     else:
-        ours, theirs = policy.extract(expected), policy.extract(chosen)
-        reason = (
-            f"Flux would select {chosen} instead: {policy.kind} {policy.order} ordering puts "
-            f"its value {theirs!r} ahead of {ours!r}"
-        )
-        if selection.ambiguous and expected in selection.candidates:
-            rivals = ", ".join(c for c in selection.candidates if c != expected)
-            reason = (
-                f"{expected} ties with {rivals} on value {ours!r}; Flux's choice between them "
-                "is not deterministic"
-            )
-    return Prediction(chosen, False, reason, selection.ambiguous, warnings, len(kept))
+        reason = policy.explain(kept, expected) or f"Flux would select {selection.tag}"
+    return Prediction(selection.tag, False, reason, selection.ambiguous, warnings, len(kept))
 
 
 def policy_object(tree: GitOpsTree, policy_ref: str) -> FluxObject:
