@@ -1,0 +1,221 @@
+"""Reverting the image-automation commit in a real local git repository (and pure helpers)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from promote import gitrevert
+from promote.errors import GitOpsError
+
+IMAGE = "ghcr.io/acme/backend"
+MARK = '# {"$imagepolicy": "flux-system:backend-production"}'
+GOOD = "production-v2.0.0-aaaaaaa-1767225600"
+BAD = "production-v2.0.1-bbbbbbb-1767229200"
+FLUX_ENV = {
+    "GIT_AUTHOR_NAME": "fluxcdbot",
+    "GIT_AUTHOR_EMAIL": "fluxcdbot@users.noreply.github.com",
+    "GIT_COMMITTER_NAME": "fluxcdbot",
+    "GIT_COMMITTER_EMAIL": "fluxcdbot@users.noreply.github.com",
+}
+HUMAN_ENV = {
+    "GIT_AUTHOR_NAME": "Alice",
+    "GIT_AUTHOR_EMAIL": "alice@example.com",
+    "GIT_COMMITTER_NAME": "Alice",
+    "GIT_COMMITTER_EMAIL": "alice@example.com",
+}
+
+
+def git(root: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    import os
+
+    full_env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(root.parent), **(env or {})}
+    return subprocess.run(
+        ["git", "-C", str(root), *args], check=True, capture_output=True, text=True, env=full_env
+    ).stdout.strip()
+
+
+def deployment(tag: str, replicas: int = 2) -> str:
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\nspec:\n"
+        f"  replicas: {replicas}\n  template:\n    spec:\n      containers:\n"
+        f"        - name: backend\n          image: {IMAGE}:{tag} {MARK}\n"
+    )
+
+
+def kustomization(tag: str) -> str:
+    return (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        f"  - name: {IMAGE}\n    newTag: {tag} {MARK.replace('production', 'production:tag')}\n"
+    )
+
+
+def automation_commit(root: Path, tag: str) -> str:
+    """Write ``tag`` into both marker files as Flux's automation does, and commit it."""
+    app = root / "flux/apps/backend/production"
+    (app / "deployment.yaml").write_text(deployment(tag, _replicas(app)))
+    (app / "kustomization.yaml").write_text(kustomization(tag))
+    git(root, "add", "-A")
+    message = f"Update from image update automation\n\n- {IMAGE}:{tag}\n"
+    git(root, "commit", "-q", "-m", message, env=FLUX_ENV)
+    return git(root, "rev-parse", "HEAD")
+
+
+def _replicas(app: Path) -> int:
+    text = (app / "deployment.yaml").read_text()
+    return int(text.split("replicas: ")[1].split("\n")[0])
+
+
+@pytest.fixture
+def gitops(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A bare origin and a clone with history: human setup, 2.0.0, a human edit, 2.0.1."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(origin), str(work)], check=True, capture_output=True)
+    git(work, "checkout", "-q", "-b", "main")
+    app = work / "flux/apps/backend/production"
+    app.mkdir(parents=True)
+    (app / "deployment.yaml").write_text(deployment("production-v1.9.0-ccccccc-1767000000"))
+    (app / "kustomization.yaml").write_text(kustomization("production-v1.9.0-ccccccc-1767000000"))
+    (work / "README.md").write_text("gitops\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "Bootstrap backend", env=HUMAN_ENV)
+    automation_commit(work, GOOD)
+    # a human change elsewhere in the same file, after 2.0.0 and before 2.0.1
+    dep = app / "deployment.yaml"
+    dep.write_text(dep.read_text().replace("replicas: 2", "replicas: 3"))
+    git(work, "commit", "-q", "-am", "Scale backend to 3", env=HUMAN_ENV)
+    bad_commit = automation_commit(work, BAD)
+    git(work, "push", "-q", "-u", "origin", "main")
+    return origin, work, bad_commit
+
+
+def test_revert_local_reverts_the_automation_commit_and_pushes(
+    gitops: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin, work, bad_commit = gitops
+    # no identity configured anywhere: the revert is authored by the Actions bot
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    logs: list[str] = []
+    result = gitrevert.revert_local(work, BAD, reason="Rollback of backend.", log=logs.append)
+    assert result.reverted == bad_commit
+    assert result.pushed is True
+    assert set(result.files) == {
+        "flux/apps/backend/production/deployment.yaml",
+        "flux/apps/backend/production/kustomization.yaml",
+    }
+    app = work / "flux/apps/backend/production"
+    text = (app / "deployment.yaml").read_text()
+    assert f"{IMAGE}:{GOOD} {MARK}" in text and BAD not in text
+    assert "replicas: 3" in text  # the later human change is kept
+    assert GOOD in (app / "kustomization.yaml").read_text()
+    # a normal commit on top, pushed to origin as a fast-forward (history intact)
+    assert git(work, "rev-parse", "HEAD^") == bad_commit
+    assert git(origin, "rev-parse", "main") == result.commit
+    message = git(work, "log", "-1", "--format=%B")
+    assert message.startswith('Revert "Update from image update automation"')
+    assert f"This reverts commit {bad_commit}." in message
+    assert "Rollback of backend." in message
+    assert git(work, "log", "-1", "--format=%an") == "github-actions[bot]"
+    assert any(bad_commit[:12] in line and "fluxcdbot" in line for line in logs)
+
+
+def test_revert_local_dry_run_changes_nothing(gitops: tuple[Path, Path, str]) -> None:
+    origin, work, bad_commit = gitops
+    before = git(work, "rev-parse", "HEAD")
+    result = gitrevert.revert_local(work, BAD, reason="r", dry_run=True)
+    assert result.reverted == bad_commit and result.commit == "" and not result.pushed
+    assert git(work, "rev-parse", "HEAD") == before == git(origin, "rev-parse", "main")
+    assert git(work, "status", "--porcelain") == ""
+
+
+def test_revert_local_is_idempotent(gitops: tuple[Path, Path, str]) -> None:
+    origin, work, _ = gitops
+    first = gitrevert.revert_local(work, BAD, reason="r")
+    second = gitrevert.revert_local(work, BAD, reason="r")
+    assert first.commit and second.commit == "" and second.reverted == ""
+    assert "nothing to revert" in second.note
+    assert git(origin, "rev-parse", "main") == first.commit
+
+
+def test_revert_local_pulls_first_and_retries_a_rejected_push(
+    gitops: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """Another clone pushes an unrelated commit: the revert lands on top of it."""
+    origin, work, bad_commit = gitops
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(origin), str(other)], check=True)
+    (other / "README.md").write_text("gitops, edited\n")
+    git(other, "commit", "-q", "-am", "Docs", env=HUMAN_ENV)
+    git(other, "push", "-q", "origin", "main")
+    result = gitrevert.revert_local(work, BAD, reason="r")
+    assert result.pushed
+    assert git(origin, "rev-parse", "main") == result.commit
+    assert git(origin, "log", "--format=%s", "-3").splitlines()[1] == "Docs"
+    assert git(origin, "cat-file", "-p", f"{result.commit}:README.md") == "gitops, edited"
+    del bad_commit
+
+
+def test_revert_local_refuses_a_human_commit(tmp_path: Path) -> None:
+    work = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    (work / "app.yaml").write_text(f"image: {IMAGE}:{GOOD} {MARK}\nreplicas: 1\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "init", env=HUMAN_ENV)
+    (work / "app.yaml").write_text(f"image: {IMAGE}:{BAD} {MARK}\nreplicas: 5\n")
+    git(work, "commit", "-q", "-am", "bump and scale by hand", env=HUMAN_ENV)
+    head = git(work, "rev-parse", "HEAD")
+    with pytest.raises(GitOpsError, match="not an image-automation commit"):
+        gitrevert.revert_local(work, BAD, reason="r")
+    assert git(work, "rev-parse", "HEAD") == head
+
+
+def test_revert_local_conflict_aborts_cleanly(gitops: tuple[Path, Path, str]) -> None:
+    """A later human edit of the same marker line: the revert conflicts; nothing committed."""
+    origin, work, _ = gitops
+    dep = work / "flux/apps/backend/production/deployment.yaml"
+    dep.write_text(dep.read_text().replace(f"{BAD} {MARK}", f"{BAD} {MARK} # pinned"))
+    git(work, "commit", "-q", "-am", "pin", env=HUMAN_ENV)
+    head = git(work, "rev-parse", "HEAD")
+    with pytest.raises(GitOpsError, match="conflicts with later changes"):
+        gitrevert.revert_local(work, BAD, reason="r", push=False)
+    assert git(work, "rev-parse", "HEAD") == head
+    assert git(work, "status", "--porcelain") == ""
+    del origin
+
+
+def test_revert_local_refuses_dirty_tree_and_detached_head(gitops: tuple[Path, Path, str]) -> None:
+    _, work, _ = gitops
+    (work / "README.md").write_text("dirty\n")
+    with pytest.raises(GitOpsError, match="uncommitted changes"):
+        gitrevert.revert_local(work, BAD, reason="r")
+    git(work, "checkout", "-q", "--", "README.md")
+    git(work, "checkout", "-q", "--detach")
+    with pytest.raises(GitOpsError, match="detached HEAD"):
+        gitrevert.revert_local(work, BAD, reason="r")
+
+
+def test_parse_diff_pairs_github_patch_lines() -> None:
+    patch = (
+        "@@ -8,4 +8,4 @@ spec:\n"
+        "       containers:\n"
+        "         - name: backend\n"
+        f"-          image: {IMAGE}:{GOOD} {MARK}\n"
+        f"+          image: {IMAGE}:{BAD} {MARK}\n"
+        "\\ No newline at end of file"
+    )
+    hunks = gitrevert.parse_diff(patch)[""]
+    changes = gitrevert.marker_changes("f" * 40, "d.yaml", hunks)
+    assert [(c.old.strip(), c.new.strip()) for c in changes] == [
+        (f"image: {IMAGE}:{GOOD} {MARK}", f"image: {IMAGE}:{BAD} {MARK}")
+    ]
+    text = f"a: 1\r\n          image: {IMAGE}:{BAD} {MARK}\r\n"
+    assert gitrevert.revert_text(text, changes, sha="f" * 40) == (
+        f"a: 1\r\n          image: {IMAGE}:{GOOD} {MARK}\r\n"
+    )
+    with pytest.raises(GitOpsError, match="a later commit changed it"):
+        gitrevert.revert_text("a: 1\n", changes, sha="f" * 40)
