@@ -275,15 +275,16 @@ class Authenticator:
         where = f"token service {realm_origin[0]}://{realm_origin[1]}"
         if response.status_code in (401, 403):
             _codes, detail = error_details(response)
-            who = (
-                f"user {self.credentials.username!r}"
-                if self.credentials
-                else "anonymous access (no credentials were given)"
-            )
+            if self.credentials:
+                who = f"user {self.credentials.username!r}"
+                hint = "check the username and password/token"
+            else:
+                who = "anonymous access"
+                hint = "give username and password (for ghcr.io: github-token)"
             raise AuthError(
                 self.redact(
                     f"the {where} refused {who} (HTTP {response.status_code}"
-                    f"{': ' + detail if detail else ''}); check the username and password/token"
+                    f"{': ' + detail if detail else ''}); {hint}"
                 ),
                 status=response.status_code,
                 method="GET",

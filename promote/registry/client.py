@@ -180,7 +180,7 @@ class RegistryClient:
     ) -> None:
         self._owns_session = session is None
         if session is None:
-            import requests  # noqa: PLC0415 - lazy: keeps CLI start-up fast
+            import requests
 
             session = requests.Session()
         self.repository = repository
@@ -273,6 +273,11 @@ class RegistryClient:
         if status in (401, 403):
             if self.auth.credentials is None:
                 hint = "the registry refused anonymous access: give username and password"
+            elif status == 401 and self.auth.scheme == "basic":
+                hint = (
+                    f"the registry refused the credentials of user "
+                    f"{self.auth.credentials.username!r}: check the username and password"
+                )
             elif write:
                 hint = f"denied: check the token has push access to {self.repository.name}"
             else:

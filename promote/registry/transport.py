@@ -235,7 +235,7 @@ class Transport:
         params: Mapping[str, str | list[str]] | None = None,
     ) -> requests.Response:
         """Send with retries; return the first non-retryable response (body streamed)."""
-        import requests  # noqa: PLC0415 - lazy: keeps CLI start-up fast
+        import requests
 
         if self._started is None:
             self._started = self.clock()
