@@ -264,7 +264,12 @@ class ImagePolicy:
         spec = _as_mapping(doc.get("spec"), f"{label}: spec")
         if spec is None:
             raise PolicyError(f"{label}: spec is missing")
-        return cls.from_spec(spec, name=name, namespace=namespace)
+        policy = cls.from_spec(spec, name=name, namespace=namespace)
+        if policy.image_repository_ref is None:
+            policy.warnings += (
+                f"{label}: spec.imageRepositoryRef is missing (the CRD requires it)",
+            )
+        return policy
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], name: str = "", namespace: str = "") -> ImagePolicy:
@@ -321,9 +326,7 @@ class ImagePolicy:
             spec_map.get("imageRepositoryRef"), f"{label}spec.imageRepositoryRef"
         )
         ref: ImageRepositoryRef | None = None
-        if ref_spec is None:
-            warnings.append(f"{label}spec.imageRepositoryRef is missing (the CRD requires it)")
-        else:
+        if ref_spec is not None:
             ref = ImageRepositoryRef(
                 name=_as_str(ref_spec.get("name"), f"{label}spec.imageRepositoryRef.name"),
                 namespace=_as_str(
