@@ -327,7 +327,7 @@ class GitHubSource:
                 # Polls are serial reads; PyGithub's default 0.25 s spacing only adds latency.
                 seconds_between_requests=None,
             )
-            self._repo = self._call(lambda: self._client.get_repo(self.repo), "read repository")
+            self._repo = self._call(lambda: self._client.get_repo(self.repo), "read the repository")
         return self._repo
 
     def _call(self, fn: Any, what: str) -> Any:
@@ -343,9 +343,8 @@ class GitHubSource:
                 404: "no such repository or ref, or the token cannot see it",
             }.get(exc.status, "")
             raise GitOpsError(
-                f"GitHub API: cannot {what} of {self.repo} ({exc.status} {detail or ''}".rstrip()
+                f"GitHub API: cannot {what} ({self.repo}): {exc.status} {detail or ''}".rstrip()
                 + (f"; {hint}" if hint else "")
-                + ")"
             ) from exc
         except OSError as exc:  # requests' ConnectionError and timeouts are OSErrors
             raise GitOpsError(f"GitHub API unreachable at {self.base_url}: {exc}") from exc
