@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -76,6 +76,8 @@ class RevertResult:
     files: tuple[str, ...] = ()
     pushed: bool = False
     note: str = ""
+    #: the marker lines put back (old) in place of the automation's (new)
+    changes: tuple[Change, ...] = ()
 
 
 # -- pure: diffs and texts ---------------------------------------------------------------------
@@ -159,8 +161,15 @@ def _adds(hunks: Sequence[tuple[list[str], list[str]]], needle: str) -> bool:
 
 
 # -- local git ---------------------------------------------------------------------------------
-def _git(root: Path, *args: str, check: bool = True, stdin: str | None = None) -> tuple[int, str]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+def _git(
+    root: Path,
+    *args: str,
+    check: bool = True,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[int, str]:
+    """``git -C root args``; ``env`` (the action's environment) never lets git prompt."""
+    full_env = None if env is None else {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
         proc = subprocess.run(
             ["git", "-C", str(root), *args],
@@ -169,7 +178,7 @@ def _git(root: Path, *args: str, check: bool = True, stdin: str | None = None) -
             text=True,
             timeout=GIT_TIMEOUT,
             check=False,
-            env=env,
+            env=full_env,
         )
     except FileNotFoundError as exc:
         raise GitOpsError("git is not installed; it is needed for revert-commit") from exc
@@ -181,12 +190,14 @@ def _git(root: Path, *args: str, check: bool = True, stdin: str | None = None) -
     return proc.returncode, proc.stdout
 
 
-def find_local(root: Path, bad_tag: str, *, rev: str = "HEAD") -> AutomationCommit | None:
+def find_local(
+    root: Path, bad_tag: str, *, rev: str = "HEAD", env: Mapping[str, str] | None = None
+) -> AutomationCommit | None:
     """The newest commit of ``rev`` whose diff adds a line holding ``bad_tag``."""
-    _, out = _git(root, "log", "--no-merges", "--format=%H", f"-S{bad_tag}", rev)
+    git = partial(_git, root, env=env)
+    _, out = git("log", "--no-merges", "--format=%H", f"-S{bad_tag}", rev)
     for sha in out.split():
-        _, show = _git(
-            root,
+        _, show = git(
             "show",
             "--format=%an%x00%s",
             "--unified=0",
@@ -214,26 +225,31 @@ def revert_local(
     reason: str,
     dry_run: bool = False,
     push: bool = True,
+    env: Mapping[str, str] | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> RevertResult:
-    """Revert the automation commit that wrote ``bad_tag`` in the checkout at ``path``."""
+    """Revert the automation commit that wrote ``bad_tag`` in the checkout at ``path``.
+
+    ``env`` is the environment git runs in (the action's; ``None``: this process's).
+    """
     root = Path(path)
-    if not (root / ".git").exists() and _git(root, "rev-parse", "--git-dir", check=False)[0]:
+    git = partial(_git, root, env=env)
+    if not (root / ".git").exists() and git("rev-parse", "--git-dir", check=False)[0]:
         raise GitOpsError(f"gitops-path {root} is not a git checkout")
-    rc, branch = _git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    rc, branch = git("symbolic-ref", "-q", "--short", "HEAD", check=False)
     branch = branch.strip()
     if rc != 0 or not branch:
         raise GitOpsError(f"gitops-path {root} is on a detached HEAD; check out the branch")
-    remote = _git(root, "config", f"branch.{branch}.remote", check=False)[1].strip()
-    merge = _git(root, "config", f"branch.{branch}.merge", check=False)[1].strip()
+    remote = git("config", f"branch.{branch}.remote", check=False)[1].strip()
+    merge = git("config", f"branch.{branch}.merge", check=False)[1].strip()
     upstream = bool(push and remote and merge)
-    if _git(root, "status", "--porcelain", "--untracked-files=no")[1].strip():
+    if git("status", "--porcelain", "--untracked-files=no")[1].strip():
         raise GitOpsError(f"gitops-path {root} has uncommitted changes; refusing to revert")
     if upstream:
-        _git(root, "pull", "--ff-only", "--quiet", remote, merge)
-    if _git(root, "grep", "-q", "-F", "-e", bad_tag, "HEAD", check=False)[0] != 0:
+        git("pull", "--ff-only", "--quiet", remote, merge)
+    if git("grep", "-q", "-F", "-e", bad_tag, "HEAD", check=False)[0] != 0:
         return RevertResult(note=f"{bad_tag} is no longer in {branch}: nothing to revert")
-    commit = find_local(root, bad_tag)
+    commit = find_local(root, bad_tag, env=env)
     if commit is None:
         raise GitOpsError(f"no commit of {branch} adds {bad_tag}; cannot find what to revert")
     log(f"automation commit {commit.sha[:12]} by {commit.author} wrote {bad_tag}: {commit.subject}")
@@ -241,36 +257,38 @@ def revert_local(
         return RevertResult(
             reverted=commit.sha, files=commit.files, note=f"dry run: would revert {commit.sha[:12]}"
         )
-    rc, _ = _git(root, "revert", "--no-commit", "--no-edit", commit.sha, check=False)
+    rc, _ = git("revert", "--no-commit", "--no-edit", commit.sha, check=False)
     if rc != 0:
-        _git(root, "revert", "--abort", check=False)
+        git("revert", "--abort", check=False)
         raise GitOpsError(
             f"reverting {commit.sha[:12]} conflicts with later changes to "
             f"{', '.join(commit.files)}; nothing was committed"
         )
     identity: list[str] = []
-    if not _git(root, "config", "user.name", check=False)[1].strip():
+    if not git("config", "user.name", check=False)[1].strip():
         identity = ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
-    _git(root, *identity, "commit", "--quiet", "--file=-", stdin=revert_message(commit, reason))
-    new = _git(root, "rev-parse", "HEAD")[1].strip()
+    git(*identity, "commit", "--quiet", "--file=-", stdin=revert_message(commit, reason))
+    new = git("rev-parse", "HEAD")[1].strip()
     log(f"reverted {commit.sha[:12]} as {new[:12]} on {branch}")
     pushed = False
     if upstream:
         target = f"HEAD:{merge}"
-        if _git(root, "push", "--quiet", remote, target, check=False)[0] != 0:
+        if git("push", "--quiet", remote, target, check=False)[0] != 0:
             log("push rejected (the branch moved); rebasing once and retrying")
-            rc, _ = _git(root, "pull", "--rebase", "--quiet", remote, merge, check=False)
+            rc, _ = git("pull", "--rebase", "--quiet", remote, merge, check=False)
             if rc != 0:
-                _git(root, "rebase", "--abort", check=False)
+                git("rebase", "--abort", check=False)
                 raise GitOpsError(
                     f"the revert {new[:12]} is committed in {root} but could not be rebased "
                     f"onto {remote}/{merge.removeprefix('refs/heads/')}; push it by hand"
                 )
-            _git(root, "push", "--quiet", remote, target)
-            new = _git(root, "rev-parse", "HEAD")[1].strip()
+            git("push", "--quiet", remote, target)
+            new = git("rev-parse", "HEAD")[1].strip()
         pushed = True
         log(f"pushed {new[:12]} to {remote} {merge}")
-    return RevertResult(reverted=commit.sha, commit=new, files=commit.files, pushed=pushed)
+    return RevertResult(
+        reverted=commit.sha, commit=new, files=commit.files, pushed=pushed, changes=commit.changes
+    )
 
 
 # -- GitHub API --------------------------------------------------------------------------------
@@ -363,7 +381,9 @@ def _revert_once(
     }
     if dry_run:
         note = f"dry run: would revert {commit.sha[:12]}"
-        return RevertResult(reverted=commit.sha, files=commit.files, note=note)
+        return RevertResult(
+            reverted=commit.sha, files=commit.files, note=note, changes=commit.changes
+        )
     parent = _api("read head commit", partial(repo.get_git_commit, head))
     elements = []
     for path, text in reverted.items():
@@ -382,7 +402,13 @@ def _revert_once(
             "the branch moved or is protected; nothing was changed on it"
         ) from None
     log(f"reverted {commit.sha[:12]} as {new.sha[:12]} on {repo.full_name}@{branch}")
-    return RevertResult(reverted=commit.sha, commit=str(new.sha), files=commit.files, pushed=True)
+    return RevertResult(
+        reverted=commit.sha,
+        commit=str(new.sha),
+        files=commit.files,
+        pushed=True,
+        changes=commit.changes,
+    )
 
 
 def _files_of(commit: Any) -> list[Any]:

@@ -1,0 +1,306 @@
+"""``command: rollback`` — put an earlier production digest back, without a rebuild.
+
+Order of work: validate every input (no I/O) -> read the registry -> plan (pure, includes
+the Flux check) -> write the new immutable tag and move the floating tag (unless
+``dry-run``) -> with ``revert-commit: true``, revert the automation commit that wrote the
+bad tag in the GitOps repository -> GitHub records -> outputs and job summary.
+
+The registry is written first on purpose: a Git revert alone is undone by the image
+automation at its next run (its policy still selects the bad tag), while the registry
+rollback alone is complete — the revert only makes Git change at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from promote import naming
+from promote.actions import markdown_table
+from promote.commands import Context, Result
+from promote.errors import GitOpsError, InputError, PromoteError
+
+if TYPE_CHECKING:
+    from promote.gitrevert import RevertResult
+    from promote.promotion import Plan
+    from promote.rollback import RollbackObserved, RollbackRequest
+
+_REPO_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+
+
+@dataclass(frozen=True)
+class RevertRequest:
+    """Where to revert the automation commit: a checkout (``path``) or ``repo`` via the API."""
+
+    path: Path | None = None
+    repo: str = ""
+    ref: str = ""
+    token: str = ""
+    api_url: str = ""
+    throttle: bool = True
+
+
+def parse_request(ctx: Context) -> RollbackRequest:
+    """Every rollback input, validated before the first network call."""
+    from promote.reference import parse_repository, validate_digest, validate_tag
+    from promote.rollback import RollbackRequest
+
+    inputs = ctx.inputs
+    if not inputs.given("image"):
+        raise InputError(
+            "input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image"
+        )
+    repository = parse_repository(inputs.str("image"))
+    target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    rollback_to = inputs.str("rollback-to") or None
+    if rollback_to is not None:
+        if ":" in rollback_to:
+            validate_digest(rollback_to)
+        else:
+            validate_tag(rollback_to)
+            if naming.parse_immutable_tag(target_env, rollback_to) is None:
+                raise InputError(
+                    f"rollback-to {rollback_to!r} must be an immutable "
+                    f"{target_env}-v<X.Y.Z>-<sha>-<ts> tag or a sha256: digest",
+                    input_name="rollback-to",
+                )
+    timestamp = (
+        naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+    )
+    return RollbackRequest(
+        repository=repository,
+        rollback_to=rollback_to,
+        target_env=target_env,
+        timestamp=timestamp,
+        floating_tag=inputs.bool("floating-tag"),
+    )
+
+
+def parse_revert(ctx: Context) -> RevertRequest | None:
+    """The ``revert-commit`` inputs (no I/O); ``None`` when no revert is asked for."""
+    inputs, env = ctx.inputs, ctx.env
+    if not inputs.bool("revert-commit"):
+        return None
+    path, repo = inputs.str("gitops-path"), inputs.str("gitops-repo")
+    if path and repo:
+        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
+    if repo:
+        from promote.github import DEFAULT_API_URL, http_url
+
+        if not _REPO_RE.fullmatch(repo):
+            raise InputError(
+                f"gitops-repo must be owner/name, not {repo[:80]!r}", input_name="gitops-repo"
+            )
+        token = inputs.secret("github-token")
+        if not token:
+            raise InputError(
+                "revert-commit with gitops-repo needs github-token (with contents: write on "
+                "the GitOps repository)",
+                input_name="github-token",
+            )
+        api_url = http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
+        throttle = env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
+        ref = inputs.str("gitops-ref")
+        return RevertRequest(repo=repo, ref=ref, token=token, api_url=api_url, throttle=throttle)
+    if not path:
+        raise InputError(
+            "revert-commit: true needs gitops-path (a checkout) or gitops-repo (owner/name)",
+            input_name="revert-commit",
+        )
+    root = Path(path)
+    if not root.is_absolute() and env.get("GITHUB_WORKSPACE"):
+        root = Path(env["GITHUB_WORKSPACE"]) / root
+    if not root.is_dir():
+        raise InputError(f"gitops-path {path!r} is not a directory", input_name="gitops-path")
+    return RevertRequest(path=root)
+
+
+def revert_reason(the_plan: Plan, observed: RollbackObserved) -> str:
+    return (
+        f"Rollback of {the_plan.image} in {observed.current.env}: "
+        f"{observed.current.tag} ({observed.current_digest}) is replaced by {the_plan.tag}, "
+        f"a re-promotion of {observed.target.tag} ({the_plan.digest}).\n"
+        f"The image automation will next write {the_plan.tag}; it names the same digest."
+    )
+
+
+def do_revert(
+    ctx: Context,
+    revert: RevertRequest,
+    the_plan: Plan,
+    observed: RollbackObserved,
+    *,
+    dry_run: bool,
+) -> RevertResult:
+    from promote import gitrevert
+
+    bad_tag = observed.current.tag
+    reason = revert_reason(the_plan, observed)
+    if revert.path is not None:
+        result = gitrevert.revert_local(
+            revert.path,
+            bad_tag,
+            reason=reason,
+            dry_run=dry_run,
+            env=ctx.env,
+            log=ctx.runner.log,
+        )
+    else:
+        result = gitrevert.revert_github(
+            revert.repo,
+            bad_tag,
+            token=revert.token,
+            api_url=revert.api_url,
+            ref=revert.ref,
+            reason=reason,
+            dry_run=dry_run,
+            throttle=revert.throttle,
+            log=ctx.runner.log,
+        )
+    if result.note:
+        ctx.runner.log(result.note)
+    target = observed.target
+    put_back = {
+        m[0]
+        for change in result.changes
+        for m in [re.search(rf"{re.escape(target.env)}-v[0-9.]+-[0-9a-f]+-[0-9]+", change.old)]
+        if m
+    }
+    for tag in sorted(put_back):
+        parsed = naming.parse_immutable_tag(target.env, tag)
+        if parsed is None or (parsed.version, parsed.short_sha) != (
+            target.version,
+            target.short_sha,
+        ):
+            ctx.runner.warning(
+                f"the revert puts back {tag}, not the rollback target {target.tag}; the image "
+                f"automation moves it to {the_plan.tag} at its next run"
+            )
+    return result
+
+
+def summary(
+    the_plan: Plan,
+    observed: RollbackObserved,
+    *,
+    dry_run: bool,
+    written: list[str],
+    policy_origin: str,
+    revert: RevertResult | None,
+) -> str:
+    title = "Rollback plan (dry run: nothing written)" if dry_run else "Rollback"
+    rows = [
+        ("Image", f"`{the_plan.image}`"),
+        ("Replaced", f"`{the_plan.previous_tag}` → `{the_plan.previous_digest}`"),
+        ("Restored", f"`{observed.target.tag}` → `{the_plan.digest}` ({observed.origin})"),
+        ("Version", f"{the_plan.previous_version} → **{the_plan.version}**"),
+        ("New immutable tag", f"`{the_plan.tag}`"),
+        ("Flux check", f"selected by {policy_origin}"),
+    ]
+    if revert is not None:
+        if revert.reverted:
+            done = f"`{revert.commit[:12]}`" if revert.commit else "(dry run)"
+            rows.append(("GitOps revert", f"`{revert.reverted[:12]}` reverted by {done}"))
+        else:
+            rows.append(("GitOps revert", revert.note or "nothing to revert"))
+    steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]
+    done_tags = "written: " + (", ".join(f"`{t}`" for t in written) if written else "nothing")
+    return (
+        f"## {title}\n\n"
+        + markdown_table(["", ""], rows)
+        + "\n"
+        + markdown_table(["step", "tag", "why"], steps)
+        + f"\n{done_tags}\n"
+    )
+
+
+def run(ctx: Context) -> Result:
+    from promote import promotion, rollback
+    from promote.commands.promote_cmd import flux_policy, registry_client
+
+    request = parse_request(ctx)
+    revert = parse_revert(ctx)
+    dry_run = ctx.inputs.bool("dry-run")
+    records = None
+    if ctx.inputs.bool("create-deployment"):
+        from promote.github import PromotionRecords
+
+        records = PromotionRecords.from_context(ctx, kind="rollback")
+    policy, policy_origin = flux_policy(ctx, request.target_env)
+    client = registry_client(ctx, request.repository)
+    log = ctx.runner.log
+    observed = rollback.observe(client, request, log=log)  # type: ignore[arg-type]
+    the_plan = rollback.plan(request, observed, now=ctx.clock(), policy=policy)
+    for warning in the_plan.warnings:
+        ctx.runner.warning(warning)
+    for step in the_plan.steps:
+        log(f"plan: {step.action} {the_plan.image}:{step.tag} ({step.reason})")
+    written: list[str] = []
+    reverted: RevertResult | None = None
+    if dry_run:
+        log("dry run: nothing written")
+        outputs = the_plan.outputs()
+        if revert is not None and the_plan.changed:
+            reverted = do_revert(ctx, revert, the_plan, observed, dry_run=True)
+    else:
+        if records is not None:
+            records.start(the_plan.outputs())
+        try:
+            written = promotion.apply(
+                the_plan,
+                client,  # type: ignore[arg-type]
+                observed.manifest,
+                known_tags=observed.tags,
+                log=log,
+                warn=ctx.runner.warning,
+            )
+            if revert is not None and written:
+                reverted = _revert_after_write(ctx, revert, the_plan, observed, written)
+        except PromoteError as exc:
+            if records is not None:
+                records.fail(str(exc))
+            raise
+        outputs = the_plan.outputs(written)
+        if not written:
+            log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
+            if revert is not None:
+                log("nothing was rolled back, so no GitOps commit is reverted")
+        if records is not None:
+            outputs.update(records.finish(outputs))
+            outputs["metadata"] = _metadata(outputs)
+    return Result(
+        outputs=outputs,
+        summary=summary(
+            the_plan,
+            observed,
+            dry_run=dry_run,
+            written=written,
+            policy_origin=policy_origin,
+            revert=reverted,
+        ),
+    )
+
+
+def _revert_after_write(
+    ctx: Context,
+    revert: RevertRequest,
+    the_plan: Plan,
+    observed: RollbackObserved,
+    written: list[str],
+) -> RevertResult:
+    try:
+        return do_revert(ctx, revert, the_plan, observed, dry_run=False)
+    except PromoteError as exc:
+        raise GitOpsError(
+            f"the registry rollback is done ({', '.join(written)} -> {the_plan.digest}), but "
+            f"reverting the automation commit failed: {exc}. Flux deploys the restored digest "
+            f"at the automation's next run anyway ({the_plan.tag})."
+        ) from exc
+
+
+def _metadata(outputs: dict[str, str]) -> str:
+    import json
+
+    return json.dumps({k: v for k, v in outputs.items() if k != "metadata"}, separators=(",", ":"))
