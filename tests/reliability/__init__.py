@@ -1,0 +1,1 @@
+"""Reliability: registry faults, partial failure, races (issue 6)."""
