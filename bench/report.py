@@ -1,0 +1,561 @@
+"""Render ``BENCHMARKS.md`` and the time-vs-size plot from the results JSON.
+
+Every figure in the Markdown comes from ``bench/results/results.json``; the prose around
+the tables only states what the numbers mean, and any sentence that depends on a result
+is chosen by looking at that result.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import TARGET_RATIO, TARGET_REQUESTS, TARGET_TAGS
+
+PLOT_NAME = "time_vs_size.png"
+KIND_ORDER = (
+    "ping",
+    "token",
+    "manifest-get",
+    "manifest-head",
+    "manifest-put",
+    "tags",
+    "blob-get",
+    "blob-head",
+    "blob-upload",
+    "other",
+)
+
+
+def _table(headers: list[str], rows: list[list[Any]], align: str = "") -> str:
+    aligns = align or "l" + "r" * (len(headers) - 1)
+    sep = ["---:" if a == "r" else ":---:" if a == "c" else "---" for a in aligns]
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(sep) + " |"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def _s(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1000:.2f} ms"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _n(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def _short_type(media_type: str) -> str:
+    """``application/vnd.oci.image.manifest.v1+json`` -> ``oci manifest``."""
+    names = {
+        "application/vnd.oci.image.manifest.v1+json": "OCI manifest",
+        "application/vnd.oci.image.index.v1+json": "OCI index",
+        "application/vnd.docker.distribution.manifest.v2+json": "Docker v2",
+        "application/vnd.docker.distribution.manifest.list.v2+json": "Docker list",
+    }
+    return names.get(media_type, media_type or "?")
+
+
+def _tags(n: int) -> str:
+    return f"{_n(n)} tag" + ("" if n == 1 else "s")
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+# -- targets ---------------------------------------------------------------------------------
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    counts = [c for c in results.get("counts", []) if c["tool"] == "promote"]
+    for kind, label in (("single", "a single image"), ("index", "a 3-platform index")):
+        rows = [c for c in counts if c["image"] == kind and c["tags"] <= TARGET_TAGS]
+        if rows:
+            measured = ", ".join(f"{_tags(c['tags'])}: {c['besides_ping']}" for c in rows)
+            out.append(
+                {
+                    "target": f"at most {TARGET_REQUESTS} requests besides ping/auth for {label}"
+                    f" with up to {_n(TARGET_TAGS)} tags",
+                    "measured": measured,
+                    "met": all(c["besides_ping"] <= TARGET_REQUESTS for c in rows),
+                }
+            )
+    if counts:
+        blob = sum(c["blob"] for c in counts)
+        out.append(
+            {
+                "target": "no request to blobs (every promote scenario)",
+                "measured": f"{blob} blob requests in {len(counts)} promotions",
+                "met": blob == 0,
+            }
+        )
+    sizes = [r for r in results.get("sizes", []) if r["tool"] == "promote"]
+    if len(sizes) >= 2:
+        big = max(sizes, key=lambda r: r["bytes"])
+        out.append(
+            {
+                "target": f"{big['size']} / {sizes[0]['size']} time ratio under {TARGET_RATIO}",
+                "measured": f"{big['ratio']:.3f} ({_s(big['median'])} / {_s(sizes[0]['median'])})",
+                "met": big["ratio"] < TARGET_RATIO,
+            }
+        )
+    return out
+
+
+# -- request sequence annotation -------------------------------------------------------------
+def annotate(sequence: list[str]) -> list[tuple[str, str]]:
+    """What each of promote's requests is for (by position in the promote algorithm)."""
+    out: list[tuple[str, str]] = []
+    put_seen = False
+    tags_in_block = 0
+    for req in sequence:
+        method, _, target = req.partition(" ")
+        if target in ("/v2/", "/v2"):
+            why = "ping: API version check and auth challenge (not counted)"
+        elif method == "GET" and target.startswith("manifests/"):
+            why = "read the source manifest once (bytes hashed locally)"
+        elif method == "GET" and target.startswith("tags/list"):
+            if "last=" in target:
+                why = (
+                    "next page by `last=`: the previous answer was a full page and had no "
+                    "`Link`; this one brings nothing new, so listing stops"
+                )
+            elif put_seen:
+                why = "race check: list tags again after the immutable PUT"
+            else:
+                why = "list tags (versions, timestamps, history)"
+            tags_in_block += 1
+        elif method == "HEAD" and target.startswith("manifests/"):
+            why = "previous production digest (newest immutable tag)"
+        elif method == "PUT" and target.startswith("manifests/"):
+            why = "floating tag, same bytes" if put_seen else "immutable tag, same bytes"
+            put_seen = True
+        else:
+            why = ""
+        out.append((req, why))
+    return out
+
+
+# -- plot ------------------------------------------------------------------------------------
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results.get("sizes", [])
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for tool, marker in (("promote", "o"), ("skopeo", "s"), ("docker", "^")):
+        mine = sorted((r for r in rows if r["tool"] == tool), key=lambda r: r["bytes"])
+        if not mine:
+            continue
+        xs = [r["bytes"] for r in mine]
+        ax.plot(xs, [r["median"] for r in mine], marker=marker, label=f"{tool} (median)")
+        for r in mine:
+            ax.scatter([r["bytes"]] * len(r["runs"]), r["runs"], s=8, alpha=0.35)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    sizes = sorted({(r["bytes"], r["size"]) for r in rows})
+    ax.set_xticks([b for b, _ in sizes], [label for _, label in sizes])
+    ax.set_xlabel("image size (layer payload)")
+    ax.set_ylabel("wall time per promotion (s, log)")
+    ax.set_title("Promotion time against image size (loopback registry)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- the document ----------------------------------------------------------------------------
+def render(results: dict[str, Any], plot_rel: str) -> str:
+    m = results["machine"]
+    parts: list[str] = []
+    add = parts.append
+    add("# Benchmarks\n")
+    add(
+        "Generated by `make bench` (`bench/`, `python -m bench`) from "
+        "`bench/results/results.json`; every number below is measured by that run, none is "
+        "typed in. Re-render without measuring: `.venv/bin/python -m bench --report-only`.\n"
+    )
+    if results.get("quick"):
+        add("> **Quick run** (`--quick`): fewer sizes, tags and repeats. Not the reference run.\n")
+    add("## Machine\n")
+    v = m["versions"]
+    add(
+        _table(
+            ["", ""],
+            [
+                ["generated", results["generated"]],
+                ["command", f"`{results['command']}`"],
+                ["CPU", f"{m['cpu']} × {m['nproc']} (nproc)"],
+                ["memory", f"{m['memory_gib']} GiB"],
+                ["OS / kernel", f"{m['os']} / {m['kernel']}"],
+                *[[k, f"`{val}`"] for k, val in v.items()],
+                [
+                    "load average before / after",
+                    " / ".join(
+                        f"{results.get(k, [0])[0]:.2f}" for k in ("load_before", "load_after")
+                    ),
+                ],
+                ["whole run", _s(results.get("duration_seconds", 0.0))],
+            ],
+            "ll",
+        )
+    )
+    add(
+        "\nEverything runs on loopback: one CNCF distribution registry (Debian "
+        "`docker-registry`, filesystem storage, no auth, started by "
+        "`tests.support.registry.RegistryServer`), the counting proxy `bench/proxy.py` in "
+        "front of it for request counts, Debian `skopeo`, and the local Docker engine. "
+        "The load average is the machine's own: other work may run at the same time.\n"
+    )
+
+    # targets
+    add("## Targets (issue 7 §3)\n")
+    add(
+        _table(
+            ["target", "measured", "met"],
+            [[t["target"], t["measured"], _yes(t["met"])] for t in targets(results)],
+            "llc",
+        )
+    )
+    add("")
+
+    # 1. counts
+    counts = results.get("counts", [])
+    if counts:
+        add("## 1. Registry requests per promotion\n")
+        add(
+            "One promotion per tool, image and tag count, through the counting proxy. "
+            "`promote` writes two tags (the immutable one and `production`); skopeo and "
+            "docker write one (`skopeo copy` to a new tag; `docker pull` + `tag` + `push`). "
+            "*Besides ping* excludes `GET /v2/` (and auth, none here). *Digest kept*: the "
+            "written tag names the source digest.\n"
+        )
+        kinds = [k for k in KIND_ORDER if any(c["by_kind"].get(k) for c in counts)]
+        kinds += sorted({k for c in counts for k in c["by_kind"]} - set(kinds))
+        rows = []
+        for c in counts:
+            rows.append(
+                [
+                    c["tool"],
+                    c["image"],
+                    _n(c["tags"]),
+                    f"**{c['besides_ping']}**",
+                    *[c["by_kind"].get(k, 0) or "" for k in kinds],
+                    c["blob"],
+                    _yes(c["digest_kept"]),
+                    _short_type(c["result_media_type"]),
+                    _s(c["seconds"]),
+                ]
+            )
+        add(
+            _table(
+                [
+                    "tool",
+                    "image",
+                    "existing tags",
+                    "besides ping",
+                    *kinds,
+                    "blob total",
+                    "digest kept",
+                    "written type",
+                    "time",
+                ],
+                rows,
+                "lll" + "r" * (len(kinds) + 2) + "clr",
+            )
+        )
+        add("\n### What each of promote's requests is\n")
+        for c in counts:
+            if c["tool"] != "promote" or c["image"] != "single":
+                continue
+            add(
+                f"**Single image, {_tags(c['tags'])} existing** "
+                f"({c['besides_ping']} besides ping):\n"
+            )
+            add(
+                _table(
+                    ["#", "request", "what for"],
+                    [[i + 1, f"`{r}`", why] for i, (r, why) in enumerate(annotate(c["sequence"]))],
+                    "rll",
+                )
+            )
+            add("")
+        others = [
+            c
+            for c in counts
+            if c["tool"] != "promote" and c["tags"] == min(x["tags"] for x in counts)
+        ]
+        if others:
+            add("For comparison, what skopeo and docker send (fewest existing tags):\n")
+            for c in others:
+                add(
+                    f"- **{c['tool']}, {c['image']}**: "
+                    + ", ".join(f"`{r}`" for r in c["sequence"])
+                    + "\n"
+                )
+            add("")
+        index_rows = [c for c in counts if c["tool"] == "promote" and c["image"] == "index"]
+        single_rows = {
+            c["tags"]: c for c in counts if c["tool"] == "promote" and c["image"] == "single"
+        }
+        same = all(
+            c["sequence"]
+            and single_rows.get(c["tags"]) is not None
+            and len(c["sequence"]) == len(single_rows[c["tags"]]["sequence"])
+            for c in index_rows
+        )
+        if index_rows:
+            add(
+                "The 3-platform index costs "
+                + (
+                    "exactly the same requests as the single image"
+                    if same
+                    else "different requests"
+                )
+                + ": promote reads the index manifest and PUTs the same bytes; it never reads "
+                "the children or any blob.\n"
+            )
+        extra = [
+            c for c in counts if c["tool"] == "promote" and any("last=" in s for s in c["sequence"])
+        ]
+        if extra:
+            add(
+                "**Why more than 6 requests at "
+                + " and ".join(sorted({_n(c["tags"]) + " tags" for c in extra}))
+                + ":** this registry (Debian distribution "
+                + f"`{m['versions'].get('registry', '?').split()[-1]}`) ignores `n` and `last` "
+                "on `tags/list` and answers every tag at once, without a `Link` header. "
+                "promote's client asks for pages of 1,000; an answer holding 1,000 or more "
+                "tags and no `Link` looks like a full page, so it asks again with `last=` "
+                "and stops when that brings nothing new: two `tags` requests per listing, "
+                "and the race check lists again. A registry that paginates (ECR, GHCR, "
+                "distribution 3) needs ⌈tags/1000⌉ pages per listing instead. Stopping as "
+                "soon as an answer holds *more* than the requested `n` would save the "
+                "extra request on registries that ignore `n`.\n"
+            )
+        seeding = results.get("count_seeding", [])
+        if seeding:
+            add(
+                "Seeding (untimed for the tools): "
+                + "; ".join(
+                    f"{s['image']} with {_tags(s['tags'])} in {_s(s['seconds'])}" for s in seeding
+                )
+                + ".\n"
+            )
+
+    # 2. sizes
+    sizes = results.get("sizes", [])
+    if sizes:
+        add("## 2. Wall time against image size\n")
+        add(
+            "A single-platform image whose one layer is an uncompressed tar holding the given "
+            "number of random bytes. Each run promotes a fresh release (new config over the "
+            "same layer), straight to the registry (no proxy), as a subprocess: promote's "
+            "console script, `skopeo copy`, and `docker pull` + `tag` + `push` with the pulled "
+            "images removed after each run (so every pull is cold). Ratio = median / median "
+            "at the smallest size.\n"
+        )
+        add(f"![time against image size]({plot_rel})\n")
+        labels = list(dict.fromkeys(r["size"] for r in sizes))
+        tools_seen = list(dict.fromkeys(r["tool"] for r in sizes))
+        by = {(r["size"], r["tool"]): r for r in sizes}
+        rows = []
+        for label in labels:
+            row: list[Any] = [label]
+            for tool in tools_seen:
+                r = by.get((label, tool))
+                row.append(f"{_s(r['median'])} (×{r['ratio']:.2f})" if r else "")
+            rows.append(row)
+        add(_table(["image size", *[f"{t}: median (ratio)" for t in tools_seen]], rows))
+        add("\nEvery run:\n")
+        add(
+            _table(
+                ["size", "tool", "runs", "median", "min", "max", "digest kept"],
+                [
+                    [
+                        r["size"],
+                        r["tool"],
+                        len(r["runs"]),
+                        _s(r["median"]),
+                        _s(min(r["runs"])),
+                        _s(max(r["runs"])),
+                        _yes(r["digest_kept"]),
+                    ]
+                    for r in sizes
+                ],
+                "llrrrrc",
+            )
+        )
+        seed = results.get("size_seeding", [])
+        if seed:
+            add(
+                "\nLayer upload when seeding (streamed, chunked PATCH, never held in memory): "
+                + "; ".join(
+                    f"{s['size']} ({_n(s['layer_bytes'])} bytes) in {_s(s['upload_seconds'])}"
+                    for s in seed
+                )
+                + ".\n"
+            )
+
+    # 3. listing
+    listing = results.get("listing", [])
+    if listing:
+        add("## 3. Tag listing\n")
+        add(
+            "Tags are seeded by HTTP PUTs of one small manifest under many tags (8 threads; "
+            "the timed seeding rate is reported). The listing is promote's own "
+            "`RegistryClient.list_tags()` over HTTP (median of repeated runs), and one plain "
+            "`GET tags/list?n=1000` for comparison.\n"
+        )
+        add(
+            _table(
+                [
+                    "tags",
+                    "requests (pages)",
+                    "list_tags() median",
+                    "one raw GET",
+                    "tags in one answer",
+                    "answer size",
+                    "seeding PUTs",
+                    "seeding time",
+                    "PUT rate",
+                ],
+                [
+                    [
+                        _n(r["tags"]),
+                        r["requests"],
+                        _s(r["median"]),
+                        _s(r["raw_page_seconds"]),
+                        _n(r["raw_page_tags"]),
+                        f"{r['raw_page_bytes'] / 1024:,.0f} KiB",
+                        _n(r["seeded_tags"]),
+                        _s(r["seed_seconds"]),
+                        f"{r['seed_rate']:,.0f}/s",
+                    ]
+                    for r in listing
+                ],
+            )
+        )
+        if any(r["raw_page_tags"] > 1000 for r in listing):
+            add(
+                "\nThe registry answered `?n=1000` with every tag in one response (it ignores "
+                "`n`), so the pages column counts promote's requests, not the registry's "
+                "pages; see §1 for why that is two requests.\n"
+            )
+
+    # 4. flux
+    flux = results.get("flux")
+    if flux:
+        add("## 4. Flux ImagePolicy model\n")
+        add(
+            "`promote.flux.ImagePolicy` with the project's production policy (numerical "
+            "`$ts`, RE2 filter) selecting from the listed tags, median of "
+            f"{len(flux['runs'])} runs.\n"
+        )
+        add(
+            _table(
+                [
+                    "tags",
+                    "matching the filter",
+                    "median select()",
+                    "throughput",
+                    "selected the newest release",
+                ],
+                [
+                    [
+                        _n(flux["tags"]),
+                        _n(flux["candidates"]),
+                        _s(flux["median"]),
+                        f"{flux['tags_per_second']:,.0f} tags/s",
+                        _yes(flux["selected_is_newest"]),
+                    ]
+                ],
+            )
+        )
+        add("")
+
+    # 5. start-up
+    st = results.get("startup")
+    if st:
+        add("## 5. Start-up\n")
+        add(
+            f"Subprocess wall time, median of {st['repeats']} runs (no bytecode writing). "
+            "*Heavy modules loaded* lists which of "
+            + ", ".join(f"`{h}`" for h in st["heavy_candidates"])
+            + " the same path has imported when it ends.\n"
+        )
+        add(
+            _table(
+                ["what", "median", "heavy modules loaded"],
+                [
+                    [
+                        r["case"],
+                        _s(r["median"]),
+                        "—"
+                        if r["heavy"] is None
+                        else (", ".join(f"`{h}`" for h in r["heavy"]) or "none"),
+                    ]
+                    for r in st["rows"]
+                ],
+                "lrl",
+            )
+        )
+        add(
+            "\n`python -X importtime entrypoint.py` on the input-error path: "
+            f"{st['importtime_total_us'] / 1000:.1f} ms of imports in all; the slowest "
+            "top-level imports (cumulative):\n"
+        )
+        add(
+            _table(
+                ["module", "cumulative", "self"],
+                [
+                    [
+                        f"`{i['module']}`",
+                        f"{i['cumulative_us'] / 1000:.1f} ms",
+                        f"{i['self_us'] / 1000:.1f} ms",
+                    ]
+                    for i in st["importtime_top"]
+                ],
+            )
+        )
+        add("")
+
+    # 6. image
+    img = results.get("image") or {}
+    add("## 6. The action image\n")
+    if img.get("available"):
+        add(
+            _table(
+                ["", ""],
+                [[k, v] for k, v in img.get("table", [])],
+                "ll",
+            )
+        )
+        add(img.get("note", "") + "\n")
+    else:
+        add(f"Not measured in this run: {img.get('reason', 'unknown')}.\n")
+
+    # summary of medians for quick reading
+    if sizes:
+        promote = [r for r in sizes if r["tool"] == "promote"]
+        if promote:
+            spread = statistics.pstdev(r["median"] for r in promote)
+            add(
+                f"\n_promote's medians across sizes differ by a standard deviation of "
+                f"{_s(spread)}._\n"
+            )
+    return "\n".join(parts)
+
+
+def write(results: dict[str, Any], results_dir: Path, markdown: Path) -> None:
+    plot_path = results_dir / PLOT_NAME
+    if results.get("sizes"):
+        plot(results, plot_path)
+    rel = plot_path.relative_to(markdown.parent).as_posix()
+    markdown.write_text(render(results, rel))

@@ -1,0 +1,189 @@
+"""``make bench`` (= ``python -m bench``): run every measurement once, side by side.
+
+Starts one real CNCF distribution registry on a free loopback port (the test suite's
+:class:`tests.support.registry.RegistryServer`) and a :class:`bench.proxy.CountingProxy`
+in front of it, makes sure a Docker engine answers (``scripts/start-dockerd.sh``), then:
+
+1. request counts per promotion (promote, skopeo, docker; single image and 3-platform
+   index; 1, 1,000 and 10,000 existing tags), through the proxy;
+2. wall time against image size (1 KiB, 64 MiB, 512 MiB), direct to the registry;
+3. tag listing at 10,000 and 100,000 tags (seeded by HTTP PUTs, timed);
+4. the Flux ImagePolicy model over the 100,000 tags;
+5. start-up of the entrypoint and the CLI;
+6. the action image: cold build time and size.
+
+Writes ``bench/results/results.json``, ``bench/results/time_vs_size.png`` and
+``BENCHMARKS.md`` (rendered from the JSON by :mod:`bench.report`; no number is typed in).
+
+Options: ``--quick`` (smaller everything, for a try-out; not for committing),
+``--skip-image`` (no Docker build), ``--report-only`` (re-render from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import images as im
+from bench import report, scenarios, tools
+from bench.proxy import CountingProxy
+
+RESULTS = tools.ROOT / "bench" / "results"
+RESULTS_JSON = RESULTS / "results.json"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def machine() -> dict[str, Any]:
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in read("/proc/meminfo").splitlines()
+            if line.startswith("MemTotal:")
+        ),
+        0,
+    )
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip('"')
+            for line in read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "os": os_name,
+        "kernel": platform.release(),
+        "versions": tools.versions(),
+    }
+
+
+def ensure_dockerd() -> None:
+    subprocess.run([str(tools.ROOT / "scripts" / "start-dockerd.sh")], check=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.registry import RegistryServer
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "make bench" + (" (--quick)" if args.quick else ""),
+        "quick": bool(args.quick),
+        "load_before": list(os.getloadavg()),
+    }
+    log("machine and versions")
+    results["machine"] = machine()
+    ensure_dockerd()
+    tag_counts = (1, 1_000) if args.quick else scenarios.TAG_COUNTS
+    sizes = scenarios.SIZES[:2] if args.quick else scenarios.SIZES
+    repeats = {"promote": 3, "skopeo": 3, "docker": 2} if args.quick else None
+    listing_counts = (10_000,) if args.quick else (10_000, 100_000)
+
+    with (
+        RegistryServer("none") as registry,
+        CountingProxy(registry.url) as proxy,
+        im.Pusher(registry.url) as pusher,
+    ):
+        log(f"registry {registry.url}, counting proxy {proxy.origin}")
+
+        log("1. registry requests per promotion")
+        counts: list[dict[str, Any]] = []
+        seeding: list[dict[str, Any]] = []
+        for kind in scenarios.KINDS:
+            for n in tag_counts:
+                prepared = scenarios.prepare_count_repo(pusher, kind, n)
+                seeding.append(
+                    {
+                        "image": kind,
+                        "tags": n,
+                        "seconds": prepared.seed_seconds,
+                        "history_put_seconds": prepared.history_put_seconds,
+                    }
+                )
+                for tool in tools.TOOLS:
+                    result = scenarios.count_requests(proxy, pusher, prepared, tool)
+                    counts.append(result.as_dict())
+                    log(
+                        f"  {tool:8} {kind:6} {n:>6} tags: {result.besides_ping} requests "
+                        f"besides ping ({result.by_kind}), digest kept: {result.digest_kept}"
+                    )
+        results["counts"] = counts
+        results["count_seeding"] = seeding
+
+        log("2. wall time against image size")
+        results["sizes"], results["size_seeding"] = scenarios.time_vs_size(
+            pusher, registry.host, sizes=sizes, repeats=repeats, log=log
+        )
+
+        log("3. tag listing")
+        results["listing"], tags = scenarios.tag_listing(
+            pusher, registry.host, counts=listing_counts, log=log
+        )
+
+        log(f"4. Flux ImagePolicy model over {len(tags)} tags")
+        results["flux"] = scenarios.flux_throughput(tags)
+
+    log("5. start-up")
+    results["startup"] = scenarios.startup()
+
+    if args.skip_image:
+        results["image"] = {"available": False, "reason": "skipped (--skip-image)"}
+    else:
+        log("6. action image (cold build)")
+        results["image"] = scenarios.action_image(log=log)
+    results["load_after"] = list(os.getloadavg())
+    results["duration_seconds"] = time.perf_counter() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (not for committing)")
+    parser.add_argument("--skip-image", action="store_true", help="skip the Docker image build")
+    parser.add_argument("--report-only", action="store_true", help="re-render from the JSON")
+    args = parser.parse_args(argv)
+    os.chdir(tools.ROOT)
+    if str(tools.ROOT) not in sys.path:
+        sys.path.insert(0, str(tools.ROOT))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        results = json.loads(RESULTS_JSON.read_text())
+    else:
+        results = run(args)
+        RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
+        log(f"wrote {RESULTS_JSON.relative_to(tools.ROOT)}")
+    report.write(results, RESULTS, tools.ROOT / "BENCHMARKS.md")
+    log("wrote BENCHMARKS.md and the plot")
+    failed = [t for t in report.targets(results) if not t["met"]]
+    for t in report.targets(results):
+        log(f"target {'met' if t['met'] else 'NOT met'}: {t['target']} (measured {t['measured']})")
+    log(f"done in {results.get('duration_seconds', 0):.0f} s; {len(failed)} target(s) not met")
+    return 0

@@ -1,0 +1,433 @@
+"""The measurements. Each function takes running parts and returns plain JSON-able data.
+
+* :func:`count_requests` - registry requests of one promotion, by kind, through the
+  counting proxy (one tool, one image kind, one tag count);
+* :func:`time_vs_size` - wall time of repeated runs per tool and image size;
+* :func:`tag_listing` - pages and time of listing 10,000 / 100,000 tags;
+* :func:`flux_throughput` - the Flux ImagePolicy model selecting among 100,000 tags;
+* :func:`startup` - interpreter start-up of the entrypoint and the CLI, heavy imports;
+* :func:`action_image` - the action image's cold build time and size (Docker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench import images as im
+from bench import tools
+from bench.proxy import BLOB_KINDS, OVERHEAD_KINDS, CountingProxy
+
+KiB, MiB = 1024, 1024 * 1024
+SIZES = (("1 KiB", KiB), ("64 MiB", 64 * MiB), ("512 MiB", 512 * MiB))
+TAG_COUNTS = (1, 1_000, 10_000)
+KINDS = ("single", "index")
+#: Requests one promotion may make besides the /v2/ ping and auth (issue 7 §3).
+TARGET_REQUESTS = 5
+#: Largest tag count the request target applies to.
+TARGET_TAGS = 1_000
+TARGET_RATIO = 1.1
+
+Log = Callable[[str], None]
+
+
+def _nolog(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class CountResult:
+    tool: str
+    image: str
+    tags: int
+    #: every request, by kind (ping and token included)
+    by_kind: dict[str, int]
+    #: what each request was, in order ("GET manifests/staging-...")
+    sequence: list[str]
+    digest_kept: bool
+    result_media_type: str
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def besides_ping(self) -> int:
+        return sum(n for k, n in self.by_kind.items() if k not in OVERHEAD_KINDS)
+
+    @property
+    def blob(self) -> int:
+        return sum(n for k, n in self.by_kind.items() if k in BLOB_KINDS)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(total=self.total, besides_ping=self.besides_ping, blob=self.blob)
+        return d
+
+
+@dataclass
+class Prepared:
+    """A repository seeded for the request-count scenario."""
+
+    repo: str
+    kind: str
+    tags: int
+    spec: im.ImageSpec
+    source_tag: str
+    source: im.Pushed
+    seed_seconds: float
+    history_put_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_count_repo(pusher: im.Pusher, kind: str, tags: int, *, repo: str = "") -> Prepared:
+    """A repository holding exactly ``tags`` tags: the staging source plus a history.
+
+    The history (``tags`` - 1 tags: the floating ``production``, production releases and
+    staging builds, as :func:`bench.images.history_tags`) all name an older release, so
+    the promotion has a previous production digest to look up.
+    """
+    repo = repo or f"bench/count-{kind}-{tags}"
+    started = time.perf_counter()
+    spec = im.make_layers(pusher, repo, kind, KiB)
+    history = im.history_tags(tags - 1)
+    put_seconds = 0.0
+    if history:
+        old = im.release(pusher, spec, history[0], label="old")
+        put_seconds = pusher.tag_many(repo, history[1:], old)
+    source_tag = im.staging_tag(int(time.time()) - 60)
+    source = im.release(pusher, spec, source_tag)
+    return Prepared(
+        repo, kind, tags, spec, source_tag, source, time.perf_counter() - started, put_seconds
+    )
+
+
+def _describe(method: str, path: str, repo: str) -> str:
+    bare, _, query = path.partition("?")
+    prefix = f"/v2/{repo}/"
+    name = bare[len(prefix) :] if bare.startswith(prefix) else bare
+    if name.startswith("blobs/uploads/"):
+        name = "blobs/uploads/…"
+    name = re.sub(r"sha256:([0-9a-f]{12})[0-9a-f]{52}", r"sha256:\1…", name)
+    keep = [p for p in query.split("&") if p.split("=", 1)[0] in ("n", "last")]
+    if keep:
+        last = [p if not p.startswith("last=") else "last=…" for p in keep]
+        name += "?" + "&".join(last)
+    return f"{method} {name}"
+
+
+def count_requests(
+    proxy: CountingProxy, pusher: im.Pusher, prepared: Prepared, tool: str
+) -> CountResult:
+    """One promotion by ``tool`` through the proxy; the requests it made, by kind."""
+    image = f"{proxy.host}/{prepared.repo}"
+    new_tag = f"{tool}-copy-{im.short_sha()}"
+    if tool == "docker":
+        tools.docker_rmi(f"{image}:{prepared.source_tag}", f"{image}:{new_tag}")
+    proxy.reset()
+    run = tools.run_tool(tool, image, prepared.source_tag, new_tag, index=prepared.kind == "index")
+    with proxy.lock:
+        by_kind = dict(sorted(proxy.counts.items()))
+        sequence = [_describe(s.method, s.path, prepared.repo) for s in proxy.log]
+    kept = True
+    media_type = ""
+    for tag in run.written:
+        head = pusher.head_manifest(prepared.repo, tag)
+        kept = kept and head is not None and head[0] == prepared.source.digest
+        media_type = head[1] if head else "(missing)"
+    return CountResult(
+        tool, prepared.kind, prepared.tags, by_kind, sequence, kept, media_type, run.seconds
+    )
+
+
+# -- time against size -----------------------------------------------------------------------
+def time_vs_size(
+    pusher: im.Pusher,
+    registry_host: str,
+    *,
+    sizes: Sequence[tuple[str, int]] = SIZES,
+    repeats: dict[str, int] | None = None,
+    log: Log = _nolog,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Median wall time per tool and size (direct to the registry, no proxy).
+
+    Every run promotes a fresh release (a new config over the same layer), so no run is a
+    no-op and the blobs are the same for all tools. Returns (rows, seeding).
+    """
+    repeats = repeats or {"promote": 5, "skopeo": 5, "docker": 3}
+    rows: list[dict[str, Any]] = []
+    seeding: list[dict[str, Any]] = []
+    for label, size in sizes:
+        repo = f"bench/size-{label.replace(' ', '').lower()}"
+        started = time.perf_counter()
+        spec = im.make_layers(pusher, repo, "single", size)
+        upload = time.perf_counter() - started
+        history = im.history_tags(10)
+        old = im.release(pusher, spec, history[0], label="old")
+        pusher.tag_many(repo, history[1:], old, workers=1)
+        layer = next(iter(spec.layers.values()))
+        seeding.append({"size": label, "layer_bytes": layer.size, "upload_seconds": upload})
+        log(f"  {label}: layer {layer.size} bytes uploaded in {upload:.1f} s")
+        for tool in tools.TOOLS:
+            runs: list[float] = []
+            kept: list[bool] = []
+            for i in range(repeats[tool]):
+                source_tag = im.staging_tag(int(time.time()) - 60 - i)
+                source = im.release(pusher, spec, source_tag)
+                run = tools.run_tool(
+                    tool,
+                    f"{registry_host}/{repo}",
+                    source_tag,
+                    f"{tool}-{i}-{im.short_sha()}",
+                    index=False,
+                )
+                runs.append(run.seconds)
+                heads = [pusher.head_manifest(repo, t) for t in run.written]
+                kept.append(all(h is not None and h[0] == source.digest for h in heads))
+            median = statistics.median(runs)
+            log(f"  {label} {tool}: median {median:.3f} s over {len(runs)} runs")
+            rows.append(
+                {
+                    "size": label,
+                    "bytes": size,
+                    "layer_bytes": layer.size,
+                    "tool": tool,
+                    "runs": runs,
+                    "median": median,
+                    "digest_kept": all(kept),
+                }
+            )
+    base = {r["tool"]: r["median"] for r in rows if r["size"] == sizes[0][0]}
+    for r in rows:
+        r["ratio"] = r["median"] / base[r["tool"]]
+    return rows, seeding
+
+
+# -- tag listing -----------------------------------------------------------------------------
+def list_with_client(registry_host: str, repo: str) -> tuple[list[str], float, dict[str, int]]:
+    """promote's own client listing every tag: (tags, seconds, requests by kind)."""
+    from promote.reference import parse_repository
+    from promote.registry import RegistryClient
+
+    with RegistryClient(parse_repository(f"{registry_host}/{repo}")) as client:
+        started = time.perf_counter()
+        tags = client.list_tags()
+        seconds = time.perf_counter() - started
+        return tags, seconds, client.stats.as_dict()
+
+
+def raw_listing(pusher: im.Pusher, repo: str) -> tuple[int, float, int]:
+    """One plain ``GET tags/list?n=1000``: (tags in the answer, seconds, bytes)."""
+    started = time.perf_counter()
+    status, _h, body = pusher.request("GET", f"/v2/{repo}/tags/list?n=1000")
+    seconds = time.perf_counter() - started
+    if status != 200:
+        raise RuntimeError(f"tags/list: HTTP {status}")
+    return len(json.loads(body)["tags"]), seconds, len(body)
+
+
+def tag_listing(
+    pusher: im.Pusher,
+    registry_host: str,
+    *,
+    counts: Sequence[int] = (10_000, 100_000),
+    repeats: int = 3,
+    log: Log = _nolog,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Seed one repository up to each count (HTTP PUTs, timed) and list it; (rows, tags)."""
+    repo = "bench/listing"
+    spec = im.make_layers(pusher, repo, "single", KiB)
+    history = im.history_tags(max(counts))
+    pushed = im.release(pusher, spec, history[0], label="listing")
+    have = 1
+    rows: list[dict[str, Any]] = []
+    tags: list[str] = []
+    for count in counts:
+        put_seconds = pusher.tag_many(repo, history[have:count], pushed)
+        added = count - have
+        have = count
+        log(f"  seeded {added} tags by HTTP PUT in {put_seconds:.1f} s")
+        times: list[float] = []
+        pages = 0
+        for _ in range(repeats):
+            tags, seconds, stats = list_with_client(registry_host, repo)
+            times.append(seconds)
+            pages = stats.get("tags", 0)
+        if len(tags) != count:
+            raise RuntimeError(f"listed {len(tags)} tags, expected {count}")
+        raw_tags, raw_seconds, raw_bytes = raw_listing(pusher, repo)
+        log(f"  {count} tags: {pages} requests, median {statistics.median(times):.3f} s")
+        rows.append(
+            {
+                "tags": count,
+                "listed": len(tags),
+                "requests": pages,
+                "runs": times,
+                "median": statistics.median(times),
+                "seeded_tags": added,
+                "seed_seconds": put_seconds,
+                "seed_rate": added / put_seconds if put_seconds else 0.0,
+                "raw_page_tags": raw_tags,
+                "raw_page_seconds": raw_seconds,
+                "raw_page_bytes": raw_bytes,
+            }
+        )
+    return rows, tags
+
+
+# -- Flux model ------------------------------------------------------------------------------
+def flux_throughput(tags: Sequence[str], *, repeats: int = 5) -> dict[str, Any]:
+    """The project's production ImagePolicy (numerical ``$ts``) selecting among ``tags``."""
+    from promote import naming
+    from promote.flux import ImagePolicy
+
+    policy = ImagePolicy.from_spec(naming.flux_policy_spec("production"), name="production")
+    times: list[float] = []
+    selected: str | None = None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        selected = policy.select(tags)
+        times.append(time.perf_counter() - started)
+    # the expected answer, independently: the filter with Python's re, the largest $ts
+    pattern = re.compile(naming.flux_tag_pattern("production"))
+    matching = [(int(m["ts"]), t) for t in tags if (m := pattern.match(t))]
+    expected = max(matching)[1] if matching else None
+    median = statistics.median(times)
+    return {
+        "tags": len(tags),
+        "candidates": len(matching),
+        "runs": times,
+        "median": median,
+        "tags_per_second": len(tags) / median,
+        "selected": selected,
+        "selected_is_newest": selected == expected,
+    }
+
+
+# -- start-up --------------------------------------------------------------------------------
+HEAVY = ("requests", "urllib3", "github", "yaml", "re2", "semver", "cryptography", "jwt")
+
+_PROBE = """
+import json, os, runpy, sys
+what = sys.argv[1]
+if what == "entrypoint-error":
+    os.environ["INPUT_COMMAND"] = "promote"
+    sys.argv = ["entrypoint.py"]
+    try:
+        runpy.run_path("entrypoint.py", run_name="__main__")
+    except SystemExit:
+        pass
+elif what == "cli-help":
+    sys.argv = ["promote", "--help"]
+    try:
+        runpy.run_module("promote.cli", run_name="__main__")
+    except SystemExit:
+        pass
+else:
+    __import__(what)
+heavy = sorted(m for m in %r if m in sys.modules)
+sys.stderr.write("HEAVY=" + json.dumps(heavy) + "\\n")
+"""
+
+
+def _time_argv(argv: list[str], env: dict[str, str], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run(argv, capture_output=True, env=env, cwd=tools.ROOT, check=False)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def startup(*, repeats: int = 10) -> dict[str, Any]:
+    """Start-up cost of the front doors, and which heavy modules each one imports."""
+    py = sys.executable
+    env = tools.clean_env()
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    error_env = {**env, "INPUT_COMMAND": "promote"}
+    cases = [
+        ("python -c pass (interpreter alone)", [py, "-c", "pass"], env, None),
+        ("python -c 'import entrypoint'", [py, "-c", "import entrypoint"], env, "entrypoint"),
+        ("python -c 'import promote.cli'", [py, "-c", "import promote.cli"], env, "promote.cli"),
+        ("promote --help", [*tools.promote_command(), "--help"], env, "cli-help"),
+        (
+            "python entrypoint.py (command promote, no image: input error, no network)",
+            [py, "entrypoint.py"],
+            error_env,
+            "entrypoint-error",
+        ),
+    ]
+    rows = []
+    for label, argv, case_env, probe in cases:
+        times = _time_argv(argv, case_env, repeats)
+        heavy: list[str] | None = None
+        if probe is not None:
+            proc = subprocess.run(
+                [py, "-c", _PROBE % (HEAVY,), probe],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=tools.ROOT,
+                check=False,
+            )
+            found = re.search(r"^HEAVY=(.*)$", proc.stderr, re.M)
+            heavy = json.loads(found.group(1)) if found else None
+        rows.append(
+            {"case": label, "runs": times, "median": statistics.median(times), "heavy": heavy}
+        )
+    # -X importtime of the error path: the slowest imports by cumulative time
+    proc = subprocess.run(
+        [py, "-X", "importtime", "entrypoint.py"],
+        capture_output=True,
+        text=True,
+        env=error_env,
+        cwd=tools.ROOT,
+        check=False,
+    )
+    imports: list[dict[str, Any]] = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if m:
+            imports.append(
+                {
+                    "module": m.group(4),
+                    "self_us": int(m.group(1)),
+                    "cumulative_us": int(m.group(2)),
+                    "depth": (len(m.group(3)) - 1) // 2,
+                }
+            )
+    top = sorted((i for i in imports if i["depth"] == 0), key=lambda i: -i["cumulative_us"])
+    return {
+        "repeats": repeats,
+        "rows": rows,
+        "importtime_top": top[:8],
+        "importtime_total_us": sum(i["cumulative_us"] for i in imports if i["depth"] == 0),
+        "heavy_candidates": list(HEAVY),
+    }
+
+
+# -- the action image ------------------------------------------------------------------------
+def action_image(log: Log = _nolog) -> dict[str, Any]:
+    """Cold build of the action's Dockerfile (local base image substituted) and its size."""
+    try:
+        from tests.support import docker as docker_support  # type: ignore[attr-defined]
+    except ImportError as exc:
+        return {"available": False, "reason": f"tests/support/docker.py not importable: {exc}"}
+    return _build_action_image(docker_support, log)
+
+
+def _build_action_image(docker_support: Any, log: Log) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false")

@@ -1,0 +1,49 @@
+"""Smoke test of the benchmark's request-count scenario (``bench.scenarios``).
+
+One promotion of a single image in a repository holding one tag (the staging source),
+through the benchmark's counting proxy, on a real loopback registry: the counts must be
+within issue 7's targets (at most 5 requests besides the ping, none to blobs) and the
+written tags must name the source digest. This is the same code ``make bench`` runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench import images, scenarios
+from bench.proxy import CountingProxy, classify
+from tests.support.registry import RegistryServer
+
+
+@pytest.mark.registry
+def test_promote_single_image_one_tag_within_request_targets(registry: RegistryServer) -> None:
+    started = time.monotonic()
+    with CountingProxy(registry.url) as proxy, images.Pusher(registry.url) as pusher:
+        prepared = scenarios.prepare_count_repo(
+            pusher, "single", 1, repo=f"bench-smoke/single-{images.short_sha()}"
+        )
+        result = scenarios.count_requests(proxy, pusher, prepared, "promote")
+
+    # what a promotion with no history must do, and nothing else
+    assert result.by_kind.get("ping", 0) == 1, result.sequence
+    assert result.besides_ping <= scenarios.TARGET_REQUESTS, result.sequence
+    assert result.blob == 0, result.sequence
+    assert result.by_kind.get("manifest-get") == 1, result.sequence
+    assert result.by_kind.get("manifest-put") == 2, result.sequence
+    assert result.total == len(result.sequence)
+    assert result.digest_kept
+    assert result.result_media_type == images.OCI_MANIFEST
+    assert time.monotonic() - started < 20
+
+
+def test_proxy_classifies_registry_requests() -> None:
+    assert classify("GET", "/v2/") == "ping"
+    assert classify("GET", "/v2/a/b/manifests/staging-1") == "manifest-get"
+    assert classify("HEAD", "/v2/a/manifests/sha256:00") == "manifest-head"
+    assert classify("PUT", "/v2/a/manifests/production") == "manifest-put"
+    assert classify("GET", "/v2/a/tags/list?n=1000") == "tags"
+    assert classify("HEAD", "/v2/a/blobs/sha256:00") == "blob-head"
+    assert classify("PATCH", "/v2/a/blobs/uploads/uuid?_state=x") == "blob-upload"
+    assert classify("GET", "/token?scope=repository:a:pull") == "token"
