@@ -353,7 +353,7 @@ def apply(
         except PromoteError as exc:
             if not written:
                 raise
-            raise _partial(the_plan, written, exc) from exc
+            raise _partial(the_plan, written, exc, attempted=step.tag) from exc
         written.append(step.tag)
         log(f"wrote {the_plan.image}:{step.tag} -> {the_plan.digest}")
         if step.tag == the_plan.tag:
@@ -401,12 +401,34 @@ def _race_check(
     )
 
 
-def _partial(the_plan: Plan, written: list[str], exc: Exception) -> PartialPromotionError:
+def _partial(
+    the_plan: Plan, written: list[str], exc: Exception, *, attempted: str | None = None
+) -> PartialPromotionError:
+    """Name the registry state after a failure that followed the first write.
+
+    A write that failed at the connection level (reset, timeout: no status) may still have
+    been applied by the registry, so that tag is reported as unconfirmed, not as unwritten.
+    """
+    from promote.errors import TransientError
+
     missing = [t for t in the_plan.writes if t not in written]
-    state = f"written: {', '.join(written)} -> {the_plan.digest}; NOT written: {', '.join(missing)}"
-    if the_plan.floating in missing:
-        before = the_plan.previous_digest or "what it named before"
-        state += f" ({the_plan.floating} still names {before})"
+    unsure = (
+        attempted
+        if attempted in missing and isinstance(exc, TransientError) and exc.status is None
+        else None
+    )
+    not_written = [t for t in missing if t != unsure]
+    before = the_plan.previous_digest or "what it named before"
+    state = f"written: {', '.join(written)} -> {the_plan.digest}"
+    if not_written:
+        state += f"; NOT written: {', '.join(not_written)}"
+        if the_plan.floating in not_written:
+            state += f" ({the_plan.floating} still names {before})"
+    if unsure:
+        state += (
+            f"; UNCONFIRMED: {unsure} (the registry stopped answering during its write: it "
+            f"names {the_plan.digest} if the last attempt landed, else still {before})"
+        )
     return PartialPromotionError(
         f"promotion stopped half-way: {exc}. Registry state: {state}. Re-run the same "
         "promotion to complete it (it is idempotent).",
