@@ -289,8 +289,12 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
     return tree
 
 
+#: libyaml's loader when PyYAML was built with it (10x faster; same nodes and marks).
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_documents(text: str) -> list[tuple[yaml.Node, Any]]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     out: list[tuple[yaml.Node, Any]] = []
     try:
         while loader.check_node():
