@@ -193,6 +193,7 @@ http:
                     status = response.status
             except urllib.error.HTTPError as exc:
                 status = exc.code
+                exc.close()
             except (urllib.error.URLError, OSError):
                 time.sleep(0.05)
                 continue
