@@ -60,7 +60,7 @@ PERMISSION_HINTS = {
 }
 
 
-def _http_url(value: str, *, what: str, input_name: str | None = None) -> str:
+def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
     """An ``http(s)`` URL with a host; plain ``http`` only for loopback hosts."""
     from promote.reference import is_loopback_host
 
@@ -191,10 +191,10 @@ class PromotionRecords:
                 "GITHUB_REPOSITORY)",
                 input_name="repository",
             )
-        api_url = _http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
+        api_url = http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
         environment_url = inputs.str("environment-url")
         if environment_url:
-            _http_url(environment_url, what="environment-url", input_name="environment-url")
+            http_url(environment_url, what="environment-url", input_name="environment-url")
         environment = naming.validate_env(inputs.str("target-env"), input_name="target-env")
         commit_sha = inputs.str("commit-sha").lower()
         if commit_sha:
@@ -203,7 +203,7 @@ class PromotionRecords:
         run_id = env.get("GITHUB_RUN_ID", "")
         log_url = ""
         if run_id.isdigit() and env.get("GITHUB_REPOSITORY"):
-            _http_url(server, what="GITHUB_SERVER_URL")
+            http_url(server, what="GITHUB_SERVER_URL")
             log_url = f"{server.rstrip('/')}/{env['GITHUB_REPOSITORY']}/actions/runs/{run_id}"
         throttle = env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
         return cls(
@@ -228,7 +228,7 @@ class PromotionRecords:
     def repo(self) -> Repository:
         if self._repo is None:
             gh = github_client(self.token, self.api_url, throttle=self.throttle)
-            self._repo = gh.get_repo(self.repository, lazy=True)
+            self._repo = gh.get_repo(self.repository)
         repo: Repository = self._repo
         return repo
 
@@ -245,7 +245,7 @@ class PromotionRecords:
         commit = call(
             f"resolve commit {known} in {self.repository}",
             "commit",
-            lambda: self.repo.get_commit(known).sha,
+            lambda: self.repo.get_commit(known).raw_data["sha"],
         )
         self.full_sha = str(commit)
         return self.full_sha
