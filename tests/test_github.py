@@ -211,7 +211,7 @@ def test_existing_tag_on_another_commit_is_refused(server: GitHubServer, service
     records = PromotionRecords.from_context(
         context(server, **{"create-deployment": "false", "git-tag": "true"}), kind="promote"
     )
-    with pytest.raises(GitHubError, match="v2.0.1 already exists on .* never moved") as info:
+    with pytest.raises(GitHubError, match=r"v2\.0\.1 already exists on .* never moved") as info:
         records.finish(outputs(head(service)[:7]))
     assert info.value.status == 422
     assert server.count("POST", f"/repos/{REPO}/git/refs", status=422) == 1
@@ -264,7 +264,7 @@ def test_fail_marks_failure_and_never_raises(server: GitHubServer, service: Path
 
 def test_unknown_short_sha_is_a_clear_error(server: GitHubServer) -> None:
     records = PromotionRecords.from_context(context(server), kind="promote")
-    with pytest.raises(GitHubError, match="resolve commit 0000000.*HTTP 422"):
+    with pytest.raises(GitHubError, match=r"resolve commit 0000000.*HTTP 422"):
         records.start(outputs("0000000"))
     assert deployments(server) == []
 
@@ -272,7 +272,7 @@ def test_unknown_short_sha_is_a_clear_error(server: GitHubServer) -> None:
 def test_bad_token_is_a_clear_error(server: GitHubServer, service: Path) -> None:
     ctx = context(server, **{"github-token": "ghs_wrongwrongwrong"})
     records = PromotionRecords.from_context(ctx, kind="promote")
-    with pytest.raises(GitHubError, match="HTTP 401.*invalid or expired") as info:
+    with pytest.raises(GitHubError, match=r"HTTP 401.*invalid or expired") as info:
         records.start(outputs(head(service)[:7]))
     assert "ghs_wrongwrongwrong" not in str(info.value)
 
