@@ -305,17 +305,18 @@ def find_github(repo: Any, head: str, bad_tag: str) -> AutomationCommit | None:
     """Walk the newest :data:`MAX_COMMITS` commits of ``head`` for the one adding ``bad_tag``."""
     commits = _api("list commits", lambda: list(repo.get_commits(sha=head)[:MAX_COMMITS]))
     for listed in commits:
-        full = _api(f"read commit {listed.sha[:12]}", partial(repo.get_commit, listed.sha))
-        files = _api(f"read commit {listed.sha[:12]}", partial(_files_of, full))
+        sha = str(listed.sha)
+        # the listing has no files; GET /commits/{sha} has them, with their patches
+        files = _api(f"read commit {sha[:12]}", partial(_files_of, repo, sha))
         by_file = {f.filename: parse_diff(f.patch or "").get("", []) for f in files}
         if not any(_adds(h, bad_tag) for h in by_file.values()):
             continue
         changes: list[Change] = []
         for path, hunks in by_file.items():
-            changes.extend(marker_changes(full.sha, path, hunks))
-        info = full.commit
+            changes.extend(marker_changes(sha, path, hunks))
+        info = listed.commit
         subject = str(info.message).splitlines()[0] if info.message else ""
-        return AutomationCommit(str(full.sha), str(info.author.name), subject, tuple(changes))
+        return AutomationCommit(sha, str(info.author.name), subject, tuple(changes))
     return None
 
 
@@ -411,8 +412,8 @@ def _revert_once(
     )
 
 
-def _files_of(commit: Any) -> list[Any]:
-    return list(commit.files)
+def _files_of(repo: Any, sha: str) -> list[Any]:
+    return list(repo.get_commit(sha).files)
 
 
 def _completed_ref(repo: Any, name: str) -> Any:

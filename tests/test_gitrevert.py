@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import tests.support.github_records as github_records
 from promote import gitrevert
 from promote.errors import GitOpsError
+from tests.support.github_server import GitHubServer, Request, Response
 
 IMAGE = "ghcr.io/acme/backend"
 MARK = '# {"$imagepolicy": "flux-system:backend-production"}'
@@ -219,3 +223,104 @@ def test_parse_diff_pairs_github_patch_lines() -> None:
     )
     with pytest.raises(GitOpsError, match="a later commit changed it"):
         gitrevert.revert_text("a: 1\n", changes, sha="f" * 40)
+
+
+# -- through the GitHub REST API (local stateful server over the bare origin) ---------------
+TOKEN = "ghs_gitopsToken0123456789"
+
+
+@pytest.fixture
+def api(gitops: tuple[Path, Path, str]) -> Iterator[GitHubServer]:
+    origin, _, _ = gitops
+    assert github_records.DOCS  # registers the write endpoints
+    with GitHubServer(token=TOKEN) as server:
+        server.add_repo("acme/gitops", origin)
+        yield server
+
+
+def revert_api(server: GitHubServer, **kw: Any) -> gitrevert.RevertResult:
+    return gitrevert.revert_github(
+        "acme/gitops",
+        BAD,
+        token=TOKEN,
+        api_url=server.url,
+        reason=kw.pop("reason", "Rollback of backend."),
+        throttle=False,
+        **kw,
+    )
+
+
+def test_revert_github_makes_one_fast_forward_commit(
+    gitops: tuple[Path, Path, str], api: GitHubServer
+) -> None:
+    origin, _, bad_commit = gitops
+    result = revert_api(api)
+    new = git(origin, "rev-parse", "main")
+    assert result.commit == new and result.reverted == bad_commit and result.pushed
+    assert git(origin, "rev-parse", "main^") == bad_commit  # on top, history intact
+    dep = git(origin, "show", "main:flux/apps/backend/production/deployment.yaml")
+    assert f"{IMAGE}:{GOOD} {MARK}" in dep and BAD not in dep and "replicas: 3" in dep
+    kus = git(origin, "show", "main:flux/apps/backend/production/kustomization.yaml")
+    assert GOOD in kus and BAD not in kus
+    assert git(origin, "diff", "--stat", f"{bad_commit}~1", "main", "--", "README.md") == ""
+    message = git(origin, "log", "-1", "--format=%B", "main")
+    assert message.startswith('Revert "Update from image update automation"')
+    assert f"This reverts commit {bad_commit}." in message
+    assert api.count("PATCH", "/repos/acme/gitops/git/refs/heads/main") == 1
+    # only the newest commit had to be read to find the automation commit
+    assert api.count("GET", f"/repos/acme/gitops/commits/{bad_commit}") == 1
+
+
+def test_revert_github_dry_run_and_nothing_to_revert(
+    gitops: tuple[Path, Path, str], api: GitHubServer
+) -> None:
+    origin, _, bad_commit = gitops
+    before = git(origin, "rev-parse", "main")
+    dry = revert_api(api, dry_run=True)
+    assert dry.reverted == bad_commit and dry.commit == ""
+    assert git(origin, "rev-parse", "main") == before
+    assert api.count("POST") == 0 and api.count("PATCH") == 0
+    revert_api(api)
+    again = revert_api(api)
+    assert again.commit == "" and "nothing to revert" in again.note
+
+
+def test_revert_github_retries_once_when_the_branch_moves(
+    gitops: tuple[Path, Path, str], api: GitHubServer
+) -> None:
+    """The automation pushes between our commit and the ref update: 422, then a retry."""
+    origin, work, bad_commit = gitops
+    builtin = api.find_route("PATCH", "/repos/acme/gitops/git/refs/heads/main")
+    assert builtin is not None
+    moved: list[str] = []
+
+    def racing_patch(req: Request) -> Response:
+        if not moved:
+            (work / "README.md").write_text("edited meanwhile\n")
+            git(work, "commit", "-q", "-am", "Docs meanwhile", env=HUMAN_ENV)
+            git(work, "push", "-q", "origin", "main")
+            moved.append(git(work, "rev-parse", "HEAD"))
+        return builtin[0].handler(req)
+
+    api.add_route(
+        "PATCH", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/git/refs/(?P<ref>.+)", racing_patch
+    )
+    logs: list[str] = []
+    result = revert_api(api, log=logs.append)
+    assert api.count("PATCH", status=422) == 1 and api.count("PATCH", status=200) == 1
+    assert git(origin, "rev-parse", "main") == result.commit
+    assert git(origin, "rev-parse", "main^") == moved[0]
+    assert git(origin, "show", "main:README.md") == "edited meanwhile"
+    assert result.reverted == bad_commit
+    assert any("retrying once" in line for line in logs)
+
+
+def test_revert_github_refuses_a_protected_branch(
+    gitops: tuple[Path, Path, str], api: GitHubServer
+) -> None:
+    origin, _, _ = gitops
+    before = git(origin, "rev-parse", "main")
+    github_records.set_permissions(api, contents="read")
+    with pytest.raises(GitOpsError, match=r"HTTP 403"):
+        revert_api(api)
+    assert git(origin, "rev-parse", "main") == before
