@@ -26,13 +26,26 @@ invalid here although Flux would accept it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["GoRegexp", "GoRegexpError", "Template"]
+__all__ = ["GoRegexp", "GoRegexpError", "Template", "to_bytes", "to_text"]
 
 Span = tuple[int, int]
 _NO_SPAN: Span = (-1, -1)
+
+
+def to_bytes(text: str) -> bytes:
+    """UTF-8, as Go strings are; lone surrogates (JSON allows them) pass through."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def to_text(data: bytes) -> str:
+    """Inverse of :func:`to_bytes`; a slice cutting a character still decodes (escaped)."""
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape")
 
 
 class GoRegexpError(ValueError):
@@ -134,7 +147,7 @@ class GoRegexp:
         re2, _re2 = _re2_module()
         options = re2.Options()
         options.log_errors = False  # errors are reported through the exception, not stderr
-        compiled = _re2.RE2(pattern.encode("utf-8", "surrogatepass"), options)
+        compiled = _re2.RE2(to_bytes(pattern), options)
         if not compiled.ok():
             error = compiled.error()
             text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
@@ -166,8 +179,31 @@ class GoRegexp:
             return None
         return spans
 
+    def extract_all(
+        self, texts: Iterable[str], template: Template | None
+    ) -> Iterator[tuple[str, str]]:
+        """(text, key) for every text the pattern finds; key = ``template`` expanded against
+        the match, or the text itself without a template. The batch form of
+        ``FindStringSubmatchIndex`` + ``ExpandString`` (Flux's ``RegexFilter.Apply``)."""
+        match = self._match
+        unanchored = self._unanchored
+        single = None if template is None else template.single
+        for text in texts:
+            data = text.encode("utf-8", "surrogatepass")  # to_bytes, inlined: hot loop
+            spans = match(unanchored, data, 0, len(data))
+            start = spans[0][0]
+            if start < 0:
+                continue
+            if template is None:
+                yield text, text
+            elif single is not None:
+                start, end = spans[single]
+                yield text, to_text(data[start:end]) if start >= 0 else ""
+            else:
+                yield text, to_text(template.expand(data, spans))
+
     def search(self, text: str) -> bool:
-        data = text.encode("utf-8", "surrogateescape")
+        data = to_bytes(text)
         return self.find_submatch_index(data) is not None
 
 
@@ -236,14 +272,15 @@ class Template:
                 indices: tuple[int, ...] = (num,) if num < len(subexp_names) else ()
             else:
                 indices = tuple(i for i, sub in enumerate(subexp_names) if sub == name)
-            if literal:
-                parts.append("".join(literal).encode("utf-8", "surrogatepass"))
-                literal = []
+            text = "".join(literal)
+            if text:
+                parts.append(to_bytes(text))
+            literal = []
             parts.append(indices)
         literal.append(rest)
         tail = "".join(literal)
         if tail:
-            parts.append(tail.encode("utf-8", "surrogatepass"))
+            parts.append(to_bytes(tail))
         self.parts = tuple(parts)
         #: fast path: the whole template is one reference to one group (``$ts``, ``$1``)
         self.single: int | None = None
@@ -269,8 +306,8 @@ class Template:
 
     def expand_str(self, src: str, regexp: GoRegexp) -> str | None:
         """Expand against ``src``'s leftmost match of ``regexp``; ``None`` if it does not match."""
-        data = src.encode("utf-8", "surrogateescape")
+        data = to_bytes(src)
         spans = regexp.find_submatch_index(data)
         if spans is None:
             return None
-        return self.expand(data, spans).decode("utf-8", "surrogateescape")
+        return to_text(self.expand(data, spans))

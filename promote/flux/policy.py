@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from promote.errors import PolicyError
-from promote.flux.expand import GoRegexp, GoRegexpError, Template
+from promote.flux.expand import GoRegexp, GoRegexpError, Template, to_bytes, to_text
 from promote.flux.numeric import GoFloatError, parse_float64
-from promote.flux.semver_range import Constraints, SemverError, Version, parse_version
+from promote.flux.semver_range import Constraints, SemverError, parse_version
 
 __all__ = [
     "API_GROUP",
@@ -110,13 +110,13 @@ class TagFilter:
 
     def extract(self, tag: str) -> str | None:
         """The key Flux orders by: the expanded template (or the tag), ``None`` if no match."""
-        data = tag.encode("utf-8", "surrogateescape")
+        data = to_bytes(tag)
         spans = self._regexp.find_submatch_index(data)
         if spans is None:
             return None
         if self._template is None:
             return tag
-        return self._template.expand(data, spans).decode("utf-8", "surrogateescape")
+        return to_text(self._template.expand(data, spans))
 
     def apply(self, tags: Iterable[str]) -> dict[str, list[str]]:
         """Key -> every tag that produced it, in the order given (insertion-ordered).
@@ -124,17 +124,7 @@ class TagFilter:
         The controller keeps only the last tag of each list (later entries overwrite).
         """
         keyed: dict[str, list[str]] = {}
-        find = self._regexp.find_submatch_index
-        template = self._template
-        for tag in tags:
-            data = tag.encode("utf-8", "surrogateescape")
-            spans = find(data)
-            if spans is None:
-                continue
-            if template is None:
-                key = tag
-            else:
-                key = template.expand(data, spans).decode("utf-8", "surrogateescape")
+        for tag, key in self._regexp.extract_all(tags, self._template):
             bucket = keyed.get(key)
             if bucket is None:
                 keyed[key] = [tag]
@@ -489,21 +479,22 @@ class ImagePolicy:
     def _semver(self, keys: list[str]) -> tuple[str, list[str]] | None:
         assert self._constraints is not None
         check = self._constraints.check
-        parsed: list[tuple[str, Version]] = []
+        ranked: list[tuple[str, Any]] = []
         for key in keys:
             try:
                 version = parse_version(key)
             except SemverError:
                 continue  # unparseable tags are skipped silently
             if check(version):
-                parsed.append((key, version))
-        if not parsed:
+                # Version.precedence() orders exactly like Masterminds' Compare
+                ranked.append((key, version.precedence()))
+        if not ranked:
             return None
-        best_key, best = parsed[0]
-        for key, version in parsed[1:]:
-            if version.compare(best) > 0:  # strict: the first of equal versions wins
-                best_key, best = key, version
-        return best_key, [key for key, version in parsed if version.compare(best) == 0]
+        best_key, best = ranked[0]
+        for key, rank in ranked:
+            if rank > best:  # strict: the first of equal versions wins (GreaterThan)
+                best_key, best = key, rank
+        return best_key, [key for key, rank in ranked if rank == best]
 
     def _ambiguity_warnings(
         self, keyed: Mapping[str, list[str]], tied_keys: list[str], chosen: str

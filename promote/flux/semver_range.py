@@ -20,11 +20,12 @@ pre-release identifier compares as alphanumeric.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cmp_to_key
 
-from promote.flux.expand import GoRegexp
+from promote.flux.expand import GoRegexp, to_bytes, to_text
 
 __all__ = [
     "Constraints",
@@ -78,25 +79,23 @@ class _Regexes:
 
 def _submatch(regexp: GoRegexp, text: str) -> list[str] | None:
     """Go ``FindStringSubmatch``: group texts, ``""`` for a group that did not participate."""
-    data = text.encode("utf-8", "surrogateescape")
+    data = to_bytes(text)
     spans = regexp.find_submatch_index(data)
     if spans is None:
         return None
-    return [data[s:e].decode("utf-8", "surrogateescape") if s >= 0 else "" for s, e in spans]
+    return [to_text(data[s:e]) if s >= 0 else "" for s, e in spans]
 
 
 def _find_all(regexp: GoRegexp, text: str) -> list[list[str]]:
     """Go ``FindAllStringSubmatch(text, -1)`` for patterns that never match the empty string."""
-    data = text.encode("utf-8", "surrogateescape")
+    data = to_bytes(text)
     found: list[list[str]] = []
     pos = 0
     while pos <= len(data):
         spans = regexp.find_submatch_index_from(data, pos)
         if spans is None:
             break
-        found.append(
-            [data[s:e].decode("utf-8", "surrogateescape") if s >= 0 else "" for s, e in spans]
-        )
+        found.append([to_text(data[s:e]) if s >= 0 else "" for s, e in spans])
         pos = spans[0][1] if spans[0][1] > pos else pos + 1
     return found
 
@@ -158,6 +157,16 @@ class Version:
             return -1
         return _compare_prerelease(self.pre, other.pre)
 
+    def precedence(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+        """A sort key ordering versions exactly as :meth:`compare` does (build ignored)."""
+        if not self.pre:
+            return (self.major, self.minor, self.patch, 1, ())
+        parts: list[tuple[int, int | str]] = []
+        for part in self.pre.split("."):
+            number = _parse_uint64(part)
+            parts.append((1, part) if number is None else (0, number))
+        return (self.major, self.minor, self.patch, 0, tuple(parts))
+
     def __str__(self) -> str:
         text = f"{self.major}.{self.minor}.{self.patch}"
         if self.pre:
@@ -197,17 +206,29 @@ def _compare_pre_part(s: str, o: str) -> int:
     return 1 if si > oi else -1
 
 
+# looseSemVerRegex for Python's ``re``: the pattern is anchored at both ends (``\Z``, not
+# ``$``, which in Python also matches before a final newline) and uses only explicit ASCII
+# classes, so its single possible parse is the one RE2 finds; it avoids a UTF-8 round trip
+# per tag. ``test_loose_version_regexes_agree`` checks it against the RE2 original.
+_LOOSE_VERSION_PY = re.compile(
+    r"\Av?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?"
+    r"(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?"
+    r"(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?\Z"
+)
+
+
 def new_version(text: str) -> Version:
     """Masterminds ``NewVersion`` (coercing: ``v`` prefix, 1-3 parts, leading zeros)."""
-    m = _submatch(_Regexes.get().loose_version, text)
+    m = _LOOSE_VERSION_PY.match(text)
     if m is None:
         raise SemverError("invalid semantic version")
-    major = _parse_uint64(m[1])
-    minor = _parse_uint64(m[2][1:]) if m[2] else 0
-    patch = _parse_uint64(m[3][1:]) if m[3] else 0
-    if major is None or minor is None or patch is None:
+    g_major, g_minor, g_patch, _, g_pre, _, _, g_meta, _ = m.groups()
+    major = int(g_major)
+    minor = int(g_minor[1:]) if g_minor else 0
+    patch = int(g_patch[1:]) if g_patch else 0
+    if major > _UINT64_MAX or minor > _UINT64_MAX or patch > _UINT64_MAX:
         raise SemverError("error parsing version segment: value out of range")
-    pre, metadata = m[5], m[8]
+    pre, metadata = g_pre or "", g_meta or ""
     if pre:
         _validate_prerelease(pre)
     if metadata:
@@ -414,7 +435,10 @@ class Constraints:
     def check(self, v: Version) -> bool:
         """``Constraints.Check``: pre-releases pass only if their AND group names one."""
         for group, include_pre in zip(self.groups, self.contains_pre, strict=True):
-            if all(c.check(v, include_pre) for c in group):
+            for c in group:
+                if not _CONSTRAINT_OPS[c.origfunc](v, c, include_pre):
+                    break
+            else:
                 return True
         return False
 

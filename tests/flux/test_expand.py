@@ -182,3 +182,29 @@ def test_numbered_and_named_references_agree(text: str) -> None:
     regexp = GoRegexp(r"(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)")
     for template, expected in (("$1", sha), ("$sha", sha), ("${2}", ts), ("$ts", ts)):
         assert Template(template, regexp.subexp_names).expand_str(text, regexp) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "parts", "single"),
+    [
+        ("$ts", ((3,),), 3),
+        ("${1}", ((1,),), 1),
+        ("v$ts", (b"v", (3,)), None),
+        ("$ts-", ((3,), b"-"), None),
+        ("$nope", ((),), None),
+        ("$$", (b"$",), None),
+    ],
+)
+def test_template_compiles_once_into_parts(
+    template: str, parts: tuple[object, ...], single: int | None
+) -> None:
+    compiled = Template(template, GoRegexp(PROD).subexp_names)
+    assert compiled.parts == parts
+    assert compiled.single == single
+
+
+def test_lone_surrogates_do_not_crash() -> None:
+    regexp = GoRegexp("(.*)")
+    assert Template("$1\ud800", regexp.subexp_names).expand_str("a\udc80", regexp) == (
+        "a\udc80\ud800"
+    )

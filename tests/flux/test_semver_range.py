@@ -569,3 +569,27 @@ def test_uint64_overflowing_prerelease_identifier_compares_as_alphanumeric() -> 
     assert parse_version(big).compare(parse_version("1.0.0-99")) == 1
     assert parse_version(big).compare(parse_version("1.0.0-a")) == -1  # "1..." < "a" bytewise
     assert Version(1, 0, 0).compare(parse_version("1.0.0+meta")) == 0
+
+
+@given(_versions(), _versions())
+def test_precedence_key_orders_like_compare(a: str, b: str) -> None:
+    va, vb = parse_version(a), parse_version(b)
+    by_key = (va.precedence() > vb.precedence()) - (va.precedence() < vb.precedence())
+    assert by_key == va.compare(vb)
+
+
+@given(
+    st.one_of(
+        _versions(),
+        st.text(alphabet="v0123456789.-+abZ_\n ", max_size=16),
+    )
+)
+def test_loose_version_regexes_agree(text: str) -> None:
+    """The Python ``re`` form of looseSemVerRegex parses exactly like the RE2 original."""
+    from promote.flux.semver_range import _LOOSE_VERSION_PY, _Regexes, _submatch
+
+    go = _submatch(_Regexes.get().loose_version, text)
+    py = _LOOSE_VERSION_PY.match(text)
+    assert (go is None) == (py is None)
+    if go is not None and py is not None:
+        assert [g or "" for g in py.groups()] == go[1:]
