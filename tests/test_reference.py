@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from promote.errors import InputError, ReferenceError_
@@ -205,6 +205,8 @@ def test_validate_digest() -> None:
 
 
 # -- properties ----------------------------------------------------------------------------
+# No per-example deadline: CI machines are shared and a slow example is not a failure.
+_props = settings(deadline=None)
 
 _alnum = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
 _sep = st.sampled_from([".", "_", "__", "-", "--"])
@@ -227,6 +229,7 @@ _tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,20}", fullmatch=True)
 _digest = st.from_regex(r"sha256:[0-9a-f]{64}", fullmatch=True)
 
 
+@_props
 @given(host=_host, path=_path)
 def test_repository_round_trip(host: str, path: str) -> None:
     repo = parse_repository(f"{host}/{path}")
@@ -237,6 +240,7 @@ def test_repository_round_trip(host: str, path: str) -> None:
     assert repo.scheme == ("http" if host.startswith(("localhost", "127.", "[::1]")) else "https")
 
 
+@_props
 @given(path=_path)
 def test_hub_round_trip(path: str) -> None:
     # A first component with a '.' names a host (as the Docker CLI reads it), not Hub.
@@ -247,6 +251,7 @@ def test_hub_round_trip(path: str) -> None:
     assert parse_repository(str(repo)) == repo
 
 
+@_props
 @given(host=_host, path=_path, tag=st.none() | _tag, digest=st.none() | _digest)
 def test_reference_round_trip(host: str, path: str, tag: str | None, digest: str | None) -> None:
     text = f"{host}/{path}" + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
@@ -264,6 +269,7 @@ _userinfo = st.builds(
 )
 
 
+@_props
 @given(userinfo=_userinfo, host=_host, path=_path)
 def test_never_accepts_credentials(userinfo: str, host: str, path: str) -> None:
     for parse in (parse_repository, parse_reference):
@@ -271,6 +277,7 @@ def test_never_accepts_credentials(userinfo: str, host: str, path: str) -> None:
             parse(f"{userinfo}{host}/{path}")
 
 
+@_props
 @given(host=_host, path=_path, junk=st.characters(min_codepoint=0x80), where=st.integers(0, 200))
 def test_never_accepts_non_ascii(host: str, path: str, junk: str, where: int) -> None:
     text = f"{host}/{path}"
@@ -279,6 +286,7 @@ def test_never_accepts_non_ascii(host: str, path: str, junk: str, where: int) ->
         parse_reference(text[:pos] + junk + text[pos:])
 
 
+@_props
 @given(
     host=_host,
     before=st.lists(_component, max_size=2),
@@ -293,6 +301,7 @@ def test_never_accepts_path_traversal(
         parse_repository(f"{host}/{path}")
 
 
+@_props
 @given(text=st.text(max_size=40))
 def test_parse_never_crashes(text: str) -> None:
     """Any input either parses to a valid, round-tripping reference or raises our error."""
