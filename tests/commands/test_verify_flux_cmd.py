@@ -232,3 +232,41 @@ def test_prediction_from_the_registry(
     )
     assert missing.status == 1
     assert "is not in the registry" in missing.errors[-1]
+
+
+@pytest.mark.parametrize(
+    ("policy", "tag", "marker_file"),
+    [
+        (
+            "flux-system:backend-develop",
+            "develop-3f9c2ab-1764090000",
+            "flux/apps/backend/develop/deployment.yaml",
+        ),
+        (
+            "flux-system:frontend-staging",
+            "staging-3f9c2ab-1764093600",
+            "flux/apps/frontend/overlays/staging/kustomization.yaml",
+        ),
+        (
+            "flux-system:frontend-production",
+            OLD,
+            "flux/apps/frontend/overlays/production/kustomization.yaml",
+        ),
+    ],
+)
+def test_every_environment_verifies(
+    tmp_path: Path, repo: Path, policy: str, tag: str, marker_file: str
+) -> None:
+    """Issue 8 §3: verification for develop and staging as well as production."""
+    run = run_action(
+        tmp_path,
+        {"command": "verify-flux", "policy": policy, "expected-tag": tag, "gitops-path": str(repo)},
+    )
+    assert run.status == 0, run.log
+    assert run.outputs["files"] == marker_file
+    assert run.outputs["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    other = run_action(
+        tmp_path,
+        {"command": "verify-flux", "policy": policy, "expected-tag": NEW, "gitops-path": str(repo)},
+    )
+    assert other.status == 1 and other.outputs["synced"] == "false"
