@@ -210,12 +210,16 @@ class LocalSource:
 
     def _read_worktree(self) -> dict[str, str]:
         files: dict[str, str] = {}
+        real_root = os.path.realpath(self.root)
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if d != ".git")
             for name in filenames:
                 full = Path(dirpath) / name
                 rel = full.relative_to(self.root).as_posix()
                 if not is_manifest_name(rel):
+                    continue
+                # a symlink may not lead out of the tree (the controller confines paths too)
+                if not os.path.realpath(full).startswith(real_root + os.sep):
                     continue
                 try:
                     if full.stat().st_size > MAX_FILE_BYTES:

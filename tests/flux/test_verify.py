@@ -189,6 +189,19 @@ def test_local_revision_of_a_remote_tracking_ref_is_fetched(tmp_path: Path, repo
     assert source.commit_for(NEW, [DEPLOY], tree.revision) == sha
 
 
+def test_worktree_symlinks_out_of_the_tree_are_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text('image: x:secret # {"$imagepolicy": "ns:p"}\n')
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "inside.yaml").write_text('image: x:ok # {"$imagepolicy": "ns:p"}\n')
+    (root / "link.yaml").symlink_to(outside)
+    (root / "alias.yaml").symlink_to(root / "inside.yaml")
+    tree = load_tree(LocalSource(root))
+    assert sorted(tree.files) == ["alias.yaml", "inside.yaml"]
+    assert {m.value for m in tree.markers} == {"x:ok"}
+
+
 def test_local_ref_reads_a_revision_not_the_work_tree(repo: Path) -> None:
     first = git(repo, "rev-parse", "HEAD").strip()
     automation_commit(repo)
