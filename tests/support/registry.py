@@ -21,6 +21,7 @@ fixtures turn that into a test *failure*, never a skip.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -44,6 +45,16 @@ REGISTRY_BINARY = "docker-registry"
 HTPASSWD_BINARY = "htpasswd"
 START_TIMEOUT = 15.0
 MODES = ("none", "basic", "token")
+
+
+#: Servers still running; stopped at interpreter exit if a test run is cut short.
+_LIVE: set[RegistryServer] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop()
 
 
 class RegistryStartError(RuntimeError):
@@ -172,8 +183,8 @@ http:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=env,
-                    start_new_session=True,
                 )
+            _LIVE.add(self)
             error = self._wait_ready()
             if error is None:
                 return self
@@ -206,6 +217,7 @@ http:
 
     def stop(self) -> None:
         """Stop the registry (and token service) and delete its storage. Idempotent."""
+        _LIVE.discard(self)
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.terminate()
