@@ -344,3 +344,61 @@ def test_failed_revert_marks_the_deployment_failed_after_the_registry_rollback(
     assert history.digest("production") == history.a.digest
     (dep,) = server.repos["acme/backend"].extra["deployments"]
     assert [s["state"] for s in dep["_statuses"]] == ["in_progress", "failure"]
+
+
+@pytest.mark.registry
+def test_dry_run_with_revert_names_the_commit_and_changes_nothing(
+    tmp_path: Path, history: History
+) -> None:
+    origin, clone, bad_commit = gitops_repo(
+        tmp_path / "git", history.image, history.tag_a, history.tag_b
+    )
+    before = git(origin, "rev-parse", "HEAD").strip()
+    run = action(
+        tmp_path / "rb",
+        {
+            "command": "rollback",
+            "image": history.image,
+            "dry-run": "true",
+            "revert-commit": "true",
+            "gitops-path": str(clone),
+            "policy": "flux-system:backend-production",
+        },
+    )
+    assert run.status == 0, run.log
+    assert f"dry run: would revert {bad_commit[:12]}" in run.log
+    assert git(origin, "rev-parse", "HEAD").strip() == before
+    assert git(clone, "rev-parse", "HEAD").strip() == before
+    assert history.digest("production") == history.b.digest
+
+
+@pytest.mark.registry
+def test_revert_commit_through_the_github_api(
+    tmp_path: Path, history: History, github: tuple[GitHubServer, Path]
+) -> None:
+    server, _ = github
+    origin, _, bad_commit = gitops_repo(
+        tmp_path / "git", history.image, history.tag_a, history.tag_b
+    )
+    server.add_repo("acme/gitops", origin)
+    run = action(
+        tmp_path / "rb",
+        {
+            "command": "rollback",
+            "image": history.image,
+            "revert-commit": "true",
+            "gitops-repo": "acme/gitops",
+            "gitops-ref": "main",
+            "policy": "flux-system:backend-production",
+            "github-token": TOKEN,
+            "username": "unused",
+            "password": "unused-password",
+        },
+        {"GITHUB_API_URL": server.url, "PROMOTE_GITHUB_THROTTLE": "false"},
+    )
+    assert run.status == 0, run.log
+    assert history.digest("production") == history.a.digest
+    assert git(origin, "rev-parse", "main^").strip() == bad_commit
+    text = git(origin, "show", "main:flux/apps/backend/production/deployment.yaml")
+    assert f"{history.image}:{history.tag_a} {MARK}" in text
+    assert server.count("PATCH", "/repos/acme/gitops/git/refs/heads/main", status=200) == 1
