@@ -361,6 +361,13 @@ class RegistryClient:
             raise RegistryError(f"GET {url}: the manifest is not a JSON object", url=url)
         body_type = doc.get("mediaType")
         media_type = body_type if isinstance(body_type, str) and body_type else content_type
+        if media_type not in mediatypes.MANIFEST_MEDIA_TYPES and not body_type:
+            # OCI allows omitting mediaType; a registry answering a generic Content-Type
+            # (application/json) then leaves only the structure to go by.
+            if doc.get("schemaVersion") == 2 and isinstance(doc.get("manifests"), list):
+                media_type = mediatypes.OCI_INDEX
+            elif doc.get("schemaVersion") == 2 and isinstance(doc.get("config"), dict):
+                media_type = mediatypes.OCI_MANIFEST
         if media_type not in mediatypes.MANIFEST_MEDIA_TYPES:
             raise RegistryError(
                 f"GET {url}: unsupported manifest media type {media_type!r} (schema 1 and "

@@ -439,3 +439,18 @@ def test_auth_error_body_never_carries_the_authorization_header(
     assert sent.startswith("Basic ")
     assert sent.split()[1] not in message
     assert "pw-abcdef" not in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"schemaVersion":2,"manifests":[]}', "application/vnd.oci.image.index.v1+json"),
+        (b'{"schemaVersion":2,"config":{"digest":"x"},"layers":[]}', OCI),
+    ],
+)
+def test_media_type_inferred_when_neither_body_nor_header_names_one(
+    scripted: Scripted, fake_time: FakeTime, body: bytes, expected: str
+) -> None:
+    scripted.on("GET", M + "v1", Reply(200, {"Content-Type": "application/json"}, body))
+    client = make_client(scripted, fake_time)
+    assert client.get_manifest("v1").media_type == expected
