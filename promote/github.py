@@ -298,6 +298,10 @@ class PromotionRecords:
         if not (self.create_deployment or self.git_tag or self.release):
             return
         sha = self.resolve_sha(outputs)
+        version = outputs.get("version", "")
+        if self.git_tag and version:
+            # refuse before the registry write rather than after it
+            self._check_tag_free(f"v{version}", sha)
         if not self.create_deployment:
             return
         production = self.environment == "production"
@@ -339,7 +343,9 @@ class PromotionRecords:
             self._status("success", self._description(outputs))
             result["deployment-id"] = str(self.deployment_id)
         version = outputs.get("version", "")
-        if self.git_tag or self.release:
+        if not (self.git_tag or self.release):
+            return result
+        try:
             if not version:
                 raise GitHubError("no version is known for the git tag / release")
             sha = self.resolve_sha(outputs)
@@ -352,7 +358,24 @@ class PromotionRecords:
                 result["release-url"] = self.create_release(
                     f"v{version}", sha, previous=str(previous.version) if previous else ""
                 )
+        except GitHubError as exc:
+            done = outputs.get("tag", "")
+            raise GitHubError(
+                f"the {self.kind} itself is complete ({done} -> {outputs.get('digest', '')}), "
+                f"but a GitHub record failed: {exc}",
+                status=exc.status,
+            ) from exc
         return result
+
+    def _check_tag_free(self, name: str, sha: str) -> None:
+        existing = self.tag_sha(name)
+        if existing is not None and existing != sha:
+            raise GitHubError(
+                f"git tag {name} already exists on {existing[:12]}, not on {sha[:12]}: tags "
+                "are never moved; nothing was written (pick another version, or delete the "
+                "tag by hand)",
+                status=422,
+            )
 
     # -- tags and releases ----------------------------------------------------------------
     def tag_sha(self, name: str) -> str | None:

@@ -116,6 +116,7 @@ def test_promotion_records_deployment_tag_and_release(server: GitHubServer, serv
     dep_id = deployments(server)[0]["id"]
     assert calls(server) == [
         ("GET", f"/commits/{full[:7]}"),
+        ("GET", "/git/ref/tags/v2.0.1"),  # 404: the tag is free (checked before writing)
         ("POST", "/deployments"),
         ("POST", f"/deployments/{dep_id}/statuses"),
         ("POST", f"/deployments/{dep_id}/statuses"),
@@ -216,6 +217,33 @@ def test_existing_tag_on_another_commit_is_refused(server: GitHubServer, service
     assert info.value.status == 422
     assert server.count("POST", f"/repos/{REPO}/git/refs", status=422) == 1
     assert head(service, "refs/tags/v2.0.1") == older  # untouched
+
+
+def test_existing_tag_elsewhere_is_refused_before_the_registry_write(
+    server: GitHubServer, service: Path
+) -> None:
+    older = head(service, "HEAD~1")
+    git(service, "tag", "v2.0.1", older)
+    records = PromotionRecords.from_context(context(server, **{"git-tag": "true"}), kind="promote")
+    with pytest.raises(GitHubError, match=r"already exists on .* nothing was written"):
+        records.start(outputs(head(service)[:7]))
+    assert deployments(server) == []  # refused before the deployment too
+
+
+def test_a_failed_record_after_the_promotion_says_the_promotion_is_complete(
+    server: GitHubServer, service: Path
+) -> None:
+    full = head(service)
+    records = PromotionRecords.from_context(
+        context(server, **{"git-tag": "true", "release": "true"}), kind="promote"
+    )
+    o = outputs(full[:7])
+    records.start(o)
+    records_api.set_permissions(server, contents="read")
+    with pytest.raises(GitHubError, match=r"promote itself is complete .* HTTP 403.*contents"):
+        records.finish(o)
+    (dep,) = deployments(server)
+    assert [s["state"] for s in dep["_statuses"]] == ["in_progress", "success"]
 
 
 def test_existing_tag_on_the_same_commit_is_fine(server: GitHubServer, service: Path) -> None:
