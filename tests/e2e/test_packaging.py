@@ -1,0 +1,257 @@
+"""The action image and the workflows, checked statically (fast) and built for real (e2e).
+
+Static rules: the base image pinned by tag and digest behind the one ``BASE_IMAGE`` build
+argument; hash-locked wheels; no USER/WORKDIR/``# syntax=``/``RUN --mount``; absolute
+exec-form ENTRYPOINT. Every ``uses:`` pinned by a full sha with a version comment, one
+action sha everywhere, no expression inside a ``run:`` script, the action's ``with:`` keys
+and outputs as ``action.yml`` declares them, the promote job's environment, concurrency
+and permissions, and the gate's always-running aggregator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import docker as d
+from tests.support.docker import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+WORKFLOW_FILES = sorted(
+    [*(ROOT / ".github/workflows").glob("*.yml"), *(ROOT / "examples/workflows").glob("*.yml")]
+)
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+#: Most an image may add on top of its base: the wheels (~35 MB) and the package.
+MAX_IMAGE_GROWTH = 60 * 1024 * 1024
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[Any, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if True in data:  # YAML 1.1 reads the key `on` as a boolean
+        data["on"] = data.pop(True)
+    return data
+
+
+def action_yml() -> dict[str, Any]:
+    return load(ROOT / "action.yml")
+
+
+def steps(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for job_id, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            yield job_id, step
+
+
+# --- Dockerfile and requirements ---------------------------------------------------------
+
+
+def test_base_image_is_pinned_by_tag_and_digest() -> None:
+    base = d.dockerfile_base(DOCKERFILE)
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
+    froms = [line for line in DOCKERFILE.splitlines() if line.upper().startswith("FROM ")]
+    assert froms == ["FROM ${BASE_IMAGE}"]
+
+
+def test_substituting_the_base_changes_one_line_only() -> None:
+    swapped = d.with_base_image(DOCKERFILE, "promote-test-base:abc")
+    before, after = DOCKERFILE.splitlines(), swapped.splitlines()
+    assert len(before) == len(after)
+    diff = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert diff == [
+        (f"ARG BASE_IMAGE={d.dockerfile_base(DOCKERFILE)}", "ARG BASE_IMAGE=promote-test-base:abc")
+    ]
+
+
+def test_dockerfile_follows_the_runner_rules() -> None:
+    instructions = [
+        line.split()[0].upper()
+        for line in DOCKERFILE.splitlines()
+        if line.strip() and not line.startswith((" ", "#"))
+    ]
+    assert "USER" not in instructions
+    assert "WORKDIR" not in instructions
+    assert not re.search(r"^#\s*syntax\s*=", DOCKERFILE, re.MULTILINE | re.IGNORECASE)
+    assert "--mount" not in DOCKERFILE
+    entrypoints = [line for line in DOCKERFILE.splitlines() if line.startswith("ENTRYPOINT")]
+    assert len(entrypoints) == 1
+    exec_form = json.loads(entrypoints[0].removeprefix("ENTRYPOINT"))
+    assert isinstance(exec_form, list) and exec_form[0].startswith("/"), exec_form
+    copies = [line.split()[1] for line in DOCKERFILE.splitlines() if line.startswith("COPY")]
+    assert sorted(copies) == ["entrypoint.py", "promote", "requirements/runtime.txt"]
+    assert re.search(r"pip install --require-hashes --no-deps --only-binary=:all:", DOCKERFILE)
+    assert "PYTHONDONTWRITEBYTECODE=1" in DOCKERFILE
+    assert "PIP_NO_CACHE_DIR=1" in DOCKERFILE
+
+
+def _requirements() -> dict[str, list[str]]:
+    """name -> hashes, from requirements/runtime.txt (backslash-continued entries)."""
+    text = (ROOT / "requirements/runtime.txt").read_text(encoding="utf-8")
+    found: dict[str, list[str]] = {}
+    for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        requirement, *options = entry.split()
+        assert "==" in requirement, f"not pinned: {entry}"
+        hashes = [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=")]
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), entry
+        found[_norm(requirement.split("==")[0])] = hashes
+    return found
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_runtime_requirements_are_hash_locked_and_match_the_project() -> None:
+    import tomllib
+
+    locked = _requirements()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {
+        _norm(re.split(r"[<>=!~\[; ]", dep)[0]) for dep in project["project"]["dependencies"]
+    }
+    assert declared <= set(locked), declared - set(locked)
+    lines = (ROOT / "requirements/runtime.in").read_text(encoding="utf-8").splitlines()
+    direct = {_norm(re.split(r"[<>=!~\[; ]", s)[0]) for s in lines if s and not s.startswith("#")}
+    assert direct == declared
+
+
+# --- workflows ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_action_is_pinned_by_sha_with_a_version_comment(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    uses = re.findall(r"^\s*(?:- )?uses:\s*(\S+)(.*)$", text, re.MULTILINE)
+    assert uses, path
+    for ref, rest in uses:
+        assert SHA_PIN.match(ref), ref
+        assert re.match(r"\s+# v\d", rest), f"{ref}: no version comment"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_expression_reaches_a_shell(path: Path) -> None:
+    for job_id, step in steps(load(path)):
+        assert "${{" not in step.get("run", ""), f"{path.name}:{job_id}: use env: instead"
+
+
+def test_one_action_sha_everywhere() -> None:
+    shas = set()
+    for path in WORKFLOW_FILES:
+        shas |= set(re.findall(r"acme/promote[^@\s]*@([0-9a-f]{40})", path.read_text()))
+    assert shas == {d.action_ref()}
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_action_steps_match_action_yml(path: Path) -> None:
+    action = action_yml()
+    inputs, outputs = set(action["inputs"]), set(action["outputs"])
+    workflow = load(path)
+    ids: dict[str, str] = {}
+    for job_id, step in steps(workflow):
+        if str(step.get("uses", "")).startswith("acme/promote@"):
+            assert set(step["with"]) <= inputs, set(step["with"]) - inputs
+            assert step["with"].get("command") in {"promote", "check", "verify-flux"}
+            ids[step["id"]] = job_id
+    text = path.read_text(encoding="utf-8")
+    for step_id, name in re.findall(r"steps\.([\w-]+)\.outputs\.([\w-]+)", text):
+        if step_id in ids:
+            assert name in outputs, f"{path.name}: {step_id}.{name} is not an action output"
+
+
+def test_promote_workflow_contract() -> None:
+    wf = load(ROOT / ".github/workflows/promote.yml")
+    call, dispatch = wf["on"]["workflow_call"], wf["on"]["workflow_dispatch"]
+    wanted = {"image", "source-tag", "source-digest", "version", "bump", "dry-run"}
+    wanted |= {"gitops-repo", "policy", "verify-timeout"}
+    assert wanted <= set(call["inputs"]) and wanted <= set(dispatch["inputs"])
+    assert set(call["inputs"]) == set(dispatch["inputs"])
+    for name in ("digest", "tag", "version", "tags", "image", "previous-tag", "previous-digest"):
+        assert call["outputs"][name]["value"] == f"${{{{ jobs.promote.outputs.{name} }}}}"
+        assert name in wf["jobs"]["promote"]["outputs"]
+    assert wf["permissions"] == {}
+    job = wf["jobs"]["promote"]
+    assert job["environment"] == "production"
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert "inputs.image" in job["concurrency"]["group"]
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    verify = wf["jobs"]["verify"]
+    assert verify["needs"] == "promote" and "inputs.gitops-repo" in verify["if"]
+    assert verify["steps"][0]["with"]["command"] == "verify-flux"
+    assert verify["steps"][0]["with"]["expected-tag"] == "${{ needs.promote.outputs.tag }}"
+
+
+def test_gate_has_one_always_running_aggregator() -> None:
+    wf = load(ROOT / ".github/workflows/gate.yml")
+    assert set(wf["on"]) == {"workflow_call"}
+    jobs = wf["jobs"]
+    always = [job_id for job_id, job in jobs.items() if "always()" in str(job.get("if", ""))]
+    assert always == ["result"]
+    assert sorted(jobs["result"]["needs"]) == sorted(set(jobs) - {"result"})
+    script = jobs["result"]["steps"][0]["run"]
+    for job_id in set(jobs) - {"result"}:
+        assert f"${job_id.upper()}_RESULT" in script
+    assert jobs["check"]["steps"][-1]["with"]["command"] == "check"
+    assert jobs["plan"]["steps"][0]["with"]["dry-run"] == "true"
+
+
+def test_example_caller_reads_declared_outputs() -> None:
+    caller = load(ROOT / "examples/workflows/service-promote.yml")
+    declared = set(load(ROOT / ".github/workflows/promote.yml")["on"]["workflow_call"]["outputs"])
+    text = (ROOT / "examples/workflows/service-promote.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"needs\.promote\.outputs\.([\w-]+)", text))
+    assert used and used <= declared
+    assert "environment" not in caller["jobs"]["promote"]  # callers cannot set it
+
+
+# --- the image, built for real -----------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_action_image_builds_small_and_fails_cleanly_without_inputs() -> None:
+    base = d.base_image()
+    tag = "promote-action:e2e"
+    seconds = d.build_action_image(tag, base)
+    growth = d.image_size(tag) - d.image_size(base)
+    print(f"\n[e2e] action image: +{growth / 1e6:.1f} MB over the base, built in {seconds:.1f}s")
+    assert 0 < growth < MAX_IMAGE_GROWTH
+    config = json.loads(d.docker("image", "inspect", "--format", "{{json .Config}}", tag).stdout)
+    assert not config.get("User") and not config.get("WorkingDir")
+    assert config["Entrypoint"] == ["/usr/local/bin/python", "/opt/promote/entrypoint.py"]
+    start = time.monotonic()
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", tag],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - start
+    print(f"[e2e] container start to ::error:: exit: {elapsed:.2f}s")
+    assert proc.returncode != 0
+    assert proc.stdout.startswith("::error::") or "::error::" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    imports = "import promote.commands, requests, semver, yaml, re2, github, nacl, jwt"
+    check = d.docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-w",
+        "/opt/promote",
+        "--entrypoint",
+        "python",
+        tag,
+        "-c",
+        imports,
+    )
+    assert check.returncode == 0

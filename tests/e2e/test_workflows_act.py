@@ -1,0 +1,247 @@
+"""The workflows as users run them: act on a real Docker engine, a real registry on loopback.
+
+act builds the action from the project's own Dockerfile (only the base image substituted,
+see tests/support/docker.py), runs the reusable workflow through ``--local-repository``
+exactly as a service repository calls ``acme/promote/.github/workflows/promote.yml@<sha>``,
+and the action talks to a CNCF distribution registry on 127.0.0.1. Each test asserts the
+registry state (tags and the exact manifest bytes behind them) and the outputs that reach
+later jobs, not just exit codes.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ActRunner, ServiceRepo
+from tests.support.docker import ROOT, ActResult
+from tests.support.registry import RegistryServer
+from tests.support.seed import Seeded, Seeder
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE_CALLER = (ROOT / "examples/workflows/service-promote.yml").read_text(encoding="utf-8")
+REUSABLE = (ROOT / ".github/workflows/promote.yml").read_text(encoding="utf-8")
+GATE_CALLER = (ROOT / "examples/workflows/gitops-gate.yml").read_text(encoding="utf-8")
+GATE = (ROOT / ".github/workflows/gate.yml").read_text(encoding="utf-8")
+GITOPS_EXAMPLE = ROOT / "examples" / "gitops"
+
+OLD_TAG = "production-v1.4.2-aaaaaaa-1700000000"
+_SET_OUTPUT = re.compile(r"::set-output:: (?P<name>[a-z-]+)=(?P<value>.*)$")
+
+
+class History:
+    """A repository with production at 1.4.2 (an older image) and a new staging image."""
+
+    def __init__(self, server: RegistryServer, repo: str) -> None:
+        self.server = server
+        self.repo = repo
+        self.image = f"{server.host}/{repo}"
+        self.seeder: Seeder = server.seeder()
+        self.old: Seeded = self.seeder.oci_image(repo, OLD_TAG, revision="a" * 40, layer_size=2048)
+        self.seeder.tag(repo, OLD_TAG, "production")
+        self.sha = secrets.token_hex(20)
+        self.source_tag = f"staging-{self.sha[:7]}-1700000100"
+        self.staging: Seeded = self.seeder.oci_image(repo, self.source_tag, revision=self.sha)
+        self.tags_before = sorted(self.seeder.tags(repo))
+
+    def tags(self) -> list[str]:
+        return sorted(self.seeder.tags(self.repo))
+
+    def assert_points_at_staging(self, tag: str) -> None:
+        """``tag`` serves the staging manifest byte for byte, with its media type."""
+        data, content_type, digest = self.seeder.raw_manifest(self.repo, tag)
+        assert data == self.staging.data
+        assert content_type.split(";")[0] == self.staging.media_type
+        assert digest == self.staging.digest
+
+    def assert_unchanged(self) -> None:
+        assert self.tags() == self.tags_before
+        data, _, digest = self.seeder.raw_manifest(self.repo, "production")
+        assert (data, digest) == (self.old.data, self.old.digest)
+
+
+def set_outputs(result: ActResult) -> dict[str, str]:
+    """Single-line outputs the action set, as act logs them (``::set-output:: k=v``)."""
+    found: dict[str, str] = {}
+    for line in result.log.splitlines():
+        match = _SET_OUTPUT.search(line)
+        if match:
+            found[match.group("name")] = match.group("value")
+    return found
+
+
+def report(name: str, result: ActResult) -> None:
+    print(f"\n[e2e] {name}: act exit {result.returncode} in {result.seconds:.1f}s")
+
+
+def assert_new_tag(tag: str, version: str, sha: str, started: float) -> None:
+    """``production-v<version>-<sha7>-<ts>`` with ts taken during the run."""
+    match = re.fullmatch(rf"production-v{re.escape(version)}-{sha[:7]}-(?P<ts>[0-9]{{10}})", tag)
+    assert match, tag
+    assert started - 5 <= int(match.group("ts")) <= time.time() + 5
+
+
+@pytest.fixture
+def history(registry: RegistryServer, repo_path: str) -> History:
+    return History(registry, repo_path)
+
+
+def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
+    history: History, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    repo = service_repo({"promote.yml": EXAMPLE_CALLER})
+    started = time.time()
+    result = act(
+        repo,
+        "workflow_dispatch",
+        ".github/workflows/promote.yml",
+        inputs={"image": history.image, "source-tag": history.source_tag},
+    )
+    report("caller -> reusable workflow -> later job", result)
+    assert result.returncode == 0, result.log[-8000:]
+
+    out = result.values("promoted.")
+    tag = out["tag"]
+    assert_new_tag(tag, "1.4.3", history.sha, started)
+    assert out == {
+        "digest": history.staging.digest,
+        "tag": tag,
+        "version": "1.4.3",
+        "tags": f"{history.image}:{tag} {history.image}:production",
+        "image": f"{history.image}@{history.staging.digest}",
+        "previous-tag": OLD_TAG,
+        "previous-digest": history.old.digest,
+    }
+    # The registry: exactly one new tag, the floating tag moved, bytes identical.
+    assert history.tags() == sorted([*history.tags_before, tag])
+    history.assert_points_at_staging(tag)
+    history.assert_points_at_staging("production")
+    data, _, digest = history.seeder.raw_manifest(history.repo, OLD_TAG)
+    assert (data, digest) == (history.old.data, history.old.digest)
+    # The verify job is opt-in: no gitops-repo, so it did not run.
+    assert "verify-flux" not in result.log
+
+
+def test_workflow_dispatch_with_inputs_and_a_registry_secret(
+    basic_registry: RegistryServer, repo_path: str, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    history = History(basic_registry, repo_path)
+    assert basic_registry.username and basic_registry.password
+    repo = service_repo({"promote.yml": REUSABLE})
+    started = time.time()
+    result = act(
+        repo,
+        "workflow_dispatch",
+        ".github/workflows/promote.yml",
+        inputs={
+            "image": history.image,
+            "source-tag": history.source_tag,
+            "version": "2.0.0",
+            "username": basic_registry.username,
+        },
+        secrets={"REGISTRY_PASSWORD": basic_registry.password},
+    )
+    report("workflow_dispatch --input", result)
+    assert result.returncode == 0, result.log[-8000:]
+
+    out = set_outputs(result)
+    assert_new_tag(out["tag"], "2.0.0", history.sha, started)
+    assert out["version"] == "2.0.0"
+    assert out["digest"] == history.staging.digest
+    assert out["image"] == f"{history.image}@{history.staging.digest}"
+    assert out["previous-tag"] == OLD_TAG
+    assert out["previous-digest"] == history.old.digest
+    assert out["changed"] == "true"
+    assert history.tags() == sorted([*history.tags_before, out["tag"]])
+    history.assert_points_at_staging(out["tag"])
+    history.assert_points_at_staging("production")
+    assert basic_registry.password not in result.log
+
+
+def test_dry_run_plans_everything_and_writes_nothing(
+    history: History, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    repo = service_repo({"promote.yml": EXAMPLE_CALLER})
+    started = time.time()
+    result = act(
+        repo,
+        "workflow_dispatch",
+        ".github/workflows/promote.yml",
+        inputs={"image": history.image, "source-tag": history.source_tag, "dry-run": "true"},
+    )
+    report("dry run", result)
+    assert result.returncode == 0, result.log[-8000:]
+
+    out = result.values("promoted.")
+    assert_new_tag(out["tag"], "1.4.3", history.sha, started)
+    assert out["digest"] == history.staging.digest
+    assert out["previous-tag"] == OLD_TAG
+    history.assert_unchanged()
+    assert out["tag"] not in history.tags()
+
+
+def test_bad_input_fails_the_job_with_the_error_in_the_log(
+    history: History, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    repo = service_repo({"promote.yml": EXAMPLE_CALLER})
+    result = act(
+        repo,
+        "workflow_dispatch",
+        ".github/workflows/promote.yml",
+        inputs={"image": history.image, "source-tag": "latest"},
+    )
+    report("bad input", result)
+    assert result.returncode != 0
+    errors = [line for line in result.log.splitlines() if "::error::" in line]
+    assert errors, result.log[-8000:]
+    assert any("latest" in line and "source-tag" in line for line in errors), errors
+    assert "Traceback" not in result.log
+    # The later job never ran, and nothing was written.
+    assert result.values("promoted.") == {}
+    history.assert_unchanged()
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["clean-tree", "latest-tag"])
+def test_gitops_gate_aggregates_the_check(
+    broken: bool, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    repo = service_repo({"gate.yml": GATE_CALLER})
+    shutil.copytree(GITOPS_EXAMPLE, repo, dirs_exist_ok=True, ignore=_ignore_workflows)
+    deployment = repo / "flux/apps/backend/production/deployment.yaml"
+    if broken:
+        text = deployment.read_text(encoding="utf-8")
+        changed = re.sub(r"(image: \S+?):[^\s:]+(\s+#)", r"\1:latest\2", text, count=1)
+        assert changed != text
+        deployment.write_text(changed, encoding="utf-8")
+    _commit(repo)
+    result = act(repo, "push", ".github/workflows/gate.yml")
+    report(f"gate ({'broken' if broken else 'clean'})", result)
+    verdict = result.step_lines("gate: ")
+    if broken:
+        assert result.returncode != 0
+        annotations = [line for line in result.log.splitlines() if "::error" in line]
+        assert any("deployment.yaml" in line for line in annotations), annotations
+        assert verdict == ["gate: check=failure plan=skipped"], result.log[-8000:]
+        assert "::error::check: failure" in result.log
+    else:
+        assert result.returncode == 0, result.log[-8000:]
+        assert verdict == ["gate: check=success plan=skipped"], result.log[-8000:]
+
+
+def _ignore_workflows(directory: str, names: list[str]) -> list[str]:
+    return [n for n in names if n in {".github", "__pycache__"}]
+
+
+def _commit(repo: Path) -> None:
+    git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [*git, "commit", "-q", "-m", "gitops"], cwd=repo, check=True, capture_output=True
+    )
