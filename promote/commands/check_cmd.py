@@ -46,7 +46,7 @@ def summary(report: Report, label: str, prefix: str) -> str:
         ]
         out.append(markdown_table(["Level", "Rule", "Where", "Finding"], rows))
         if len(report.findings) > MAX_SUMMARY_ROWS:
-            out.append(f"\n({len(report.findings) - MAX_SUMMARY_ROWS} more in the annotations)\n")
+            out.append(f"({len(report.findings) - MAX_SUMMARY_ROWS} more in the annotations)\n")
     if report.policies:
         rows = []
         for entry in report.policies:
@@ -62,7 +62,7 @@ def summary(report: Report, label: str, prefix: str) -> str:
                     f"`{prefix}{entry.obj.file}:{entry.obj.line}`",
                 ]
             )
-        out.append("\n### ImagePolicies\n\n")
+        out.append("### ImagePolicies\n")
         out.append(markdown_table(["Policy", "Env", "Order", "Pattern", "Where"], rows))
     return "\n".join(out)
 
