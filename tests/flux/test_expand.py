@@ -7,7 +7,7 @@ Expected values follow Go's ``src/regexp/regexp.go`` (``expand``/``extract``) an
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promote.flux.expand import GoRegexp, GoRegexpError, Template, scan_subexp_names
@@ -166,16 +166,19 @@ def test_spans_are_bytes_and_unmatched_groups_are_minus_one() -> None:
 _LITERAL = st.text(alphabet=st.characters(blacklist_characters="$"), max_size=20)
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(_LITERAL)
 def test_dollar_free_templates_are_copied(template: str) -> None:
     assert expand("(x)", template, "x") == template
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(st.integers(min_value=0, max_value=30))
 def test_dollar_dollar_is_one_dollar(count: int) -> None:
     assert expand("(x)", "$$" * count, "x") == "$" * count
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(st.from_regex(r"\A[a-f0-9]{1,12}-[0-9]{1,13}\Z", fullmatch=True))
 def test_numbered_and_named_references_agree(text: str) -> None:
     sha, ts = text.split("-")

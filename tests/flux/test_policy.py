@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promote.errors import PolicyError as ErrorsPolicyError
@@ -525,6 +525,7 @@ def test_filter_out_tags() -> None:
 _DIGITS = st.from_regex(r"\A[0-9]{1,15}\Z", fullmatch=True)
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(st.lists(_DIGITS, min_size=1, max_size=30, unique=True))
 def test_numerical_asc_is_the_max_by_float(keys: list[str]) -> None:
     policy = numerical()
@@ -537,6 +538,7 @@ def test_numerical_asc_is_the_max_by_float(keys: list[str]) -> None:
     assert numerical("desc").select(keys) in [k for k in keys if int(k) == min(map(int, keys))]
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(st.lists(st.integers(min_value=10**9, max_value=10**10 - 1), min_size=1, max_size=20))
 def test_production_pattern_picks_the_max_timestamp(timestamps: list[int]) -> None:
     policy = ImagePolicy.from_manifest(manifest())
@@ -548,6 +550,7 @@ def test_production_pattern_picks_the_max_timestamp(timestamps: list[int]) -> No
     assert selection.tag == min(t for t in tags if t.endswith(f"-{max(timestamps)}"))
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(st.lists(st.text(alphabet="abcXYZ019.-_", min_size=1, max_size=8), min_size=1, max_size=20))
 def test_alphabetical_matches_python_max_and_min(tags: list[str]) -> None:
     policy = ImagePolicy.from_spec({"policy": {"alphabetical": {"order": "asc"}}})
@@ -562,9 +565,9 @@ def test_alphabetical_matches_python_max_and_min(tags: list[str]) -> None:
 def test_select_over_100k_tags_is_fast(production: ImagePolicy) -> None:
     tags = [tag(f"1.{i % 50}.{i % 7}", f"{i:07x}", 1700000000 + i) for i in range(100_000)]
     tags += ["production", "latest"] + [f"staging-{i:07x}" for i in range(1000)]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: robust to other jobs sharing the machine
     chosen = production.select(tags)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert chosen == tag("1.49.4", f"{99_999:07x}", 1700099999)
-    # About 0.2 s on the reference machine; the bound only catches per-tag recompilation.
-    assert elapsed < 2.5, f"select over 100k tags took {elapsed:.2f}s"
+    # About 0.35 s of CPU on the CI machine; the bound catches per-tag recompilation.
+    assert elapsed < 2.5, f"select over 100k tags took {elapsed:.2f}s of CPU"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import semver as pysemver
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promote.flux import ImagePolicy
@@ -540,6 +540,7 @@ def _versions(draw: st.DrawFn) -> str:
     return text
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(_versions(), _versions())
 def test_precedence_agrees_with_python_semver(a: str, b: str) -> None:
     """Masterminds' Compare is SemVer 2.0 precedence for identifiers that fit in uint64."""
@@ -548,6 +549,7 @@ def test_precedence_agrees_with_python_semver(a: str, b: str) -> None:
     assert parse_version("v" + a).compare(parse_version(b)) == expected
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(st.lists(_versions(), min_size=1, max_size=12, unique=True))
 def test_semver_policy_selects_the_highest(tags: list[str]) -> None:
     policy = ImagePolicy.from_spec({"policy": {"semver": {"range": "*"}}})
@@ -571,6 +573,7 @@ def test_uint64_overflowing_prerelease_identifier_compares_as_alphanumeric() -> 
     assert Version(1, 0, 0).compare(parse_version("1.0.0+meta")) == 0
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(_versions(), _versions())
 def test_precedence_key_orders_like_compare(a: str, b: str) -> None:
     va, vb = parse_version(a), parse_version(b)
@@ -578,6 +581,7 @@ def test_precedence_key_orders_like_compare(a: str, b: str) -> None:
     assert by_key == va.compare(vb)
 
 
+@settings(deadline=None)  # CI machines are shared: no per-example deadline
 @given(
     st.one_of(
         _versions(),
