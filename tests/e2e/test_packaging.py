@@ -255,3 +255,10 @@ def test_action_image_builds_small_and_fails_cleanly_without_inputs() -> None:
         imports,
     )
     assert check.returncode == 0
+
+
+def test_ci_uses_the_dockerfile_base_when_docker_hub_is_reachable() -> None:
+    ci = load(ROOT / ".github/workflows/ci.yml")
+    env = ci["jobs"]["test"]["steps"][-1]["env"]
+    assert env["PROMOTE_TEST_BASE_IMAGE"] == d.dockerfile_base(DOCKERFILE)
+    assert ci["jobs"]["test"]["steps"][-1]["run"] == ".ci/run"
