@@ -148,7 +148,8 @@ class Selection:
     ``tag``: what the controller writes to ``status.latestRef.tag`` (its most likely choice
     when ``ambiguous``), ``None`` when there is nothing to select. ``ambiguous``: the choice
     depends on iteration order (ties or key collisions at the top); ``candidates`` then lists
-    every tag that could be chosen (byte-wise ascending). ``warnings``: why, in words.
+    every tag that could be chosen (byte-wise ascending), otherwise it is ``(tag,)`` (or
+    ``()`` when ``tag`` is ``None``). ``warnings``: why, in words (also policy-level notes).
     """
 
     tag: str | None
