@@ -82,7 +82,19 @@ def machine() -> dict[str, Any]:
         "os": os_name,
         "kernel": platform.release(),
         "versions": tools.versions(),
+        "docker_insecure_registries": _docker_insecure(),
     }
+
+
+def _docker_insecure() -> str:
+    """dockerd's insecure (plain HTTP) registry ranges: 127.0.0.0/8 by default."""
+    proc = subprocess.run(
+        ["docker", "info", "--format", "{{json .RegistryConfig.InsecureRegistryCIDRs}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else "?"
 
 
 def ensure_dockerd() -> None:
@@ -99,12 +111,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quick": bool(args.quick),
         "load_before": list(os.getloadavg()),
     }
+    ensure_dockerd()
     log("machine and versions")
     results["machine"] = machine()
-    ensure_dockerd()
     tag_counts = (1, 1_000) if args.quick else scenarios.TAG_COUNTS
     sizes = scenarios.SIZES[:2] if args.quick else scenarios.SIZES
-    repeats = {"promote": 3, "skopeo": 3, "docker": 2} if args.quick else None
+    repeats = (
+        {"promote": 3, "promote-inprocess": 3, "skopeo": 3, "docker": 2} if args.quick else None
+    )
     listing_counts = (10_000,) if args.quick else (10_000, 100_000)
 
     with (

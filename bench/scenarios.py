@@ -35,6 +35,8 @@ TARGET_REQUESTS = 5
 #: Largest tag count the request target applies to.
 TARGET_TAGS = 1_000
 TARGET_RATIO = 1.1
+#: Runs per tool and size: the promote and skopeo runs are cheap, docker's pull is not.
+DEFAULT_REPEATS = {"promote": 9, "promote-inprocess": 9, "skopeo": 9, "docker": 3}
 
 Log = Callable[[str], None]
 
@@ -161,11 +163,14 @@ def time_vs_size(
     """Median wall time per tool and size (direct to the registry, no proxy).
 
     Every run promotes a fresh release (a new config over the same layer), so no run is a
-    no-op and the blobs are the same for all tools. Returns (rows, seeding).
+    no-op and the blobs are the same for all tools. Runs are interleaved in rounds (each
+    round: every size, every tool once), so a burst of load on a shared machine hits all
+    sizes alike instead of one. Returns (rows, seeding).
     """
-    repeats = repeats or {"promote": 5, "skopeo": 5, "docker": 3}
-    rows: list[dict[str, Any]] = []
+    repeats = repeats or dict(DEFAULT_REPEATS)
+    tools.warm_up()
     seeding: list[dict[str, Any]] = []
+    specs: dict[str, tuple[str, im.ImageSpec]] = {}
     for label, size in sizes:
         repo = f"bench/size-{label.replace(' ', '').lower()}"
         started = time.perf_counter()
@@ -176,34 +181,45 @@ def time_vs_size(
         pusher.tag_many(repo, history[1:], old, workers=1)
         layer = next(iter(spec.layers.values()))
         seeding.append({"size": label, "layer_bytes": layer.size, "upload_seconds": upload})
-        log(f"  {label}: layer {layer.size} bytes uploaded in {upload:.1f} s")
-        for tool in tools.TOOLS:
-            runs: list[float] = []
-            kept: list[bool] = []
-            for i in range(repeats[tool]):
-                source_tag = im.staging_tag(int(time.time()) - 60 - i)
+        specs[label] = (repo, spec)
+        log(f"  {label}: layer of {layer.size} bytes uploaded in {upload:.1f} s")
+    runs: dict[tuple[str, str], list[float]] = {}
+    kept: dict[tuple[str, str], list[bool]] = {}
+    for round_no in range(max(repeats.values())):
+        for label, _size in sizes:
+            repo, spec = specs[label]
+            for tool in tools.TIMED:
+                if round_no >= repeats[tool]:
+                    continue
+                source_tag = im.staging_tag(int(time.time()) - 600 + round_no)
                 source = im.release(pusher, spec, source_tag)
                 run = tools.run_tool(
                     tool,
                     f"{registry_host}/{repo}",
                     source_tag,
-                    f"{tool}-{i}-{im.short_sha()}",
+                    f"{tool}-{round_no}-{im.short_sha()}",
                     index=False,
                 )
-                runs.append(run.seconds)
+                runs.setdefault((label, tool), []).append(run.seconds)
                 heads = [pusher.head_manifest(repo, t) for t in run.written]
-                kept.append(all(h is not None and h[0] == source.digest for h in heads))
-            median = statistics.median(runs)
-            log(f"  {label} {tool}: median {median:.3f} s over {len(runs)} runs")
+                kept.setdefault((label, tool), []).append(
+                    bool(heads) and all(h is not None and h[0] == source.digest for h in heads)
+                )
+        log(f"  round {round_no + 1} of {max(repeats.values())} done")
+    rows: list[dict[str, Any]] = []
+    for label, size in sizes:
+        layer = next(iter(specs[label][1].layers.values()))
+        for tool in tools.TIMED:
+            mine = runs[(label, tool)]
             rows.append(
                 {
                     "size": label,
                     "bytes": size,
                     "layer_bytes": layer.size,
                     "tool": tool,
-                    "runs": runs,
-                    "median": median,
-                    "digest_kept": all(kept),
+                    "runs": mine,
+                    "median": statistics.median(mine),
+                    "digest_kept": all(kept[(label, tool)]),
                 }
             )
     base = {r["tool"]: r["median"] for r in rows if r["size"] == sizes[0][0]}
@@ -416,17 +432,63 @@ def startup(*, repeats: int = 10) -> dict[str, Any]:
 
 
 # -- the action image ------------------------------------------------------------------------
-def action_image(log: Log = _nolog) -> dict[str, Any]:
-    """Cold build of the action's Dockerfile (local base image substituted) and its size."""
+def action_image(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
+    """Cold build of the action's Dockerfile (local base image substituted) and its size.
+
+    Docker Hub is out of reach here, so ``python:3.11-slim-bookworm`` is replaced by the
+    test suite's debootstrap image (``tests.support.docker.base_image``, built once per
+    machine and reused); ``--build-arg BASE_IMAGE`` is the only change. The build runs with
+    ``--no-cache`` (every layer rebuilt, wheels downloaded through the machine's proxy).
+    Then the container's start-up: ``docker run`` of the image on the input-error path.
+    """
     try:
-        from tests.support import docker as docker_support  # type: ignore[attr-defined]
+        from tests.support import docker as ds
     except ImportError as exc:
         return {"available": False, "reason": f"tests/support/docker.py not importable: {exc}"}
-    return _build_action_image(docker_support, log)
-
-
-def _build_action_image(docker_support: Any, log: Log) -> dict[str, Any]:
-    raise NotImplementedError
+    started = time.perf_counter()
+    existed = False
+    try:
+        ds.ensure_dockerd()
+        mirror = ds.apt_mirror()
+        existed = ds.image_exists(f"{ds.BASE_REPOSITORY}:{ds.base_image_key(mirror)}")
+        base = ds.base_image()
+    except Exception as exc:
+        return {"available": False, "reason": f"no local base image: {exc}"}
+    base_seconds = time.perf_counter() - started
+    log(f"  base image {base} ({'reused' if existed else 'built'} in {base_seconds:.1f} s)")
+    tag = "promote-bench-action:latest"
+    try:
+        build_seconds = ds.build_action_image(tag, base, no_cache=True)
+    except Exception as exc:
+        return {"available": False, "reason": f"docker build failed: {str(exc)[-800:]}"}
+    size = ds.image_size(tag)
+    base_size = ds.image_size(base)
+    log(f"  cold build {build_seconds:.1f} s, image {size / 1e6:.1f} MB")
+    run_times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", "-e", "INPUT_COMMAND=promote", tag],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        run_times.append(time.perf_counter() - t0)
+    error_line = next((x for x in proc.stdout.splitlines() if x.startswith("::error")), "")
+    ds.docker("rmi", tag, check=False)
+    return {
+        "available": True,
+        "base": base,
+        "base_reused": existed,
+        "base_seconds": base_seconds,
+        "build_seconds": build_seconds,
+        "size_bytes": size,
+        "base_size_bytes": base_size,
+        "run_times": run_times,
+        "run_median": statistics.median(run_times),
+        "run_exit": proc.returncode,
+        "run_error_line": error_line,
+    }
 
 
 def env_flag(name: str) -> bool:

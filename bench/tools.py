@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOOLS = ("promote", "skopeo", "docker")
+#: what the size benchmark times: the three tools plus promote's engine in-process
+TIMED = ("promote", "promote-inprocess", "skopeo", "docker")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,6 +81,46 @@ def run_promote(image: str, source_tag: str) -> Run:
     return Run("promote", seconds, written)
 
 
+def run_promote_inprocess(image: str, source_tag: str) -> Run:
+    """The same engine as the CLI, called in this process: no interpreter start, no imports.
+
+    Shows how much of a CLI run is protocol work and how much is Python start-up. The
+    modules are imported before the clock starts (:func:`warm_up`).
+    """
+    import io
+    import tempfile
+
+    from promote.actions import Runner, parse_github_output
+    from promote.commands import execute
+
+    with tempfile.NamedTemporaryFile("r", prefix="bench-out-", encoding="utf-8") as out:
+        log = io.StringIO()
+        runner = Runner(out=log, github_output=out.name)
+        raw = {"command": "promote", "image": image, "source-tag": source_tag}
+        started = time.perf_counter()
+        status = execute(raw, clean_env(), runner)
+        seconds = time.perf_counter() - started
+        if status != 0:
+            raise ToolError(f"promote (in-process) exited {status}: {log.getvalue()}")
+        outputs = parse_github_output(out.read())
+    written = tuple(line.rsplit(":", 1)[1] for line in outputs["tags"].splitlines() if line)
+    return Run("promote-inprocess", seconds, written)
+
+
+def warm_up() -> None:
+    """Import what an in-process promotion needs, so its timing excludes imports."""
+    import importlib
+
+    for name in (
+        "promote.commands.promote_cmd",
+        "promote.promotion",
+        "promote.registry",
+        "promote.flux",
+        "requests",
+    ):
+        importlib.import_module(name)
+
+
 def run_skopeo(image: str, source_tag: str, new_tag: str, *, index: bool) -> Run:
     argv = ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false"]
     if index:
@@ -110,6 +152,8 @@ def run_docker(image: str, source_tag: str, new_tag: str) -> Run:
 def run_tool(tool: str, image: str, source_tag: str, new_tag: str, *, index: bool) -> Run:
     if tool == "promote":
         return run_promote(image, source_tag)
+    if tool == "promote-inprocess":
+        return run_promote_inprocess(image, source_tag)
     if tool == "skopeo":
         return run_skopeo(image, source_tag, new_tag, index=index)
     if tool == "docker":
