@@ -16,7 +16,7 @@ no manifest is re-serialised; every PUT is verified by the digest the registry r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,10 +37,22 @@ if TYPE_CHECKING:
     from promote.registry import Manifest, RegistryClient
 
 
+class Outcome(Protocol):
+    """A policy evaluation (see :class:`promote.flux.Selection`)."""
+
+    @property
+    def tag(self) -> str | None: ...
+    @property
+    def ambiguous(self) -> bool: ...
+    @property
+    def candidates(self) -> tuple[str, ...]: ...
+
+
 class Selector(Protocol):
     """What the plan needs of a Flux ImagePolicy (see :class:`promote.flux.ImagePolicy`)."""
 
-    def select(self, tags: Sequence[str]) -> str | None: ...
+    def select(self, tags: Iterable[str]) -> str | None: ...
+    def evaluate(self, tags: Iterable[str]) -> Outcome: ...
 
 
 @dataclass(frozen=True)
@@ -307,12 +319,21 @@ def plan(
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
     warnings: list[str] = []
     if policy is not None:
-        selected = policy.select([*observed.tags, tag])
-        if selected != tag:
+        from promote.flux import filter_out_tags
+
+        # What the ImageRepository would store: the default exclusion drops `*.sig` tags.
+        outcome = policy.evaluate(filter_out_tags([*observed.tags, tag]))
+        if outcome.tag != tag:
             raise RefusedError(
                 f"Flux would not select {tag}: the ImagePolicy selects "
-                f"{selected or 'nothing'} from the existing tags plus the new one; nothing "
+                f"{outcome.tag or 'nothing'} from the existing tags plus the new one; nothing "
                 "was written"
+            )
+        if outcome.ambiguous:
+            raise RefusedError(
+                f"Flux's choice between {', '.join(outcome.candidates)} depends on map order "
+                f"(a tie under the ImagePolicy); {tag} might not be deployed. Nothing was "
+                "written; give a newer timestamp"
             )
     steps = [Step("put", tag, "new immutable tag")]
     if floating:

@@ -9,6 +9,7 @@ import semver
 
 from promote import naming
 from promote.errors import InputError, RefusedError
+from promote.flux import ImagePolicy
 from promote.promotion import Observed, Request, plan
 from promote.reference import parse_repository
 from promote.registry import Manifest
@@ -136,23 +137,44 @@ def test_same_source_and_target_env_refused() -> None:
         )
 
 
-class _Pinned:
-    """A policy that keeps selecting one tag (like a literal pin in the GitOps repo)."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-
-    def select(self, tags: object) -> str:
-        return self.tag
+def _pinned(tag: str) -> ImagePolicy:
+    """A policy pinned to one release (an incident pin in the GitOps repo)."""
+    return ImagePolicy.from_spec(
+        {"filterTags": {"pattern": f"^{tag}$"}, "policy": {"alphabetical": {}}}
+    )
 
 
 def test_refuses_when_flux_would_not_select_the_new_tag() -> None:
     obs = observed(HISTORY, current_digest="sha256:" + OLD)
     with pytest.raises(RefusedError, match="Flux would not select"):
-        plan(request(), obs, now=NOW, policy=_Pinned(HISTORY[-1]))
+        plan(request(), obs, now=NOW, policy=_pinned(HISTORY[-1]))
 
 
 def test_plan_is_json_printable() -> None:
     p = plan(request(), observed(HISTORY, current_digest="sha256:" + OLD), now=NOW)
     data = json.loads(p.to_json())
     assert data["steps"][0] == {"action": "put", "tag": p.tag, "reason": "new immutable tag"}
+
+
+def test_default_policy_ignores_signature_tags_and_selects_the_new_tag() -> None:
+    policy = ImagePolicy.from_spec(naming.flux_policy_spec("production"))
+    tags = [*HISTORY, "sha256-" + "a" * 64 + ".sig"]
+    p = plan(request(), observed(tags, current_digest="sha256:" + OLD), now=NOW, policy=policy)
+    assert p.tag.startswith("production-v1.10.1-")
+
+
+def test_refuses_a_tie_flux_would_break_by_map_order() -> None:
+    """A policy keyed on the major version only: every 1.x tag collides on the key "1"."""
+    policy = ImagePolicy.from_spec(
+        {
+            "filterTags": {"pattern": r"^production-v(?P<major>[0-9]+)\.", "extract": "$major"},
+            "policy": {"numerical": {"order": "asc"}},
+        }
+    )
+    obs = observed(HISTORY, current_digest="sha256:" + OLD)
+    with pytest.raises(RefusedError, match=r"would not select"):
+        plan(request(), obs, now=NOW, policy=policy)
+    # the new tag would win, but only by iteration order: refused as a tie
+    obs = observed([*HISTORY, "production-v2.0.0-rc"], current_digest="sha256:" + OLD)
+    with pytest.raises(RefusedError, match=r"depends on map order"):
+        plan(request(bump="major"), obs, now=NOW, policy=policy)

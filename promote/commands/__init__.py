@@ -43,7 +43,8 @@ class Result:
     """A command's outputs (in order), its job-summary Markdown, and whether it failed.
 
     ``failed`` is for commands that report many problems as annotations (``check``) and
-    must still exit non-zero; ``message`` is then the closing ``::error::`` line.
+    must still exit non-zero; ``message`` is then the closing ``::error::`` line. The
+    outputs of a failed result are still written (e.g. ``errors``, ``synced=false``).
     """
 
     outputs: dict[str, str] = field(default_factory=dict)
@@ -67,8 +68,8 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
     """The one engine behind ``entrypoint.py`` and the ``promote`` console script.
 
     Secrets are masked before anything is read or printed; inputs are screened before any
-    command (and so any network call) runs; outputs are written only when the command
-    succeeded. Returns the process exit status. No traceback reaches the user: a
+    command (and so any network call) runs; outputs are written when the command returns
+    (a :class:`Result`, failed or not), never when it raises. Returns the process exit status. No traceback reaches the user: a
     :class:`PromoteError` becomes its message, anything else a short internal-error line
     (with the traceback only when ``PROMOTE_DEBUG`` or ``RUNNER_DEBUG`` is set).
     """
@@ -82,10 +83,12 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
         result = run(Context(inputs=inputs, runner=runner, env=env))
         if result.summary:
             runner.write_summary(result.summary)
+        # Outputs are written on failure too (check's counts, verify-flux's synced=false):
+        # a failed command's outputs describe the failure, never a half-done write.
+        runner.set_outputs(result.outputs)
         if result.failed:
             runner.error(result.message or "command failed")
             return 1
-        runner.set_outputs(result.outputs)
         return 0
     except PromoteError as exc:
         runner.error(str(exc))

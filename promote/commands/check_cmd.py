@@ -85,8 +85,6 @@ def run(ctx: Context) -> Result:
     outputs = {"errors": str(errors), "warnings": str(warnings)}
     text = summary(report, source.label, prefix)
     if errors:
-        # The engine writes outputs only on success; the counts matter most on failure.
-        ctx.runner.set_outputs(outputs)
         return Result(
             outputs=outputs,
             summary=text,

@@ -123,7 +123,6 @@ def run(ctx: Context) -> Result:
             ctx.runner.warning(warning)
         if not prediction.ok:
             message = f"Flux would not select {expected}: {prediction.reason}"
-            ctx.runner.set_outputs(outputs)
             return Result(
                 outputs=outputs,
                 summary=_summary(None, prediction, source.label, ""),
@@ -172,5 +171,4 @@ def run(ctx: Context) -> Result:
             file=state.marker.file,
             line=state.marker.line,
         )
-    ctx.runner.set_outputs(outputs)
     return Result(outputs=outputs, summary=text, failed=True, message=message)
