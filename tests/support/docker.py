@@ -53,6 +53,7 @@ BASE_REPOSITORY = "promote-test-base"
 BASE_RECIPE_VERSION = "2"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LOCK_PATH = Path(tempfile.gettempdir()) / "promote-test-base.lock"
+ACT_LOCK_PATH = Path(tempfile.gettempdir()) / "promote-act.lock"
 
 #: The owner/name under which the workflows reference the action (see docs/workflows.md).
 ACTION_REPOSITORY = "acme/promote"
@@ -412,16 +413,19 @@ def run_act(
         "DOCKER_HOST": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
         "NO_COLOR": "1",
     }
-    start = time.monotonic()
-    proc = subprocess.run(
-        cmd,
-        cwd=repo,
-        env=proc_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=timeout,
-        check=False,
-    )
-    return ActResult(
-        proc.returncode, proc.stdout.decode("utf-8", "replace"), time.monotonic() - start
-    )
+    # act names job containers after the workflow and job names only, and removes a
+    # container of that name before it starts one: two act runs of the same workflow on one
+    # engine (two test sessions on one machine) would kill each other's jobs. Take turns.
+    with _file_lock(ACT_LOCK_PATH):
+        start = time.monotonic()
+        proc = subprocess.run(
+            cmd,
+            cwd=repo,
+            env=proc_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+        seconds = time.monotonic() - start
+    return ActResult(proc.returncode, proc.stdout.decode("utf-8", "replace"), seconds)
