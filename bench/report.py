@@ -105,36 +105,51 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- request sequence annotation -------------------------------------------------------------
+#: what each category of promote request is for (see :func:`annotate`)
+PURPOSE = {
+    "ping": "ping: API version check and auth challenge (not counted)",
+    "source": "read the source manifest once (bytes hashed locally)",
+    "list": "list tags (versions, timestamps, history)",
+    "list-next": "next page by `last=`: the answer before was a full page without `Link`",
+    "previous": "previous production digest (HEAD of the newest immutable tag)",
+    "immutable": "immutable tag, same bytes",
+    "race": "race check: list tags again after the immutable PUT",
+    "race-next": "race check, next page by `last=` (as above)",
+    "floating": "floating tag, same bytes",
+    "other": "",
+}
+BREAKDOWN = (
+    ("source", "source GET"),
+    ("list", "tag list"),
+    ("list-next", "`last=` follow-up"),
+    ("previous", "HEAD previous"),
+    ("immutable", "PUT immutable"),
+    ("race", "race-check list"),
+    ("race-next", "race `last=` follow-up"),
+    ("floating", "PUT floating"),
+)
+
+
 def annotate(sequence: list[str]) -> list[tuple[str, str]]:
-    """What each of promote's requests is for (by position in the promote algorithm)."""
+    """(request, category) for each of promote's requests, by position in its algorithm."""
     out: list[tuple[str, str]] = []
     put_seen = False
-    tags_in_block = 0
     for req in sequence:
         method, _, target = req.partition(" ")
         if target in ("/v2/", "/v2"):
-            why = "ping: API version check and auth challenge (not counted)"
+            category = "ping"
         elif method == "GET" and target.startswith("manifests/"):
-            why = "read the source manifest once (bytes hashed locally)"
+            category = "source"
         elif method == "GET" and target.startswith("tags/list"):
-            if "last=" in target:
-                why = (
-                    "next page by `last=`: the previous answer was a full page and had no "
-                    "`Link`; this one brings nothing new, so listing stops"
-                )
-            elif put_seen:
-                why = "race check: list tags again after the immutable PUT"
-            else:
-                why = "list tags (versions, timestamps, history)"
-            tags_in_block += 1
+            category = ("race" if put_seen else "list") + ("-next" if "last=" in target else "")
         elif method == "HEAD" and target.startswith("manifests/"):
-            why = "previous production digest (newest immutable tag)"
+            category = "previous"
         elif method == "PUT" and target.startswith("manifests/"):
-            why = "floating tag, same bytes" if put_seen else "immutable tag, same bytes"
+            category = "floating" if put_seen else "immutable"
             put_seen = True
         else:
-            why = ""
-        out.append((req, why))
+            category = "other"
+        out.append((req, category))
     return out
 
 
@@ -291,18 +306,47 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
                 "lll" + "r" * (len(kinds) + 2) + "clr",
             )
         )
+        add("\n### Where promote's requests go\n")
+        promote_rows = [c for c in counts if c["tool"] == "promote"]
+        rows = []
+        for c in promote_rows:
+            cats = [cat for _r, cat in annotate(c["sequence"])]
+            rows.append(
+                [
+                    c["image"],
+                    _n(c["tags"]),
+                    *[cats.count(key) or "" for key, _label in BREAKDOWN],
+                    f"**{c['besides_ping']}**",
+                ]
+            )
+        add(
+            _table(
+                ["image", "existing tags", *[label for _k, label in BREAKDOWN], "besides ping"],
+                rows,
+            )
+        )
+        add(
+            "\nIssue 7's five are: source GET, tag list, HEAD previous, PUT immutable, PUT "
+            "floating. The race-check listing is the lead's design (a sixth request, made "
+            "after the immutable PUT so that a concurrent promotion is caught before the "
+            "floating tag moves). With a single existing tag there is no previous release "
+            "to HEAD, so the race check takes that place in the count.\n"
+        )
         add("\n### What each of promote's requests is\n")
         for c in counts:
             if c["tool"] != "promote" or c["image"] != "single":
                 continue
             add(
-                f"**Single image, {_tags(c['tags'])} existing** "
+                f"**Single image, {_n(c['tags'])} existing tag{'' if c['tags'] == 1 else 's'}** "
                 f"({c['besides_ping']} besides ping):\n"
             )
             add(
                 _table(
                     ["#", "request", "what for"],
-                    [[i + 1, f"`{r}`", why] for i, (r, why) in enumerate(annotate(c["sequence"]))],
+                    [
+                        [i + 1, f"`{r}`", PURPOSE[cat]]
+                        for i, (r, cat) in enumerate(annotate(c["sequence"]))
+                    ],
                     "rll",
                 )
             )
@@ -394,6 +438,17 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
                 row.append(f"{_s(r['median'])} (×{r['ratio']:.2f})" if r else "")
             rows.append(row)
         add(_table(["image size", *[f"{t}: median (ratio)" for t in tools_seen]], rows))
+        cli = [by.get((label, "promote")) for label in labels]
+        inproc = [by.get((label, "promote-inprocess")) for label in labels]
+        if all(cli) and all(inproc):
+            gaps = [c["median"] - i["median"] for c, i in zip(cli, inproc, strict=True) if c and i]
+            add(
+                "\npromote's CLI minus its engine run in-process: "
+                + ", ".join(f"{_s(g)} at {label}" for g, label in zip(gaps, labels, strict=True))
+                + ". That is the interpreter's start and the imports (`requests` above all; "
+                "see §5), paid once per run whatever the image size; the protocol work itself "
+                "is the in-process column.\n"
+            )
         add("\nEvery run:\n")
         add(
             _table(
@@ -463,6 +518,16 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
                 ],
             )
         )
+        probe = results.get("registry_probe")
+        if probe:
+            add(
+                f"\nProbe of this registry's `tags/list` ({_n(probe['tags'])} tags): "
+                f"`?n={probe['n']}` answered {_n(probe['n_answer'])} tags; "
+                f"`?n={probe['n']}&last={probe['last']}` answered {_n(probe['last_answer'])} "
+                f"tags, the first being `{probe['last_first']}`; `Link` header: "
+                f"{'present' if probe['link'] else 'absent'}; answer in lexical order: "
+                f"{'yes' if probe['sorted'] else 'no'}.\n"
+            )
         if any(r["raw_page_tags"] > 1000 for r in listing):
             add(
                 "\nThe registry answered `?n=1000` with every tag in one response (it ignores "
@@ -561,7 +626,11 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
             "uncompressed image sizes; the official slim base differs in size from the "
             "debootstrap one, so the *added by the Dockerfile* row is the comparable figure.\n"
         )
-        base_how = "reused (built earlier on this machine)" if img["base_reused"] else "built"
+        base_how = (
+            "reused (built earlier on this machine)"
+            if img["base_reused"]
+            else "absent at start, ready after (debootstrap here or by a concurrent test run)"
+        )
         add(
             _table(
                 ["", ""],

@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         log("3. tag listing")
+        results["registry_probe"] = scenarios.registry_probe(pusher)
         results["listing"], tags = scenarios.tag_listing(
             pusher, registry.host, counts=listing_counts, log=log
         )

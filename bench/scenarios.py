@@ -300,6 +300,29 @@ def tag_listing(
     return rows, tags
 
 
+def registry_probe(pusher: im.Pusher, tags: int = 1_200, n: int = 10) -> dict[str, Any]:
+    """How the registry pages ``tags/list``: does it honour ``n``, ``last``, send ``Link``?"""
+    repo = "bench/probe"
+    spec = im.make_layers(pusher, repo, "single", KiB)
+    pushed = im.release(pusher, spec, "p00000")
+    pusher.tag_many(repo, [f"p{i:05d}" for i in range(1, tags)], pushed)
+    _s, headers, body = pusher.request("GET", f"/v2/{repo}/tags/list?n={n}")
+    first = json.loads(body)["tags"]
+    last = "p00500"
+    _s, headers2, body2 = pusher.request("GET", f"/v2/{repo}/tags/list?n={n}&last={last}")
+    second = json.loads(body2)["tags"]
+    return {
+        "tags": tags,
+        "n": n,
+        "n_answer": len(first),
+        "last": last,
+        "last_answer": len(second),
+        "last_first": second[0] if second else "",
+        "link": bool(headers.get("link") or headers2.get("link")),
+        "sorted": first == sorted(first),
+    }
+
+
 # -- Flux model ------------------------------------------------------------------------------
 def flux_throughput(tags: Sequence[str], *, repeats: int = 5) -> dict[str, Any]:
     """The project's production ImagePolicy (numerical ``$ts``) selecting among ``tags``."""
@@ -342,6 +365,9 @@ if what == "entrypoint-error":
         runpy.run_path("entrypoint.py", run_name="__main__")
     except SystemExit:
         pass
+elif what == "promotion-imports":
+    for name in %r:
+        __import__(name)
 elif what == "cli-help":
     sys.argv = ["promote", "--help"]
     try:
@@ -375,6 +401,13 @@ def startup(*, repeats: int = 10) -> dict[str, Any]:
         ("python -c 'import entrypoint'", [py, "-c", "import entrypoint"], env, "entrypoint"),
         ("python -c 'import promote.cli'", [py, "-c", "import promote.cli"], env, "promote.cli"),
         ("promote --help", [*tools.promote_command(), "--help"], env, "cli-help"),
+        ("python -c 'import requests'", [py, "-c", "import requests"], env, "requests"),
+        (
+            "python -c 'import <every module a promotion uses>'",
+            [py, "-c", "import " + ", ".join(tools.PROMOTION_MODULES)],
+            env,
+            "promotion-imports",
+        ),
         (
             "python entrypoint.py (command promote, no image: input error, no network)",
             [py, "entrypoint.py"],
@@ -388,7 +421,7 @@ def startup(*, repeats: int = 10) -> dict[str, Any]:
         heavy: list[str] | None = None
         if probe is not None:
             proc = subprocess.run(
-                [py, "-c", _PROBE % (HEAVY,), probe],
+                [py, "-c", _PROBE % (tools.PROMOTION_MODULES, HEAVY), probe],
                 capture_output=True,
                 text=True,
                 env=env,
