@@ -423,8 +423,12 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
             "number of random bytes. Each run promotes a fresh release (new config over the "
             "same layer), straight to the registry (no proxy), as a subprocess: promote's "
             "console script, `skopeo copy`, and `docker pull` + `tag` + `push` with the pulled "
-            "images removed after each run (so every pull is cold). Ratio = median / median "
-            "at the smallest size.\n"
+            "images removed after each run (so every pull is cold). The runs are interleaved in "
+            "rounds (every size with every tool, the size order rotated each round, docker "
+            "last and followed by a `sync`), so load from elsewhere on the machine falls on "
+            "all sizes alike. Ratio = median / median at the smallest size. *promote-"
+            "inprocess* is the same engine called in the benchmark's own process (modules "
+            "already imported): the protocol work without the interpreter's start.\n"
         )
         add(f"![time against image size]({plot_rel})\n")
         labels = list(dict.fromkeys(r["size"] for r in sizes))
