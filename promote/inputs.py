@@ -4,9 +4,11 @@
 them), the CLI offers each as ``--<name>``, and the runner passes them as ``INPUT_<NAME>``.
 Names are kebab-case and never renamed (workflows depend on them); new ones are added.
 
-Every raw value is screened before any command runs (:func:`screen`): length limits,
-no control characters (newlines only in list inputs), printable ASCII only except in
-free-text inputs. Secrets are never quoted back in messages.
+Every raw value is screened before any command runs (:func:`screen`), whichever command
+reads it: length limits, no control or invisible formatting characters (newlines only in
+list inputs), no workflow-command strings (``::set-output ...::``, ``::add-mask::``...),
+printable ASCII only except in free-text inputs and secrets. :meth:`Inputs.check_types`
+reads every given ``bool`` and ``int`` input strictly. Secrets are never quoted back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ FALSE_VALUES = frozenset({"false", "False", "FALSE"})
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u0085\u2028\u2029]")
 _NEWLINE = re.compile(r"[\r\n]")
+#: Invisible formatting characters (zero-width, bidi overrides, BOM): they make a value
+#: read differently from what it is ("trojan source").
+_INVISIBLE = re.compile(
+    r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+#: A workflow command (``::name props::``) anywhere in a value: never a legitimate input,
+#: and one echo at the start of a log line would make the runner execute it. ``[::1]``
+#: (IPv6 loopback) does not match: a command name starts with a letter.
+_WORKFLOW_COMMAND = re.compile(r"::[A-Za-z][A-Za-z0-9_-]*(?:[ \t][^\r\n]*?)?::")
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,8 @@ class InputSpec:
     description: str
     default: str = ""
     #: "text" single line printable ASCII; "free" single line, any printable Unicode;
-    #: "list" newline-separated; "secret" single line, never echoed.
+    #: "list" newline-separated ASCII; "secret" single line, never echoed; "bool" strict
+    #: true/false; "int" a whole number (ranges are checked by the reader).
     kind: str = "text"
     #: the commands that read it (documentation; "*" = all)
     commands: tuple[str, ...] = ("*",)
@@ -99,6 +111,7 @@ INPUTS: tuple[InputSpec, ...] = (
         "floating-tag",
         "Also move the floating `<target-env>` tag (`true`/`false`).",
         "true",
+        kind="bool",
         commands=("promote", "rollback"),
     ),
     InputSpec("username", "Registry user name (default for ghcr.io: `GITHUB_ACTOR`)."),
@@ -108,7 +121,12 @@ INPUTS: tuple[InputSpec, ...] = (
         "GitHub token: ghcr.io password by default, and GitHub API calls.",
         kind="secret",
     ),
-    InputSpec("dry-run", "Plan and print every output, write nothing (`true`/`false`).", "false"),
+    InputSpec(
+        "dry-run",
+        "Plan and print every output, write nothing (`true`/`false`).",
+        "false",
+        kind="bool",
+    ),
     # --- Flux (issue: Flux fidelity) -------------------------------------------------------
     InputSpec(
         "gitops-path",
@@ -139,6 +157,7 @@ INPUTS: tuple[InputSpec, ...] = (
         "timeout",
         "Seconds to poll for `verify-flux` (0 = check once).",
         "0",
+        kind="int",
         commands=("verify-flux",),
     ),
     # --- rollback and GitHub records (issue: rollback) -------------------------------------
@@ -152,30 +171,33 @@ INPUTS: tuple[InputSpec, ...] = (
         "revert-commit",
         "Also revert the automation commit in the GitOps repo (`true`/`false`).",
         "false",
+        kind="bool",
         commands=("rollback",),
     ),
     InputSpec(
         "create-deployment",
         "Record a GitHub Deployment with statuses (`true`/`false`).",
         "false",
+        kind="bool",
         commands=("promote", "rollback"),
     ),
     InputSpec(
         "environment-url",
         "URL shown on the GitHub Deployment.",
-        kind="free",
         commands=("promote", "rollback"),
     ),
     InputSpec(
         "git-tag",
         "Create the git tag `v<version>` on the commit (`true`/`false`).",
         "false",
+        kind="bool",
         commands=("promote",),
     ),
     InputSpec(
         "release",
         "Create a GitHub Release with generated notes (`true`/`false`).",
         "false",
+        kind="bool",
         commands=("promote",),
     ),
     InputSpec(
@@ -214,11 +236,22 @@ def screen(name: str, value: str) -> str:
         raise InputError(
             f"input {name!r} contains a control character; remove {shown}", input_name=name
         )
+    if _INVISIBLE.search(value):
+        raise InputError(
+            f"input {name!r} contains an invisible formatting character (zero-width or "
+            f"bidirectional); remove {shown}",
+            input_name=name,
+        )
+    if _WORKFLOW_COMMAND.search(value):
+        raise InputError(
+            f"input {name!r} contains a workflow command (::name::); remove {shown}",
+            input_name=name,
+        )
     if kind != "list":
         value = value.strip()
         if _NEWLINE.search(value):
             raise InputError(f"input {name!r} must be a single line", input_name=name)
-    if kind == "text" and not value.isascii():
+    if kind not in {"free", "secret"} and not value.isascii():
         raise InputError(
             f"input {name!r} contains non-ASCII characters (look-alikes are refused): "
             f"{ascii(value)[:80]}",
@@ -235,6 +268,19 @@ class Inputs:
         if unknown:
             raise InputError(f"unknown input(s): {', '.join(unknown)}")
         self._values = {name: screen(name, value) for name, value in raw.items()}
+
+    def check_types(self) -> None:
+        """Read every given ``bool`` and ``int`` input once, whichever command reads it.
+
+        A typo in an input the command does not read (``revert-commit: yes`` on a promote)
+        is still an error, before any network call, instead of being silently ignored.
+        """
+        for name in self._values:
+            kind = SPECS[name].kind
+            if kind == "bool" and self.given(name):
+                self.bool(name)
+            elif kind == "int" and self.given(name):
+                self.int(name)
 
     def given(self, name: builtins.str) -> builtins.bool:
         """Whether the user set ``name`` to a non-empty value."""

@@ -79,6 +79,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
         runner.add_secret(raw.get(name, "").strip())
     try:
         inputs = Inputs(raw)
+        inputs.check_types()
         run = resolve(inputs.str("command"))
         result = run(Context(inputs=inputs, runner=runner, env=env))
         if result.summary:
