@@ -35,7 +35,9 @@ ENV_RE = re.compile(r"[a-z][a-z0-9]{0,31}")
 #: The OCI distribution tag grammar (128 characters at most).
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 HEX_RE = re.compile(r"[0-9a-fA-F]{7,64}")
-VERSION_RE = re.compile(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+#: Each part at most 9 digits: a version must fit the 128-character tag with any env name,
+#: and anything longer is a typo or an attack, refused before the first network call.
+VERSION_RE = re.compile(r"v?(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 REVISION_KEY = "org.opencontainers.image.revision"
 
 
@@ -132,7 +134,7 @@ def parse_version(text: str, *, input_name: str = "version") -> semver.Version:
     if not m:
         raise InputError(
             f"version {text[:40]!r} must be X.Y.Z (a leading v is accepted; no pre-release or "
-            "build part, no leading zeros)",
+            "build part, no leading zeros, at most 9 digits per part)",
             input_name=input_name,
         )
     return semver.Version(int(m[1]), int(m[2]), int(m[3]))
