@@ -16,17 +16,12 @@ engine run in-process, registry-state snapshots, and measured figures.
 
 from __future__ import annotations
 
-import io
-import itertools
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from promote.actions import Runner, parse_github_output
-from promote.commands import execute
+from tests.reliability.engine import FIGURES, Figures
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded, Seeder
@@ -37,46 +32,6 @@ SOURCE_TAG = f"staging-{SOURCE_SHA}-1700000500"
 #: retry knobs injected into the transport for these suites (seconds)
 FAST_BACKOFF_BASE = 0.02
 FAST_BACKOFF_MAX = 0.2
-
-_counter = itertools.count()
-FIGURES: list[tuple[str, str]] = []
-
-
-@dataclass
-class EngineRun:
-    """What one in-process run of the action left behind."""
-
-    status: int
-    log: str
-    outputs: dict[str, str]
-    summary: str
-    elapsed: float
-
-    @property
-    def errors(self) -> list[str]:
-        return [ln for ln in self.log.splitlines() if ln.startswith("::error")]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [ln for ln in self.log.splitlines() if ln.startswith("::warning")]
-
-
-def engine(
-    workdir: Path, inputs: Mapping[str, str], env: Mapping[str, str] | None = None
-) -> EngineRun:
-    """Run the action engine once (thread-safe: every run gets its own files)."""
-    n = next(_counter)
-    out, summary = workdir / f"github_output.{n}", workdir / f"summary.{n}.md"
-    out.write_text("")
-    summary.write_text("")
-    buf = io.StringIO()
-    runner = Runner(out=buf, github_output=str(out), step_summary=str(summary))
-    started = time.monotonic()
-    status = execute(dict(inputs), dict(env or {}), runner)
-    elapsed = time.monotonic() - started
-    return EngineRun(
-        status, buf.getvalue(), parse_github_output(out.read_text()), summary.read_text(), elapsed
-    )
 
 
 @dataclass
@@ -122,11 +77,6 @@ class Release:
         assert state[PREVIOUS_TAG] == self.previous.digest
         for tag in self.new_immutable_tags():
             assert state[tag] == self.source.digest, (tag, state)
-
-
-class Figures:
-    def record(self, name: str, value: object) -> None:
-        FIGURES.append((name, str(value)))
 
 
 @pytest.fixture

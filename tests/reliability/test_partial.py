@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from promote.errors import PartialPromotionError
-from tests.reliability.conftest import PREVIOUS_TAG, Figures, Release, engine, promote_inputs
+from tests.reliability.conftest import PREVIOUS_TAG, Release, promote_inputs
+from tests.reliability.engine import Figures, engine
 from tests.support.faultproxy import Fault, FaultProxy
 
 FLOATING = r"/manifests/production$"

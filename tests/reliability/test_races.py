@@ -19,12 +19,10 @@ from promote import naming
 from promote.errors import RaceError
 from tests.reliability.conftest import (
     PREVIOUS_TAG,
-    EngineRun,
-    Figures,
     Release,
-    engine,
     promote_inputs,
 )
+from tests.reliability.engine import EngineRun, Figures, engine
 from tests.support.faultproxy import Exchange, Fault, FaultProxy, Gate
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded

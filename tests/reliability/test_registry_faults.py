@@ -14,12 +14,10 @@ import pytest
 
 from tests.reliability.conftest import (
     PREVIOUS_TAG,
-    EngineRun,
-    Figures,
     Release,
-    engine,
     promote_inputs,
 )
+from tests.reliability.engine import EngineRun, Figures, engine
 from tests.support.faultproxy import Fault, FaultProxy
 
 IMMUTABLE = r"/manifests/production-v"

@@ -40,8 +40,9 @@ Counting: ``counts`` (a Counter by kind: ``ping``, ``token``, ``manifest-get``,
 ``manifest-head``, ``manifest-put``, ``manifest-delete``, ``tags``, ``blob``, ``blob-upload``,
 ``other``), ``faults`` (a Counter by kind of faults injected), ``connections`` (TCP
 connections accepted) and ``log`` (every :class:`Exchange`, in order). ``upstream=None``
-makes a *sink*: every request is counted and answered 502 — a "registry" for tests that
-must prove no request is ever sent.
+makes a *sink*: every request is counted and answered ``sink_status`` (404: not retried,
+so a test that does reach it fails fast) — a "registry" for tests that must prove no
+request is ever sent.
 """
 
 from __future__ import annotations
@@ -251,7 +252,9 @@ class FaultProxy:
         upstream: str | None,
         *,
         rewrite: Mapping[str, str] | None = None,
+        sink_status: int = 404,
     ) -> None:
+        self.sink_status = sink_status
         self.upstream = upstream.rstrip("/") if upstream else None
         self.rules: list[Rule] = []
         self.counts: Counter[str] = Counter()
@@ -398,7 +401,7 @@ class FaultProxy:
             body = json.dumps(
                 {"errors": [{"code": "UNAVAILABLE", "message": "faultproxy sink: no upstream"}]}
             ).encode()
-            return 502, [("Content-Type", "application/json")], body, None
+            return self.sink_status, [("Content-Type", "application/json")], body, None
         parts = urlsplit(self.upstream)
         conn = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1", parts.port or 80, timeout=UPSTREAM_TIMEOUT

@@ -1,0 +1,1 @@
+"""Security: hostile input, secrets (issue 6)."""
