@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.engine import FIGURES, Figures
+from tests.reliability.engine import Figures, print_figures
 from tests.support.faultproxy import FaultProxy
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded, Seeder
@@ -85,10 +85,7 @@ def figures() -> Figures:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("reliability/security figures (measured)")
-        for name, value in FIGURES:
-            terminalreporter.write_line(f"{name}: {value}")
+    print_figures(terminalreporter)
 
 
 @pytest.fixture(autouse=True)

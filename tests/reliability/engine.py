@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from promote.actions import Runner, parse_github_output
 from promote.commands import execute
@@ -23,9 +24,21 @@ _counter = itertools.count()
 FIGURES: list[tuple[str, str]] = []
 
 
+_printed: list[bool] = []
+
+
 class Figures:
     def record(self, name: str, value: object) -> None:
         FIGURES.append((name, str(value)))
+
+
+def print_figures(terminalreporter: Any) -> None:
+    """Terminal-summary section with every figure (once, whichever conftest calls it)."""
+    if FIGURES and not _printed:
+        _printed.append(True)
+        terminalreporter.section("reliability/security figures (measured)")
+        for name, value in FIGURES:
+            terminalreporter.write_line(f"{name}: {value}")
 
 
 @dataclass

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.engine import Figures
+from tests.reliability.engine import Figures, print_figures
 
 
 @pytest.fixture
 def figures() -> Figures:
     return Figures()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    print_figures(terminalreporter)
