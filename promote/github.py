@@ -60,6 +60,13 @@ PERMISSION_HINTS = {
 }
 
 
+def valid_repository(name: str) -> bool:
+    """``owner/name`` as GitHub allows it (no ``.``/``..`` name, nothing else around it)."""
+    if not REPOSITORY_RE.fullmatch(name):
+        return False
+    return name.split("/", 1)[1] not in {".", ".."}
+
+
 def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
     """An ``http(s)`` URL with a host; plain ``http`` only for loopback hosts."""
     from promote.reference import is_loopback_host
@@ -67,6 +74,12 @@ def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
     parsed = urllib.parse.urlsplit(value)
     if parsed.scheme not in {"http", "https"} or not parsed.hostname:
         raise InputError(f"{what} {value[:80]!r} must be an http(s) URL", input_name=input_name)
+    if not parsed.hostname.isascii():
+        raise InputError(
+            f"{what} host must be ASCII (write an international name in punycode, xn--...): "
+            f"{ascii(parsed.hostname)[:80]}",
+            input_name=input_name,
+        )
     if parsed.username or parsed.password:
         raise InputError(f"{what} must not carry credentials", input_name=input_name)
     if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
@@ -185,7 +198,7 @@ class PromotionRecords:
             )
         ctx.runner.add_secret(token)
         repository = inputs.str("repository") or env.get("GITHUB_REPOSITORY", "")
-        if not REPOSITORY_RE.fullmatch(repository):
+        if not valid_repository(repository):
             raise InputError(
                 f"repository {repository[:80]!r} must be owner/name (input repository or "
                 "GITHUB_REPOSITORY)",

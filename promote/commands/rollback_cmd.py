@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from promote.promotion import Plan
     from promote.rollback import RollbackObserved, RollbackRequest
 
-_REPO_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
-
 
 @dataclass(frozen=True)
 class RevertRequest:
@@ -87,9 +85,9 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
     if path and repo:
         raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
     if repo:
-        from promote.github import DEFAULT_API_URL, http_url
+        from promote.github import DEFAULT_API_URL, http_url, valid_repository
 
-        if not _REPO_RE.fullmatch(repo):
+        if not valid_repository(repo):
             raise InputError(
                 f"gitops-repo must be owner/name, not {repo[:80]!r}", input_name="gitops-repo"
             )
