@@ -311,7 +311,7 @@ def test_bad_token_is_a_clear_error(server: GitHubServer, service: Path) -> None
         ({"github-token": ""}, {}, "need github-token"),
         ({"repository": "not a repo"}, {}, "must be owner/name"),
         ({"repository": "acme/.."}, {}, "must be owner/name"),
-        ({"environment-url": "https://b\u0430ckend.example.com/"}, {}, "punycode"),
+        ({}, {"GITHUB_API_URL": "https://\u0430pi.github.com"}, "punycode"),
         ({"environment-url": "https://u:hunter2@backend.acme.test/"}, {}, "credentials"),
         ({}, {"GITHUB_REPOSITORY": "", "GITHUB_RUN_ID": ""}, "must be owner/name"),
         ({"environment-url": "ftp://x.test"}, {}, "environment-url .* http"),
