@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from promote import naming
 from promote.actions import markdown_table
 from promote.commands import Context, Result
-from promote.errors import GitOpsError, InputError, PromoteError
+from promote.errors import GitOpsError, InputError, PartialPromotionError, PromoteError
 
 if TYPE_CHECKING:
     from promote.gitrevert import RevertResult
@@ -256,6 +256,17 @@ def run(ctx: Context) -> Result:
             )
             if revert is not None and written:
                 reverted = _revert_after_write(ctx, revert, the_plan, observed, written)
+        except PartialPromotionError as exc:
+            # "re-run the same" must name the target: a default rollback re-run would pick
+            # the release before the one just written, i.e. the bad one again
+            error = PartialPromotionError(
+                f"{exc} For this rollback re-run with rollback-to: {the_plan.digest}.",
+                written=exc.written,
+                missing=exc.missing,
+            )
+            if records is not None:
+                records.fail(str(error))
+            raise error from exc
         except PromoteError as exc:
             if records is not None:
                 records.fail(str(exc))

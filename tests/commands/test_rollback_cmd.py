@@ -402,3 +402,33 @@ def test_revert_commit_through_the_github_api(
     text = git(origin, "show", "main:flux/apps/backend/production/deployment.yaml")
     assert f"{history.image}:{history.tag_a} {MARK}" in text
     assert server.count("PATCH", "/repos/acme/gitops/git/refs/heads/main", status=200) == 1
+
+
+@pytest.mark.registry
+def test_half_done_rollback_names_the_rerun_that_completes_it(
+    tmp_path: Path, history: History
+) -> None:
+    """The floating-tag PUT is refused: exit 5, and the suggested re-run completes it."""
+    from tests.support.faultproxy import Fault, FaultProxy
+
+    with FaultProxy(history.server.url) as proxy:
+        proxy.add(Fault.status(403), method="PUT", path=r"/manifests/production$", always=True)
+        run = action(
+            tmp_path / "rb1", {"command": "rollback", "image": f"{proxy.host}/{history.repo}"}
+        )
+    assert run.status == 5, run.log
+    (error,) = run.errors
+    assert f"re-run with rollback-to: {history.a.digest}" in error
+    assert history.digest("production") == history.b.digest  # not moved
+    written = [
+        t for t in history.tags() if t.startswith("production-v2.0.0-") and t != history.tag_a
+    ]
+    assert len(written) == 1 and history.digest(written[0]) == history.a.digest
+    rerun = action(
+        tmp_path / "rb2",
+        {"command": "rollback", "image": history.image, "rollback-to": history.a.digest},
+    )
+    assert rerun.status == 0, rerun.log
+    assert rerun.outputs["tags"] == f"{history.image}:production"
+    assert rerun.outputs["tag"] == written[0]
+    assert history.digest("production") == history.a.digest
