@@ -342,3 +342,47 @@ def test_repository_input_overrides_github_repository(server: GitHubServer, serv
     records.start(outputs(head(service)[:7]))
     assert server.count("POST", "/repos/acme/other/deployments") == 1
     assert server.count("POST", f"/repos/{REPO}/deployments") == 0
+
+
+@pytest.mark.registry
+def test_promote_command_records_everything(
+    tmp_path: Path, server: GitHubServer, service: Path, registry: Any, repo_path: str
+) -> None:
+    """``command: promote`` with all three records, on a real registry."""
+    from tests.commands.helpers import run_action
+
+    full = head(service)
+    seeder = registry.seeder()
+    source = f"staging-{full[:7]}-1767229000"
+    seeded = seeder.oci_image(repo_path, source, revision=full)
+    old = seeder.oci_image(repo_path, None, revision="1234567" * 5 + "12345", layer_size=77)
+    seeder.tag(repo_path, old.digest, "production-v2.0.0-1234567-1767225600")
+    run = run_action(
+        tmp_path,
+        {
+            "image": f"{registry.host}/{repo_path}",
+            "source-tag": source,
+            "timestamp": "1767229200",
+            "github-token": TOKEN,
+            "create-deployment": "true",
+            "git-tag": "true",
+            "release": "true",
+        },
+        {
+            "GITHUB_API_URL": server.url,
+            "GITHUB_REPOSITORY": REPO,
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "9",
+            "PROMOTE_GITHUB_THROTTLE": "false",
+        },
+    )
+    assert run.status == 0, run.log
+    (dep,) = deployments(server)
+    (release,) = server.repos[REPO].extra["releases"]
+    assert run.outputs["deployment-id"] == str(dep["id"])
+    assert run.outputs["release-url"] == release["html_url"]
+    assert dep["sha"] == full and dep["_request"]["payload"]["digest"] == seeded.digest
+    assert dep["_request"]["payload"]["rollback"] is False
+    assert [s["state"] for s in dep["_statuses"]] == ["in_progress", "success"]
+    assert head(service, "refs/tags/v2.0.1") == full
+    assert release["tag_name"] == "v2.0.1" and "fix: crash on start" in release["body"]
