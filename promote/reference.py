@@ -62,8 +62,19 @@ DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}", _A)
 _ALGO_RE = re.compile(r"[A-Za-z0-9]+(?:[.+_-][A-Za-z0-9]+)*:.*", _A)
 
 
+def _shown(text: str) -> str:
+    """``text`` for a message: any ``user:password@`` before the host is replaced by ``***@``."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    host, slash, path = rest.partition("/")
+    if "@" in host:
+        host = "***@" + host.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{host}{slash}{path}"
+
+
 def _fail(text: str, why: str) -> ReferenceError_:
-    return ReferenceError_(f"invalid image reference {text!r}: {why}")
+    return ReferenceError_(f"invalid image reference {_shown(text)!r}: {why}")
 
 
 def _check_text(text: str) -> None:
