@@ -43,7 +43,7 @@ class InputError(PromoteError):
         self.input_name = input_name
 
 
-class ReferenceError_(InputError):  # noqa: N801 - trailing underscore avoids the builtin
+class ReferenceError_(InputError):
     """An image reference, repository name or tag does not follow the OCI grammar."""
 
 

@@ -100,7 +100,7 @@ INPUTS: tuple[InputSpec, ...] = (
         "commit-sha",
         "Commit the image was built from (full or short hex). Default: from the source tag or "
         "the image's `org.opencontainers.image.revision`; `GITHUB_SHA` only for `build-tags`.",
-        commands=("promote", "build-tags"),
+        commands=("promote", "rollback", "build-tags"),
     ),
     InputSpec(
         "timestamp",
