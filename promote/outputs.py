@@ -21,6 +21,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("flux-tag-pattern", "The `filterTags.pattern` for the target environment's ImagePolicy."),
     ("platforms", "Comma list of the platforms of an index (empty for a single image)."),
     ("metadata", "JSON object of the outputs above."),
+    # rollback
+    ("reverted-commit", "`rollback`: the GitOps automation commit reverted (`revert-commit`)."),
     # check
     ("errors", "`check`: number of errors found."),
     ("warnings", "`check`: number of warnings found."),

@@ -279,6 +279,9 @@ def run(ctx: Context) -> Result:
         if records is not None:
             outputs.update(records.finish(outputs))
             outputs["metadata"] = _metadata(outputs)
+    if reverted is not None and reverted.reverted:
+        outputs["reverted-commit"] = reverted.reverted
+        outputs["metadata"] = _metadata(outputs)
     return Result(
         outputs=outputs,
         summary=summary(

@@ -237,6 +237,7 @@ def test_revert_commit_in_a_gitops_checkout(tmp_path: Path, history: History) ->
     assert f"{history.image}:{history.tag_a} {MARK}" in text
     message = git(origin, "log", "-1", "--format=%B")
     assert f"This reverts commit {bad_commit}." in message
+    assert run.outputs["reverted-commit"] == bad_commit
     assert run.outputs["tag"] in message  # names the tag the automation will write next
     assert "GitOps revert" in run.summary and head[:12] in run.summary
     assert "ImagePolicy flux-system:backend-production" in run.summary
