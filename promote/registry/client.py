@@ -454,8 +454,9 @@ class RegistryClient:
 
         Expects 200 ``{"name", "tags"}``. Pages: ``Link: <url>; rel="next"`` (relative URLs
         resolved against the request, opaque query tokens kept as given); without a Link but
-        with a full page, ``last=<last tag>`` is tried (stopping when a page brings nothing
-        new). 404 ``NAME_UNKNOWN`` (no such repository yet) -> []. Order as the registry
+        with a page of exactly ``n`` tags, ``last=<last tag>`` is tried (stopping when a page
+        brings nothing new); a page of more than ``n`` tags is a registry ignoring ``n``, and
+        complete. 404 ``NAME_UNKNOWN`` (no such repository yet) -> []. Order as the registry
         sends it (lexical for distribution), duplicates dropped.
         """
         if page_size < 1:
@@ -505,7 +506,9 @@ class RegistryClient:
                 url, params = urljoin(request_url, link), None
                 if url in visited:
                     break
-            elif len(page) >= page_size and new:
+            elif len(page) == page_size and new:
+                # A full page and no Link: ask for what follows. A page LONGER than asked
+                # for means the registry ignores `n` (distribution 2.8 does) and sent all.
                 url = self._url("tags", "list")
                 params = {"n": str(page_size), "last": page[-1]}
             else:
