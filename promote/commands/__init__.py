@@ -69,9 +69,10 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
 
     Secrets are masked before anything is read or printed; inputs are screened before any
     command (and so any network call) runs; outputs are written when the command returns
-    (a :class:`Result`, failed or not), never when it raises. Returns the process exit status. No traceback reaches the user: a
-    :class:`PromoteError` becomes its message, anything else a short internal-error line
-    (with the traceback only when ``PROMOTE_DEBUG`` or ``RUNNER_DEBUG`` is set).
+    (a :class:`Result`, failed or not), never when it raises. Returns the process exit
+    status. No traceback reaches the user: a :class:`PromoteError` becomes its message,
+    anything else a short internal-error line (with the traceback only when
+    ``PROMOTE_DEBUG`` or ``RUNNER_DEBUG`` is set).
     """
     from promote.errors import PromoteError
 
