@@ -179,9 +179,18 @@ def base_image_key(mirror: str) -> str:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def _file_lock(path: Path, wait: float = 1200) -> Iterator[None]:
+    """Exclusive lock shared by every test session on this machine; fail after ``wait`` s."""
+    deadline = time.monotonic() + wait
     with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise DockerError(f"{path} stayed locked for {wait:.0f}s") from None
+                time.sleep(0.2)
         try:
             yield
         finally:
