@@ -17,6 +17,7 @@ from promote.errors import InputError
 if TYPE_CHECKING:
     from promote.promotion import Plan, Request, Selector
     from promote.reference import Repository
+    from promote.registry import RegistryClient
 
 
 def parse_request(ctx: Context) -> Request:
@@ -111,7 +112,7 @@ def client_limits(env: Mapping[str, str]) -> ClientLimits:
     return limits
 
 
-def registry_client(ctx: Context, repository: Repository) -> object:
+def registry_client(ctx: Context, repository: Repository) -> RegistryClient:
     """A registry client with the inputs' credentials; every secret is masked first."""
     from promote.registry import RegistryClient, credentials_for
 
@@ -205,7 +206,7 @@ def run(ctx: Context) -> Result:
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
     log = ctx.runner.log
-    observed = promotion.observe(client, request, log=log)  # type: ignore[arg-type]
+    observed = promotion.observe(client, request, log=log)
     the_plan = promotion.plan(request, observed, now=ctx.clock(), policy=policy)
     for warning in the_plan.warnings:
         ctx.runner.warning(warning)
@@ -221,7 +222,7 @@ def run(ctx: Context) -> Result:
         try:
             written = promotion.apply(
                 the_plan,
-                client,  # type: ignore[arg-type]
+                client,
                 observed.manifest,
                 known_tags=observed.tags,
                 log=log,

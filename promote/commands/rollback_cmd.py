@@ -229,7 +229,7 @@ def run(ctx: Context) -> Result:
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
     log = ctx.runner.log
-    observed = rollback.observe(client, request, log=log)  # type: ignore[arg-type]
+    observed = rollback.observe(client, request, log=log)
     the_plan = rollback.plan(request, observed, now=ctx.clock(), policy=policy)
     for warning in the_plan.warnings:
         ctx.runner.warning(warning)
@@ -248,7 +248,7 @@ def run(ctx: Context) -> Result:
         try:
             written = promotion.apply(
                 the_plan,
-                client,  # type: ignore[arg-type]
+                client,
                 observed.manifest,
                 known_tags=observed.tags,
                 log=log,

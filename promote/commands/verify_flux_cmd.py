@@ -39,19 +39,11 @@ MAX_TIMEOUT = 6 * 3600
 def _predict(
     ctx: Context, tree_policy: ImagePolicy, exclusions: list[str], expected: str
 ) -> Prediction:
+    from promote.commands.promote_cmd import registry_client
     from promote.reference import parse_repository
-    from promote.registry import RegistryClient, credentials_for
 
-    inputs = ctx.inputs
-    repository = parse_repository(inputs.str("image"))
-    credentials = credentials_for(
-        repository,
-        inputs.str("username") or None,
-        inputs.secret("password") or None,
-        inputs.secret("github-token") or None,
-        ctx.env,
-    )
-    with RegistryClient(repository, credentials, on_secret=ctx.runner.add_secret) as client:
+    repository = parse_repository(ctx.inputs.str("image"))
+    with registry_client(ctx, repository) as client:
         tags = client.list_tags()
     return predict(tree_policy, tags, expected, exclusions)
 
