@@ -153,11 +153,25 @@ class Plan:
             "flux-tag-pattern": self.flux_tag_pattern,
             "platforms": ",".join(self.platforms),
         }
-        out["metadata"] = json.dumps(out, separators=(",", ":"))
+        out["metadata"] = metadata(out)
         return out
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def metadata(outputs: dict[str, str]) -> str:
+    """The ``metadata`` output: every other output as one JSON object."""
+    return json.dumps({k: v for k, v in outputs.items() if k != "metadata"}, separators=(",", ":"))
+
+
+def steps_markdown(the_plan: Plan, written: Sequence[str]) -> str:
+    """The job-summary table of planned steps, and what was written."""
+    from promote.actions import markdown_table
+
+    steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]
+    done = "written: " + (", ".join(f"`{t}`" for t in written) if written else "nothing")
+    return markdown_table(["step", "tag", "why"], steps) + f"\n{done}\n"
 
 
 # -- observe (I/O: reads only) -----------------------------------------------------------------

@@ -176,14 +176,13 @@ def summary(the_plan: Plan, *, dry_run: bool, written: list[str], policy_origin:
         ),
         ("Flux check", f"selected by {policy_origin}"),
     ]
-    steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]
-    done = "written: " + (", ".join(f"`{t}`" for t in written) if written else "nothing")
+    from promote.promotion import steps_markdown
+
     return (
         f"## {title}\n\n"
         + markdown_table(["", ""], rows)
         + "\n"
-        + markdown_table(["step", "tag", "why"], steps)
-        + f"\n{done}\n"
+        + steps_markdown(the_plan, written)
     )
 
 
@@ -237,14 +236,8 @@ def run(ctx: Context) -> Result:
             log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
         if records is not None:
             outputs.update(records.finish(outputs))
-            outputs["metadata"] = _metadata(outputs)
+            outputs["metadata"] = promotion.metadata(outputs)
     return Result(
         outputs=outputs,
         summary=summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
     )
-
-
-def _metadata(outputs: dict[str, str]) -> str:
-    import json
-
-    return json.dumps({k: v for k, v in outputs.items() if k != "metadata"}, separators=(",", ":"))

@@ -203,14 +203,13 @@ def summary(
             rows.append(("GitOps revert", f"`{revert.reverted[:12]}` reverted by {done}"))
         else:
             rows.append(("GitOps revert", revert.note or "nothing to revert"))
-    steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]
-    done_tags = "written: " + (", ".join(f"`{t}`" for t in written) if written else "nothing")
+    from promote.promotion import steps_markdown
+
     return (
         f"## {title}\n\n"
         + markdown_table(["", ""], rows)
         + "\n"
-        + markdown_table(["step", "tag", "why"], steps)
-        + f"\n{done_tags}\n"
+        + steps_markdown(the_plan, written)
     )
 
 
@@ -278,10 +277,10 @@ def run(ctx: Context) -> Result:
                 log("nothing was rolled back, so no GitOps commit is reverted")
         if records is not None:
             outputs.update(records.finish(outputs))
-            outputs["metadata"] = _metadata(outputs)
+            outputs["metadata"] = promotion.metadata(outputs)
     if reverted is not None and reverted.reverted:
         outputs["reverted-commit"] = reverted.reverted
-        outputs["metadata"] = _metadata(outputs)
+        outputs["metadata"] = promotion.metadata(outputs)
     return Result(
         outputs=outputs,
         summary=summary(
@@ -310,9 +309,3 @@ def _revert_after_write(
             f"reverting the automation commit failed: {exc}. Flux deploys the restored digest "
             f"at the automation's next run anyway ({the_plan.tag})."
         ) from exc
-
-
-def _metadata(outputs: dict[str, str]) -> str:
-    import json
-
-    return json.dumps({k: v for k, v in outputs.items() if k != "metadata"}, separators=(",", ":"))
