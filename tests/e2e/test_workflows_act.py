@@ -14,13 +14,16 @@ import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import ActRunner, ServiceRepo
 from tests.support.docker import ROOT, ActResult
+from tests.support.github_server import GitHubServer, commit_all, init_repo
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded, Seeder
 
@@ -245,3 +248,92 @@ def _commit(repo: Path) -> None:
     subprocess.run(
         [*git, "commit", "-q", "-m", "gitops"], cwd=repo, check=True, capture_output=True
     )
+
+
+POLICY = "flux-system:backend-production"
+DEPLOY = "flux/apps/backend/production/deployment.yaml"
+GITOPS_TOKEN = "ghs_e2eGitopsToken0123456789abcdef"
+_MARKER = re.compile(r'(image: \S+?):(\S+)(\s+# \{"\$imagepolicy": "' + POLICY + r'"\})')
+
+
+class FluxAutomation:
+    """Plays Flux's image automation: once a new production tag appears in the registry,
+    commit it into the GitOps repository's marker (the verify job is polling meanwhile)."""
+
+    def __init__(self, history: History, gitops: Path, polled: Callable[[], bool]) -> None:
+        self.history, self.gitops, self.polled = history, gitops, polled
+        self.tag = ""
+        self.sha = ""
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 240
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            new = [
+                t
+                for t in self.history.seeder.tags(self.history.repo)
+                if t.startswith("production-v") and t not in self.history.tags_before
+            ]
+            if new:
+                while not self.polled() and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the verify job must see the stale marker first
+                path = self.gitops / DEPLOY
+                text = path.read_text(encoding="utf-8")
+                path.write_text(_MARKER.sub(rf"\1:{new[0]}\3", text), encoding="utf-8")
+                self.sha = commit_all(
+                    self.gitops,
+                    "Update from image update automation",
+                    author=("fluxcdbot", "fluxcdbot@users.noreply.github.com"),
+                )
+                self.tag = new[0]
+                return
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=10)
+
+
+def test_promotion_then_verify_flux_job_waits_for_the_automation_commit(
+    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
+) -> None:
+    gitops = tmp_path / "gitops"
+    shutil.copytree(GITOPS_EXAMPLE, gitops)
+    init_repo(gitops)
+    repo = service_repo({"promote.yml": REUSABLE})
+    with GitHubServer(token=GITOPS_TOKEN) as github:
+        github.add_repo("acme/gitops", gitops)
+        ref_path = "/repos/acme/gitops/git/refs/heads/main"
+        flux = FluxAutomation(
+            history, gitops, lambda: github.count("GET", ref_path, status=304) >= 1
+        )
+        try:
+            result = act(
+                repo,
+                "workflow_dispatch",
+                ".github/workflows/promote.yml",
+                inputs={
+                    "image": history.image,
+                    "source-tag": history.source_tag,
+                    "gitops-repo": "acme/gitops",
+                    "policy": POLICY,
+                    "verify-timeout": "90",
+                },
+                secrets={"GITOPS_TOKEN": GITOPS_TOKEN},
+                env={"GITHUB_API_URL": github.url},
+            )
+        finally:
+            flux.stop()
+        report("promote + verify-flux", result)
+        assert result.returncode == 0, result.log[-8000:]
+        out = set_outputs(result)
+        assert flux.tag and out["tag"] == flux.tag
+        assert out["synced"] == "true"
+        assert out["commit"] == flux.sha
+        assert out["files"] == DEPLOY
+        history.assert_points_at_staging(flux.tag)
+        # It polled (conditionally) before the automation's commit existed, then saw it.
+        assert github.count("GET", ref_path, status=304) >= 1
+        assert GITOPS_TOKEN not in result.log
