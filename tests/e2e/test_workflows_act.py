@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ActRunner, ServiceRepo
-from tests.support.docker import ROOT, ActResult
+from tests.support.docker import ROOT, ActResult, action_ref
 from tests.support.github_server import GitHubServer, commit_all, init_repo
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded, Seeder
@@ -337,3 +337,52 @@ def test_promotion_then_verify_flux_job_waits_for_the_automation_commit(
         # It polled (conditionally) before the automation's commit existed, then saw it.
         assert github.count("GET", ref_path, status=304) >= 1
         assert GITOPS_TOKEN not in result.log
+
+
+def gate_caller_with_plan(sha: str) -> str:
+    """A GitOps repo's gate that also asks for a dry-run plan (inputs from the dispatch)."""
+    return f"""name: gate
+on:
+  workflow_dispatch:
+    inputs:
+      image: {{type: string, required: true}}
+      source-tag: {{type: string, required: true}}
+permissions: {{}}
+jobs:
+  gate:
+    permissions:
+      contents: read
+      packages: read
+    uses: acme/promote/.github/workflows/gate.yml@{sha} # v0.1.0
+    with:
+      gitops-path: .
+      image: ${{{{ inputs.image }}}}
+      source-tag: ${{{{ inputs.source-tag }}}}
+"""
+
+
+@pytest.mark.parametrize("good_source", [True, False], ids=["plan-ok", "plan-fails"])
+def test_gate_plan_is_a_dry_run_and_counts_in_the_result(
+    good_source: bool, history: History, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    repo = service_repo({"gate.yml": gate_caller_with_plan(action_ref())})
+    shutil.copytree(GITOPS_EXAMPLE, repo, dirs_exist_ok=True, ignore=_ignore_workflows)
+    _commit(repo)
+    source = history.source_tag if good_source else "staging-nosuchtag-1700000000"
+    result = act(
+        repo,
+        "workflow_dispatch",
+        ".github/workflows/gate.yml",
+        inputs={"image": history.image, "source-tag": source},
+    )
+    report(f"gate with plan ({'ok' if good_source else 'failing'})", result)
+    verdict = result.step_lines("gate: ")
+    if good_source:
+        assert result.returncode == 0, result.log[-8000:]
+        assert verdict == ["gate: check=success plan=success"]
+        assert re.search(r"::set-output:: tag=production-v1\.4\.3-", result.log)
+    else:
+        assert result.returncode != 0
+        assert verdict == ["gate: check=success plan=failure"], result.log[-8000:]
+        assert "::error::plan: failure" in result.log
+    history.assert_unchanged()
