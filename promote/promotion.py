@@ -16,7 +16,7 @@ no manifest is re-serialised; every PUT is verified by the digest the registry r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -270,6 +270,53 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
     ), f"image config label {naming.REVISION_KEY}"
 
 
+def already_current(
+    common: Mapping[str, object],
+    current: naming.ImmutableTag,
+    floating_digest: str | None,
+    digest: str,
+) -> Plan:
+    """The plan when ``digest`` already is the current release: write nothing, except a
+    floating tag an earlier run left behind (so a re-run completes a partial promotion)."""
+    steps = [Step("skip", current.tag, "digest is already the current release")]
+    floating = str(common["floating"])
+    if floating:
+        if floating_digest == digest:
+            steps.append(Step("skip", floating, "floating tag already names the digest"))
+        else:
+            steps.append(Step("put", floating, "complete an earlier partial run"))
+    return Plan(
+        **common,  # type: ignore[arg-type]
+        version=str(current.version),
+        timestamp=current.timestamp,
+        tag=current.tag,
+        steps=tuple(steps),
+    )
+
+
+def check_flux_selects(policy: Selector, tags: Sequence[str], tag: str) -> None:
+    """Refuse (before any write) unless Flux would select ``tag`` from ``tags`` plus it.
+
+    The tags are filtered as the ImageRepository stores them (the default exclusion drops
+    ``*.sig``); a win that depends on Go map order (a tie) is refused too.
+    """
+    from promote.flux import filter_out_tags
+
+    outcome = policy.evaluate(filter_out_tags([*tags, tag]))
+    if outcome.tag != tag:
+        raise RefusedError(
+            f"Flux would not select {tag}: the ImagePolicy selects "
+            f"{outcome.tag or 'nothing'} from the existing tags plus the new one; nothing "
+            "was written"
+        )
+    if outcome.ambiguous:
+        raise RefusedError(
+            f"Flux's choice between {', '.join(outcome.candidates)} depends on map order "
+            f"(a tie under the ImagePolicy); {tag} might not be deployed. Nothing was "
+            "written; give a newer timestamp"
+        )
+
+
 # -- plan (pure) -----------------------------------------------------------------------------
 def plan(
     request: Request,
@@ -306,19 +353,7 @@ def plan(
 
     # Already current: idempotent success; only a floating tag left behind is completed.
     if current is not None and observed.current_digest == manifest.digest:
-        steps = [Step("skip", current.tag, "digest is already the current release")]
-        if floating:
-            if observed.floating_digest == manifest.digest:
-                steps.append(Step("skip", floating, "floating tag already names the digest"))
-            else:
-                steps.append(Step("put", floating, "complete an earlier partial promotion"))
-        return Plan(
-            **common,  # type: ignore[arg-type]
-            version=str(current.version),
-            timestamp=current.timestamp,
-            tag=current.tag,
-            steps=tuple(steps),
-        )
+        return already_current(common, current, observed.floating_digest, manifest.digest)
     if observed.promoted_before:
         raise RefusedError(
             f"{manifest.digest} was promoted before as {', '.join(observed.promoted_before)} "
@@ -333,22 +368,7 @@ def plan(
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
     warnings: list[str] = []
     if policy is not None:
-        from promote.flux import filter_out_tags
-
-        # What the ImageRepository would store: the default exclusion drops `*.sig` tags.
-        outcome = policy.evaluate(filter_out_tags([*observed.tags, tag]))
-        if outcome.tag != tag:
-            raise RefusedError(
-                f"Flux would not select {tag}: the ImagePolicy selects "
-                f"{outcome.tag or 'nothing'} from the existing tags plus the new one; nothing "
-                "was written"
-            )
-        if outcome.ambiguous:
-            raise RefusedError(
-                f"Flux's choice between {', '.join(outcome.candidates)} depends on map order "
-                f"(a tie under the ImagePolicy); {tag} might not be deployed. Nothing was "
-                "written; give a newer timestamp"
-            )
+        check_flux_selects(policy, observed.tags, tag)
     steps = [Step("put", tag, "new immutable tag")]
     if floating:
         steps.append(Step("put", floating, "move the floating tag"))

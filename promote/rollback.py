@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from promote import naming
 from promote.errors import ClobberError, InputError, NotFoundError, RefusedError
-from promote.promotion import Plan, Selector, Step
+from promote.promotion import Plan, Selector, Step, already_current, check_flux_selects
 
 if TYPE_CHECKING:
     from promote.reference import Repository
@@ -213,19 +213,7 @@ def plan(
     }
     if manifest.digest == observed.current_digest:
         # Already deployed (e.g. a re-run of the same rollback): write nothing new.
-        steps = [Step("skip", current.tag, "digest is already the current release")]
-        if floating:
-            if observed.floating_digest == manifest.digest:
-                steps.append(Step("skip", floating, "floating tag already names the digest"))
-            else:
-                steps.append(Step("put", floating, "complete an earlier partial rollback"))
-        return Plan(
-            **common,  # type: ignore[arg-type]
-            version=str(current.version),
-            timestamp=current.timestamp,
-            tag=current.tag,
-            steps=tuple(steps),
-        )
+        return already_current(common, current, observed.floating_digest, manifest.digest)
     earlier = {h.tag for h in history if h.timestamp < current.timestamp}
     if _is_rollback(current, history, earlier):
         warnings.append(
@@ -237,12 +225,7 @@ def plan(
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
     if policy is not None:
-        selected = policy.select([*observed.tags, tag])
-        if selected != tag:
-            raise RefusedError(
-                f"Flux would not deploy {tag}: given the existing tags plus this one, the "
-                f"ImagePolicy picks {selected or 'nothing'}; nothing was written"
-            )
+        check_flux_selects(policy, observed.tags, tag)
     steps = [Step("put", tag, f"re-promote {target.tag} with a newer timestamp")]
     if floating:
         steps.append(Step("put", floating, "move the floating tag back"))

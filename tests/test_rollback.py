@@ -284,19 +284,18 @@ def test_plan_refuses_a_timestamp_flux_would_never_select() -> None:
     assert ok.tag == f"production-v2.0.0-{SHA_A[:7]}-{T_B + 1}"
 
 
-class _Pinned:
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-
-    def select(self, tags: object) -> str:
-        return self.tag
+def _pinned(tag: str) -> ImagePolicy:
+    """A policy pinned to one release (an incident pin in the GitOps repo)."""
+    return ImagePolicy.from_spec(
+        {"filterTags": {"pattern": f"^{tag}$"}, "policy": {"alphabetical": {}}}
+    )
 
 
 def test_plan_refuses_when_the_policy_would_not_select_the_new_tag() -> None:
     obs = observed([TAG_A, TAG_B], TAG_A)
-    with pytest.raises(RefusedError, match="Flux would not deploy"):
+    with pytest.raises(RefusedError, match="Flux would not select"):
         rollback.plan(
-            rollback.RollbackRequest(repository=REPO), obs, now=NOW, policy=_Pinned(TAG_B)
+            rollback.RollbackRequest(repository=REPO), obs, now=NOW, policy=_pinned(TAG_B)
         )
 
 
