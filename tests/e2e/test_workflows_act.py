@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.e2e
 EXAMPLE_CALLER = (ROOT / "examples/workflows/service-promote.yml").read_text(encoding="utf-8")
 REUSABLE = (ROOT / ".github/workflows/promote.yml").read_text(encoding="utf-8")
 GATE_CALLER = (ROOT / "examples/workflows/gitops-gate.yml").read_text(encoding="utf-8")
-GATE = (ROOT / ".github/workflows/gate.yml").read_text(encoding="utf-8")
 GITOPS_EXAMPLE = ROOT / "examples" / "gitops"
 
 OLD_TAG = "production-v1.4.2-aaaaaaa-1700000000"
@@ -53,6 +52,9 @@ class History:
         self.source_tag = f"staging-{self.sha[:7]}-1700000100"
         self.staging: Seeded = self.seeder.oci_image(repo, self.source_tag, revision=self.sha)
         self.tags_before = sorted(self.seeder.tags(repo))
+
+    def close(self) -> None:
+        self.seeder.close()
 
     def tags(self) -> list[str]:
         return sorted(self.seeder.tags(self.repo))
@@ -92,8 +94,10 @@ def assert_new_tag(tag: str, version: str, sha: str, started: float) -> None:
 
 
 @pytest.fixture
-def history(registry: RegistryServer, repo_path: str) -> History:
-    return History(registry, repo_path)
+def history(registry: RegistryServer, repo_path: str) -> Iterator[History]:
+    seeded = History(registry, repo_path)
+    yield seeded
+    seeded.close()
 
 
 def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
@@ -133,9 +137,14 @@ def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
 
 
 def test_workflow_dispatch_with_inputs_and_a_registry_secret(
-    basic_registry: RegistryServer, repo_path: str, service_repo: ServiceRepo, act: ActRunner
+    basic_registry: RegistryServer,
+    repo_path: str,
+    service_repo: ServiceRepo,
+    act: ActRunner,
+    request: pytest.FixtureRequest,
 ) -> None:
     history = History(basic_registry, repo_path)
+    request.addfinalizer(history.close)
     assert basic_registry.username and basic_registry.password
     repo = service_repo({"promote.yml": REUSABLE})
     started = time.time()
