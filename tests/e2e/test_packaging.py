@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -262,3 +263,30 @@ def test_ci_uses_the_dockerfile_base_when_docker_hub_is_reachable() -> None:
     env = ci["jobs"]["test"]["steps"][-1]["env"]
     assert env["PROMOTE_TEST_BASE_IMAGE"] == d.dockerfile_base(DOCKERFILE)
     assert ci["jobs"]["test"]["steps"][-1]["run"] == ".ci/run"
+
+
+def _zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "zizmor"
+    return subprocess.run(
+        [str(exe), "--offline", "--persona=pedantic", "--format=plain", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_zizmor_pedantic_is_clean_and_would_catch_an_injection(tmp_path: Path) -> None:
+    clean = _zizmor(ROOT / ".github/workflows", ROOT / "examples/workflows", ROOT / "action.yml")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    text = (ROOT / ".github/workflows/promote.yml").read_text(encoding="utf-8")
+    injected = text.replace(
+        "      - name: Promote\n",
+        "      - name: Echo\n        run: echo ${{ inputs.source-tag }}\n      - name: Promote\n",
+    )
+    assert injected != text
+    bad = tmp_path / "promote.yml"
+    bad.write_text(injected, encoding="utf-8")
+    caught = _zizmor(bad)
+    assert caught.returncode != 0
+    assert "template-injection" in caught.stdout
