@@ -6,6 +6,11 @@ all=(docker-registry apache2-utils skopeo docker.io debootstrap git)
 want=("${@:-${all[@]}}")
 missing=()
 for p in "${want[@]}"; do
+  # A machine that already has a Docker engine (GitHub's runners: docker-ce) keeps it;
+  # Debian's docker.io would conflict with it.
+  if [ "$p" = docker.io ] && command -v dockerd >/dev/null 2>&1; then continue; fi
+  # The debootstrap base image is not built when the real base image is given.
+  if [ "$p" = debootstrap ] && [ -n "${PROMOTE_TEST_BASE_IMAGE:-}" ]; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
