@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from promote.commands import COMMANDS
 from tests.support import docker as d
 from tests.support.docker import ROOT
 
@@ -161,7 +162,7 @@ def test_action_steps_match_action_yml(path: Path) -> None:
     for job_id, step in steps(workflow):
         if str(step.get("uses", "")).startswith("acme/promote@"):
             assert set(step["with"]) <= inputs, set(step["with"]) - inputs
-            assert step["with"].get("command") in {"promote", "check", "verify-flux"}
+            assert step["with"].get("command", "promote") in COMMANDS
             ids[step["id"]] = job_id
     text = path.read_text(encoding="utf-8")
     for step_id, name in re.findall(r"steps\.([\w-]+)\.outputs\.([\w-]+)", text):
@@ -277,8 +278,21 @@ def _zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_zizmor_pedantic_is_clean_and_would_catch_an_injection(tmp_path: Path) -> None:
-    clean = _zizmor(ROOT / ".github/workflows", ROOT / "examples/workflows", ROOT / "action.yml")
+    # Example files are named one by one: given as a directory, zizmor collects nothing
+    # outside .github/workflows and would pass them unaudited.
+    examples = sorted((ROOT / "examples/workflows").glob("*.yml"))
+    assert len(examples) >= 3
+    clean = _zizmor(ROOT / ".github/workflows", *examples, ROOT / "action.yml")
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    for example in examples:
+        text = example.read_text(encoding="utf-8")
+        hurt = text.rstrip("\n") + (
+            "\n  injected:\n    runs-on: ubuntu-latest\n    steps:\n"
+            "      - run: echo ${{ github.head_ref }}\n"
+        )
+        assert "injected" in yaml.safe_load(hurt)["jobs"]
+        (tmp_path / example.name).write_text(hurt, encoding="utf-8")
+        assert "template-injection" in _zizmor(tmp_path / example.name).stdout, example.name
     text = (ROOT / ".github/workflows/promote.yml").read_text(encoding="utf-8")
     injected = text.replace(
         "      - name: Promote\n",
