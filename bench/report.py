@@ -327,10 +327,15 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         )
         add(
             "\nIssue 7's five are: source GET, tag list, HEAD previous, PUT immutable, PUT "
-            "floating. The race-check listing is the lead's design (a sixth request, made "
-            "after the immutable PUT so that a concurrent promotion is caught before the "
-            "floating tag moves). With a single existing tag there is no previous release "
-            "to HEAD, so the race check takes that place in the count.\n"
+            "floating. The race-check listing is a sixth request by design: issue 6 asks "
+            "that a concurrent promotion computing the same version be detected by listing "
+            "again after the immutable PUT, before the floating tag moves. With a single "
+            "existing tag there is no previous release to HEAD, so the race check takes that "
+            "place in the count. A `last=` follow-up happens only when a tag list answer "
+            "holds exactly `n` = 1,000 tags and no `Link` header: a paginating registry "
+            "would send the next page there, so one more request proves the list complete "
+            "(a truncated list could make promote reuse a version or timestamp). The 1,000-tag "
+            "scenario sits exactly on that boundary; 999 or 1,001 tags cost one request less.\n"
         )
         add("\n### What each of promote's requests is\n")
         for c in counts:
