@@ -541,7 +541,7 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
             add(
                 "\nThe registry answered `?n=1000` with every tag in one response (it ignores "
                 "`n`), so the pages column counts promote's requests, not the registry's "
-                "pages; see §1 for why that is two requests.\n"
+                "pages (an answer longer than `n` is complete, so one request suffices).\n"
             )
 
     # 4. flux
