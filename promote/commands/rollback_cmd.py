@@ -239,7 +239,7 @@ def run(ctx: Context) -> Result:
     if dry_run:
         log("dry run: nothing written")
         outputs = the_plan.outputs()
-        if revert is not None and the_plan.changed:
+        if revert is not None and the_plan.tag in the_plan.writes:
             reverted = do_revert(ctx, revert, the_plan, observed, dry_run=True)
     else:
         if records is not None:
@@ -253,7 +253,10 @@ def run(ctx: Context) -> Result:
                 log=log,
                 warn=ctx.runner.warning,
             )
-            if revert is not None and written:
+            # Only a rollback that wrote its new immutable tag now reverts: when the target
+            # is already current (a re-run completing the floating tag), the current tag IS
+            # the rollback, and reverting its automation commit would restore the bad one.
+            if revert is not None and the_plan.tag in written:
                 reverted = _revert_after_write(ctx, revert, the_plan, observed, written)
         except PartialPromotionError as exc:
             # "re-run the same" must name the target: a default rollback re-run would pick
@@ -273,8 +276,11 @@ def run(ctx: Context) -> Result:
         outputs = the_plan.outputs(written)
         if not written:
             log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
-            if revert is not None:
-                log("nothing was rolled back, so no GitOps commit is reverted")
+        if revert is not None and the_plan.tag not in written:
+            log(
+                f"{the_plan.tag} was already the current {request.target_env} release, so no "
+                "GitOps commit is reverted"
+            )
         if records is not None:
             outputs.update(records.finish(outputs))
             outputs["metadata"] = promotion.metadata(outputs)

@@ -433,3 +433,49 @@ def test_half_done_rollback_names_the_rerun_that_completes_it(
     assert rerun.outputs["tags"] == f"{history.image}:production"
     assert rerun.outputs["tag"] == written[0]
     assert history.digest("production") == history.a.digest
+
+
+@pytest.mark.registry
+def test_rerun_of_a_half_done_rollback_never_reverts_the_rollback_itself(
+    tmp_path: Path, history: History
+) -> None:
+    """The re-run after a partial rollback finds the rollback tag current: with
+    revert-commit it must not revert the automation commit that deployed that very tag
+    (that would put the bad release back in Git)."""
+    from tests.support.faultproxy import Fault, FaultProxy
+
+    origin, clone, _bad_commit = gitops_repo(
+        tmp_path / "git", history.image, history.tag_a, history.tag_b
+    )
+    inputs = {
+        "command": "rollback",
+        "revert-commit": "true",
+        "gitops-path": str(clone),
+        "policy": "flux-system:backend-production",
+    }
+    with FaultProxy(history.server.url) as proxy:
+        proxy.add(Fault.status(403), method="PUT", path=r"/manifests/production$", always=True)
+        first = action(tmp_path / "rb1", {**inputs, "image": f"{proxy.host}/{history.repo}"})
+    assert first.status == 5, first.log
+    (rollback_tag,) = [
+        t for t in history.tags() if t.startswith("production-v2.0.0-") and t != history.tag_a
+    ]
+    # Flux selects the rollback tag; its image automation commits it to the GitOps repo.
+    other = tmp_path / "automation"
+    subprocess.run(["git", "clone", "-q", str(origin), str(other)], check=True)
+    dep = other / "flux/apps/backend/production/deployment.yaml"
+    dep.write_text(dep.read_text().replace(history.tag_b, rollback_tag))
+    automation = commit_all(
+        other, f"Update from image update automation\n\n- {rollback_tag}\n", author=FLUXBOT
+    )
+    git(other, "push", "-q", "origin", "HEAD")
+    rerun = action(
+        tmp_path / "rb2",
+        {**inputs, "image": history.image, "rollback-to": history.a.digest},
+    )
+    assert rerun.status == 0, rerun.log
+    assert history.digest("production") == history.a.digest
+    assert git(origin, "rev-parse", "HEAD").strip() == automation  # nothing reverted
+    text = git(origin, "show", "HEAD:flux/apps/backend/production/deployment.yaml")
+    assert rollback_tag in text and history.tag_b not in text
+    assert "reverted-commit" not in rerun.outputs
