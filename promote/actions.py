@@ -84,6 +84,9 @@ class Runner:
     github_output: str | None = None
     step_summary: str | None = None
     annotate: bool = True
+    #: announce secrets with ``::add-mask::`` (only a GitHub runner consumes those lines;
+    #: anywhere else they would print the secret); redaction happens either way
+    mask: bool = True
     _secrets: set[str] = field(default_factory=set)
 
     @classmethod
@@ -100,6 +103,8 @@ class Runner:
         if not value or len(value) < MIN_MASK_LENGTH or value in self._secrets:
             return
         self._secrets.add(value)
+        if not self.mask:
+            return
         for line in value.splitlines() or [value]:
             if len(line) >= MIN_MASK_LENGTH:
                 self.out.write(f"::add-mask::{escape_data(line)}\n")

@@ -59,7 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raw[name] = env[var]
     # Outputs are captured in a private file, then printed (and forwarded to a runner's file).
     capture = io.StringIO()
-    runner = Runner(out=sys.stdout, github_output=None, step_summary=env.get("GITHUB_STEP_SUMMARY"))
+    # ::add-mask:: only on a GitHub runner, which hides the line; a terminal would show it.
+    runner = Runner(
+        out=sys.stdout,
+        github_output=None,
+        step_summary=env.get("GITHUB_STEP_SUMMARY"),
+        mask=env.get("GITHUB_ACTIONS") == "true",
+    )
     tmp = _TempOutput()
     runner.github_output = tmp.path
     try:
