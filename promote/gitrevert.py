@@ -245,11 +245,16 @@ def revert_local(
     upstream = bool(push and remote and merge)
     if git("status", "--porcelain", "--untracked-files=no")[1].strip():
         raise GitOpsError(f"gitops-path {root} has uncommitted changes; refusing to revert")
-    if upstream:
+    rev = "HEAD"
+    if upstream and dry_run:
+        # a dry run reads the upstream without touching the checkout's branch or files
+        git("fetch", "--quiet", remote, merge)
+        rev = "FETCH_HEAD"
+    elif upstream:
         git("pull", "--ff-only", "--quiet", remote, merge)
-    if git("grep", "-q", "-F", "-e", bad_tag, "HEAD", check=False)[0] != 0:
+    if git("grep", "-q", "-F", "-e", bad_tag, rev, check=False)[0] != 0:
         return RevertResult(note=f"{bad_tag} is no longer in {branch}: nothing to revert")
-    commit = find_local(root, bad_tag, env=env)
+    commit = find_local(root, bad_tag, rev=rev, env=env)
     if commit is None:
         raise GitOpsError(f"no commit of {branch} adds {bad_tag}; cannot find what to revert")
     log(f"automation commit {commit.sha[:12]} by {commit.author} wrote {bad_tag}: {commit.subject}")

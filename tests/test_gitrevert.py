@@ -137,6 +137,24 @@ def test_revert_local_dry_run_changes_nothing(gitops: tuple[Path, Path, str]) ->
     assert git(work, "status", "--porcelain") == ""
 
 
+def test_revert_local_dry_run_does_not_pull_into_the_checkout(
+    gitops: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """The upstream moved: a dry run reads it but leaves the checkout's branch and files."""
+    origin, work, bad_commit = gitops
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(origin), str(other)], check=True)
+    (other / "README.md").write_text("gitops, edited\n")
+    git(other, "commit", "-q", "-am", "Docs", env=HUMAN_ENV)
+    git(other, "push", "-q", "origin", "main")
+    before = git(work, "rev-parse", "HEAD")
+    result = gitrevert.revert_local(work, BAD, reason="r", dry_run=True)
+    assert result.reverted == bad_commit and result.commit == "" and not result.pushed
+    assert git(work, "rev-parse", "HEAD") == before != git(origin, "rev-parse", "main")
+    assert (work / "README.md").read_text() == "gitops\n"
+    assert git(work, "status", "--porcelain") == ""
+
+
 def test_revert_local_is_idempotent(gitops: tuple[Path, Path, str]) -> None:
     origin, work, _ = gitops
     first = gitrevert.revert_local(work, BAD, reason="r")
