@@ -352,13 +352,13 @@ class PromotionRecords:
         from promote import naming
 
         result = {"deployment-id": "", "release-url": ""}
-        if self._deployment is not None:
-            self._status("success", self._description(outputs))
-            result["deployment-id"] = str(self.deployment_id)
         version = outputs.get("version", "")
-        if not (self.git_tag or self.release):
-            return result
         try:
+            if self._deployment is not None:
+                self._status("success", self._description(outputs))
+                result["deployment-id"] = str(self.deployment_id)
+            if not (self.git_tag or self.release):
+                return result
             if not version:
                 raise GitHubError("no version is known for the git tag / release")
             sha = self.resolve_sha(outputs)

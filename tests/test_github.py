@@ -246,6 +246,22 @@ def test_a_failed_record_after_the_promotion_says_the_promotion_is_complete(
     assert [s["state"] for s in dep["_statuses"]] == ["in_progress", "success"]
 
 
+def test_a_failed_success_status_says_the_promotion_is_complete(
+    server: GitHubServer, service: Path
+) -> None:
+    """The registry writes are done when the success status is posted: its failure must
+    say so, not read like a failed promotion."""
+    records = PromotionRecords.from_context(context(server), kind="promote")
+    o = outputs(head(service)[:7])
+    records.start(o)
+    records_api.set_permissions(server, deployments="read")
+    with pytest.raises(GitHubError, match=r"promote itself is complete .* HTTP 403") as info:
+        records.finish(o)
+    assert info.value.status == 403 and TOKEN not in str(info.value)
+    (dep,) = deployments(server)
+    assert [s["state"] for s in dep["_statuses"]] == ["in_progress"]
+
+
 def test_existing_tag_on_the_same_commit_is_fine(server: GitHubServer, service: Path) -> None:
     full = head(service)
     git(service, "tag", "-a", "-m", "release", "v2.0.1", full)  # annotated: peeled
