@@ -401,13 +401,11 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
                 + ":** this registry (Debian distribution "
                 + f"`{m['versions'].get('registry', '?').split()[-1]}`) ignores `n` and `last` "
                 "on `tags/list` and answers every tag at once, without a `Link` header. "
-                "promote's client asks for pages of 1,000; an answer holding 1,000 or more "
+                "promote's client asks for pages of 1,000; an answer holding exactly 1,000 "
                 "tags and no `Link` looks like a full page, so it asks again with `last=` "
-                "and stops when that brings nothing new: two `tags` requests per listing, "
-                "and the race check lists again. A registry that paginates (ECR, GHCR, "
-                "distribution 3) needs ⌈tags/1000⌉ pages per listing instead. Stopping as "
-                "soon as an answer holds *more* than the requested `n` would save the "
-                "extra request on registries that ignore `n`.\n"
+                "and stops when that brings nothing new (an answer holding more than 1,000 "
+                "is complete). A registry that paginates (ECR, GHCR, distribution 3) needs "
+                "⌈tags/1000⌉ pages per listing instead.\n"
             )
         seeding = results.get("count_seeding", [])
         if seeding:

@@ -115,7 +115,7 @@ def parse_build_tag(env: str, tag: str) -> BuildTag | None:
 def flux_tag_pattern(env: str) -> str:
     """The ``filterTags.pattern`` that admits exactly ``env``'s immutable tags (RE2 syntax)."""
     if env in {"develop", "staging"}:
-        return rf"^{env}-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$"
+        return rf"^{env}-(?P<sha>[a-f0-9]{{7,40}})-(?P<ts>[0-9]+)$"
     return rf"^{env}-v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$"
 
 

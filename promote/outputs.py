@@ -9,16 +9,33 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     # promote / rollback
     ("digest", "Promoted (or restored) manifest or index digest, verified equal to the source."),
     ("version", "Version `X.Y.Z` of the immutable tag."),
-    ("tag", "The immutable tag, e.g. `production-v1.4.3-abc1234-1767225600`."),
-    ("tags", "Newline list of the full references written (empty when nothing changed)."),
+    (
+        "tag",
+        "The immutable tag, e.g. `production-v1.4.3-abc1234-1767225600` "
+        "(`build-tags`: the build tag).",
+    ),
+    (
+        "tags",
+        "Newline list of the full references written (empty when nothing changed; "
+        "`build-tags`: to push).",
+    ),
     ("image", "`<image>@<digest>`."),
-    ("short-sha", "Seven-character commit sha in the tag."),
-    ("timestamp", "Unix seconds in the tag."),
+    ("short-sha", "Seven-character commit sha in the tag (also `build-tags`)."),
+    ("timestamp", "Unix seconds in the tag (also `build-tags`)."),
     ("source-tag", "The source tag that was resolved."),
-    ("previous-tag", "Immutable tag that was current before (Flux's previous selection)."),
-    ("previous-digest", "Digest that was current before (for rollback and release notes)."),
+    (
+        "previous-tag",
+        "Immutable tag that was current before this run (equal to `tag` when nothing changed).",
+    ),
+    (
+        "previous-digest",
+        "Digest that was current before this run (for rollback and release notes).",
+    ),
     ("changed", "`true` when tags were (or, in a dry run, would be) written."),
-    ("flux-tag-pattern", "The `filterTags.pattern` for the target environment's ImagePolicy."),
+    (
+        "flux-tag-pattern",
+        "The `filterTags.pattern` for the environment's ImagePolicy (also `build-tags`).",
+    ),
     ("platforms", "Comma list of the platforms of an index (empty for a single image)."),
     ("metadata", "JSON object of the outputs above."),
     # rollback
