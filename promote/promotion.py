@@ -383,6 +383,12 @@ def plan(
 
 
 # -- apply (I/O: writes) ---------------------------------------------------------------------
+#: Retryable statuses that say the request was not processed: a PUT ending in one of these
+#: did not store the tag. Any other retryable failure (connection reset, 500, 502, 504...)
+#: may have been stored before the answer was lost.
+NOT_PROCESSED_STATUSES = frozenset({408, 429, 503})
+
+
 def apply(
     the_plan: Plan,
     client: RegistryClient,
@@ -461,15 +467,19 @@ def _partial(
 ) -> PartialPromotionError:
     """Name the registry state after a failure that followed the first write.
 
-    A write that failed at the connection level (reset, timeout: no status) may still have
-    been applied by the registry, so that tag is reported as unconfirmed, not as unwritten.
+    A write that failed at the connection level (reset, timeout: no status) or with a
+    gateway/server error (500, 502, 504...) may still have been applied by the registry, so
+    that tag is reported as unconfirmed, not as unwritten. Only statuses that say the
+    request was not processed (408, 429, 503) make it "NOT written".
     """
     from promote.errors import TransientError
 
     missing = [t for t in the_plan.writes if t not in written]
     unsure = (
         attempted
-        if attempted in missing and isinstance(exc, TransientError) and exc.status is None
+        if attempted in missing
+        and isinstance(exc, TransientError)
+        and exc.status not in NOT_PROCESSED_STATUSES
         else None
     )
     not_written = [t for t in missing if t != unsure]
@@ -480,8 +490,14 @@ def _partial(
         if the_plan.floating in not_written:
             state += f" ({the_plan.floating} still names {before})"
     if unsure:
+        status = exc.status if isinstance(exc, TransientError) else None
+        why = (
+            "the registry stopped answering during its write"
+            if status is None
+            else f"its write ended in HTTP {status}, which does not tell whether it was stored"
+        )
         state += (
-            f"; UNCONFIRMED: {unsure} (the registry stopped answering during its write: it "
+            f"; UNCONFIRMED: {unsure} ({why}: it "
             f"names {the_plan.digest} if the last attempt landed, else still {before})"
         )
     return PartialPromotionError(

@@ -89,6 +89,31 @@ def test_floating_put_stored_but_answer_lost_converges(
     release.assert_no_wrong_digest()
 
 
+def test_floating_put_stored_behind_a_failing_gateway_is_not_reported_unwritten(
+    tmp_path: Path, proxy: FaultProxy, release: Release
+) -> None:
+    """A gateway answers 502 after the registry stored the floating tag (every attempt):
+    the error must not claim the tag was not written and still names the old digest."""
+    proxy.add(Fault.status(502, after=True), method="PUT", path=FLOATING, always=True)
+    run = engine(tmp_path, promote_inputs(proxy.host, release), ENV)
+    assert run.status == 5, run.log
+    [tag] = release.new_immutable_tags()
+    src, prev = release.source.digest, release.previous.digest
+    message = run.errors[0]
+    assert f"written: {tag} -> {src}" in message
+    assert (
+        "NOT written" not in message
+        and f"still names {prev})" not in message.split("UNCONFIRMED")[0]
+    )
+    assert "UNCONFIRMED: production (" in message and "HTTP 502" in message
+    assert release.digest("production") == src  # what the registry really has
+
+    proxy.clear()
+    rerun = engine(tmp_path, promote_inputs(proxy.host, release), ENV)
+    assert rerun.status == 0 and rerun.outputs["changed"] == "false", rerun.log
+    release.assert_no_wrong_digest()
+
+
 def test_race_check_listing_fails_after_immutable_write(
     tmp_path: Path, proxy: FaultProxy, release: Release
 ) -> None:
