@@ -37,6 +37,7 @@ from promote.registry.transport import (
     RequestStats,
     Transport,
     error_details,
+    origin,
     read_limited,
     safe_url,
 )
@@ -266,6 +267,9 @@ class RegistryClient:
         """Turn an unexpected response into the right :class:`RegistryError` (and close it)."""
         status = response.status_code
         url = safe_url(response.url)
+        if origin(url) != origin(self.repository.base_url):
+            # a redirect target (blob storage): its query is a presigned signature/token
+            url = url.partition("?")[0]
         codes, detail = error_details(response)
         detail = self.auth.redact(detail)
         where = f"{method} {url}"

@@ -376,6 +376,32 @@ def test_no_credentials_on_cross_host_redirect(
         blob_host.stop()
 
 
+def test_failed_cross_host_redirect_error_hides_the_signed_query(
+    basic_registry: RegistryServer, client_factory: ClientFactory, repo_path: str
+) -> None:
+    """Blob storage refuses the presigned URL: the error names the host and path, never
+    the query (S3/CloudFront signatures, X-Amz-Security-Token are credentials)."""
+    seeded = basic_registry.seeder().oci_image(repo_path, "staging-1", label_revision="a" * 40)
+    assert seeded.config_digest
+    blob_host = LoopbackServer(lambda seen: Reply(403, {}, b"AccessDenied")).start()
+    proxy = _redirecting_proxy(basic_registry, blob_host)
+    try:
+        from promote.reference import parse_repository
+
+        client = RegistryClient(
+            parse_repository(f"{proxy.host}/{repo_path}"), basic_registry.credentials()
+        )
+        with client, pytest.raises(AuthError) as info:
+            client.get_blob(seeded.config_digest)
+        assert blob_host.seen and blob_host.seen[0].path.endswith("?sig=abc")
+        message = str(info.value)
+        assert f"{blob_host.url}/storage/{seeded.config_digest}" in message
+        assert "sig=abc" not in message and "sig=abc" not in (info.value.url or "")
+    finally:
+        proxy.stop()
+        blob_host.stop()
+
+
 def test_tokens_go_to_on_secret_before_use(
     token_registry: RegistryServer,
     repo_path: str,
