@@ -119,7 +119,12 @@ def call(what: str, kind: str, fn: Callable[[], T]) -> T:
     except GithubException as exc:
         raise github_error(what, kind, exc) from None
     except requests.RequestException as exc:
-        raise GitHubError(f"{what}: cannot reach the GitHub API ({type(exc).__name__})") from None
+        raise unreachable(what, exc) from None
+
+
+def unreachable(what: str, exc: Exception) -> GitHubError:
+    """A connection-level failure of a GitHub API call (no URL or token in the text)."""
+    return GitHubError(f"{what}: cannot reach the GitHub API ({type(exc).__name__})")
 
 
 def github_error(what: str, kind: str, exc: Any) -> GitHubError:
@@ -393,6 +398,7 @@ class PromotionRecords:
     # -- tags and releases ----------------------------------------------------------------
     def tag_sha(self, name: str) -> str | None:
         """The commit a tag names (annotated tags dereferenced); ``None`` when it is absent."""
+        import requests
         from github import GithubException
 
         try:
@@ -404,10 +410,13 @@ class PromotionRecords:
             if exc.status == 404:
                 return None
             raise github_error(f"read tag {name}", "tag", exc) from None
+        except requests.RequestException as exc:
+            raise unreachable(f"read tag {name}", exc) from None
         return str(obj_sha)
 
     def create_tag(self, name: str, sha: str) -> None:
         """``refs/tags/<name>`` on ``sha``; existing on ``sha``: fine; elsewhere: refused."""
+        import requests
         from github import GithubException
 
         try:
@@ -418,6 +427,8 @@ class PromotionRecords:
             if exc.status != 422:
                 raise github_error(f"create tag {name}", "tag", exc) from None
             refused = exc
+        except requests.RequestException as exc:
+            raise unreachable(f"create tag {name}", exc) from None
         existing = self.tag_sha(name)
         if existing == sha:
             self.log(f"git tag {name} already names {sha[:12]}")
@@ -432,6 +443,7 @@ class PromotionRecords:
 
     def create_release(self, name: str, sha: str, *, previous: str) -> str:
         """A Release ``name`` with notes generated since ``v<previous>``; returns its URL."""
+        import requests
         from github import GithubException
 
         previous_tag = f"v{previous}" if previous and f"v{previous}" != name else ""
@@ -454,6 +466,8 @@ class PromotionRecords:
             release = repo.create_git_release(
                 name, name=name, message=body, target_commitish=sha, make_latest="true"
             )
+        except requests.RequestException as exc:
+            raise unreachable(f"create release {name}", exc) from None
         except GithubException as exc:
             already = exc.status == 422 and "already_exists" in str(exc.data)
             if not already:

@@ -262,6 +262,19 @@ def test_a_failed_success_status_says_the_promotion_is_complete(
     assert [s["state"] for s in dep["_statuses"]] == ["in_progress"]
 
 
+def test_unreachable_api_for_tags_is_a_github_error_not_an_internal_error() -> None:
+    """Connection faults in the tag/release calls become GitHubError (one clear message;
+    after the registry writes it says the promotion is complete), never a bare
+    requests exception that the engine reports as an internal error."""
+    inputs = {"create-deployment": "false", "git-tag": "true", "commit-sha": "a" * 40}
+    records = PromotionRecords.from_context(context(None, **inputs), kind="promote")
+    with pytest.raises(GitHubError, match=r"cannot reach the GitHub API") as before:
+        records.start(outputs("a" * 7))
+    assert "complete" not in str(before.value)
+    with pytest.raises(GitHubError, match=r"promote itself is complete .*cannot reach"):
+        records.finish(outputs("a" * 7))
+
+
 def test_existing_tag_on_the_same_commit_is_fine(server: GitHubServer, service: Path) -> None:
     full = head(service)
     git(service, "tag", "-a", "-m", "release", "v2.0.1", full)  # annotated: peeled
