@@ -249,16 +249,25 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
     target = manifest
     if manifest.is_index:
         children = manifest.parsed().get("manifests") or []
-        if not children:
-            raise InputError("the source index lists no manifests; pass commit-sha")
-        target = client.get_manifest(str(children[0]["digest"]))
+        first = children[0] if isinstance(children, list) and children else None
+        if not isinstance(first, dict) or not isinstance(first.get("digest"), str):
+            raise InputError(
+                "the source index lists no usable manifest; pass commit-sha",
+                input_name="commit-sha",
+            )
+        target = client.get_manifest(first["digest"])
     config_digest = target.config_digest
-    labels: dict[str, str] = {}
+    revision: object = ""
     if config_digest:
-        config = json.loads(client.get_blob(config_digest))
-        labels = (config.get("config") or {}).get("Labels") or {}
-    revision = labels.get(naming.REVISION_KEY, "")
-    if not revision:
+        # an artifact's config need not be an image config (or JSON at all)
+        try:
+            config = json.loads(client.get_blob(config_digest))
+        except ValueError:
+            config = None
+        inner = config.get("config") if isinstance(config, dict) else None
+        labels = inner.get("Labels") if isinstance(inner, dict) else None
+        revision = labels.get(naming.REVISION_KEY, "") if isinstance(labels, dict) else ""
+    if not isinstance(revision, str) or not revision:
         raise InputError(
             "cannot tell which commit the image was built from: pass commit-sha, promote a "
             f"<env>-<sha>-<ts> source tag, or build with the {naming.REVISION_KEY} "

@@ -296,3 +296,34 @@ def test_flux_model_refuses_a_tag_the_repo_policy_would_not_select(
     assert run.status != 0
     assert "Flux would not select" in run.errors[0] and pinned in run.errors[0], run.log
     assert sorted(seeder.tags(repo_path)) == before
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize(
+    ("config", "config_type"),
+    [
+        (b"\x00\x01 not json", "application/vnd.example.blob"),
+        (b'["a JSON list"]', "application/vnd.oci.image.config.v1+json"),
+        (b'{"config": "not an object"}', "application/vnd.oci.image.config.v1+json"),
+    ],
+)
+def test_artifact_without_a_readable_revision_is_one_clear_error(
+    tmp_path: Path, registry: RegistryServer, repo_path: str, config: bytes, config_type: str
+) -> None:
+    """No commit sha anywhere and a config that is not an image config (an OCI artifact):
+    an input error naming commit-sha, not an internal error; nothing written."""
+    seeder = registry.seeder()
+    config_digest = seeder.push_blob(repo_path, config)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
+        "layers": [],
+    }
+    data = json.dumps(manifest).encode()
+    seeder.push_manifest(repo_path, "staging-artifact", data, manifest["mediaType"])
+    run = promote(tmp_path, registry, repo_path, **{"source-tag": "staging-artifact"})
+    assert run.status == 2, run.log
+    (error,) = run.errors
+    assert "commit-sha" in error and "internal error" not in error
+    assert seeder.tags(repo_path) == ["staging-artifact"]
