@@ -364,6 +364,7 @@ def _revert_once(
     log: Callable[[str], None],
 ) -> RevertResult | None:
     """One attempt; ``None`` when the branch moved under it (and ``last`` is false)."""
+    import requests
     from github import GithubException, InputGitTreeElement
 
     git_ref = _api(f"read branch {branch}", partial(_completed_ref, repo, f"heads/{branch}"))
@@ -400,6 +401,12 @@ def _revert_once(
     new = _api("write commit", partial(repo.create_git_commit, message, tree, [parent]))
     try:
         git_ref.edit(new.sha, force=False)
+    except requests.RequestException as exc:
+        raise GitOpsError(
+            f"moving {branch} to the revert commit {new.sha[:12]} got no usable answer from "
+            f"the GitHub API ({type(exc).__name__}); it may or may not have moved: check "
+            f"{branch} before retrying"
+        ) from None
     except GithubException as exc:
         if exc.status == 422 and not last:
             return None

@@ -479,3 +479,46 @@ def test_rerun_of_a_half_done_rollback_never_reverts_the_rollback_itself(
     text = git(origin, "show", "HEAD:flux/apps/backend/production/deployment.yaml")
     assert rollback_tag in text and history.tag_b not in text
     assert "reverted-commit" not in rerun.outputs
+
+
+@pytest.mark.registry
+def test_revert_whose_branch_update_answer_is_lost_says_the_registry_rollback_is_done(
+    tmp_path: Path, history: History, github: tuple[GitHubServer, Path]
+) -> None:
+    """The PATCH of the branch is applied but its answer is unusable (conflicting
+    Content-Length, as from a broken proxy): one GitOps error
+    that says the registry rollback is complete and that the branch may have moved — not
+    an internal error."""
+    from tests.support.github_server import Request, Response
+
+    server, _ = github
+    origin, _, _bad_commit = gitops_repo(
+        tmp_path / "git", history.image, history.tag_a, history.tag_b
+    )
+    server.add_repo("acme/gitops", origin)
+
+    def truncated(req: Request) -> Response:
+        done = github_records.update_ref(req)
+        return Response(done.status, done.body, {"Content-Length": "999999"})
+
+    server.add_route(
+        "PATCH", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/git/refs/(?P<ref>.+)", truncated
+    )
+    run = action(
+        tmp_path / "rb",
+        {
+            "command": "rollback",
+            "image": history.image,
+            "revert-commit": "true",
+            "gitops-repo": "acme/gitops",
+            "gitops-ref": "main",
+            "policy": "flux-system:backend-production",
+            "github-token": TOKEN,
+        },
+        {"GITHUB_API_URL": server.url, "PROMOTE_GITHUB_THROTTLE": "false"},
+    )
+    assert run.status != 0 and run.status != 70, run.log
+    (error,) = run.errors
+    assert "internal error" not in error
+    assert "registry rollback is done" in error and "may or may not have moved" in error
+    assert history.digest("production") == history.a.digest
