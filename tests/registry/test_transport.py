@@ -411,6 +411,8 @@ def test_request_stats_totals() -> None:
         ("12", 0.0, 12.0),
         ("-3", 0.0, None),
         ("soon", 0.0, None),
+        ("\u00b2", 0.0, None),  # latin-1 header byte 0xB2: str.isdigit() but not a number
+        ("\u0663", 0.0, None),  # ARABIC-INDIC DIGIT THREE
         ("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0, 10.0),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490.0, 0.0),
     ],
