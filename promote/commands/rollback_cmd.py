@@ -215,13 +215,14 @@ def summary(
 
 def run(ctx: Context) -> Result:
     from promote import promotion, rollback
-    from promote.commands.promote_cmd import flux_policy, registry_client
+    from promote.commands.promote_cmd import flux_policy, registry_client, wants_records
 
     request = parse_request(ctx)
     revert = parse_revert(ctx)
     dry_run = ctx.inputs.bool("dry-run")
     records = None
-    if ctx.inputs.bool("create-deployment"):
+    # git-tag/release are refused there (promote only) rather than silently ignored
+    if wants_records(ctx):
         from promote.github import PromotionRecords
 
         records = PromotionRecords.from_context(ctx, kind="rollback")

@@ -176,6 +176,9 @@ def test_empty_history_is_refused_with_no_write(
         ({"revert-commit": "true"}, "needs gitops-path"),
         ({"revert-commit": "true", "gitops-repo": "acme/gitops"}, "needs github-token"),
         ({"create-deployment": "true"}, "need github-token"),
+        # promote-only records are refused, not silently ignored, with or without a deployment
+        ({"git-tag": "true", "github-token": "ghs_x123456"}, "git-tag and release are for"),
+        ({"release": "true", "github-token": "ghs_x123456"}, "git-tag and release are for"),
         ({"timestamp": "1767225600000"}, "milliseconds"),
     ],
 )
