@@ -263,6 +263,40 @@ class RegistryClient:
             )
         return response
 
+    def _get_body(
+        self,
+        url: str,
+        *,
+        kind: str,
+        limit: int,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str | list[str]] | None = None,
+    ) -> tuple[requests.Response, bytes | None]:
+        """GET; for a 200 also read the body (``None``: longer than ``limit``).
+
+        A body cut off or stalled mid-read is a connection fault like a reset before the
+        headers: the GET is sent again under the same deadline (the transport's retries
+        end when the headers arrive, the body is streamed after).
+        """
+        import requests
+
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self._send(
+                "GET", url, kind=kind if attempt == 1 else "retry", headers=headers, params=params
+            )
+            if response.status_code != 200:
+                return response, None
+            try:
+                return response, read_limited(response, limit)
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                self.transport.body_fault("GET", url, attempt=attempt, exc=exc)
+
     def _raise_for(self, response: requests.Response, method: str, *, write: bool = False) -> None:
         """Turn an unexpected response into the right :class:`RegistryError` (and close it)."""
         status = response.status_code
@@ -327,14 +361,16 @@ class RegistryClient:
         """
         self._check_reference(reference)
         url = self._url("manifests", reference)
-        response = self._send(
-            "GET", url, kind="manifest-get", headers={"Accept": mediatypes.MANIFEST_ACCEPT}
+        response, data = self._get_body(
+            url,
+            kind="manifest-get",
+            limit=MAX_MANIFEST_SIZE,
+            headers={"Accept": mediatypes.MANIFEST_ACCEPT},
         )
         if response.status_code != 200:
             self._raise_for(response, "GET")
         header_digest = response.headers.get("Docker-Content-Digest")
         content_type = _strip_params(response.headers.get("Content-Type"))
-        data = read_limited(response, MAX_MANIFEST_SIZE)
         if data is None:
             raise RegistryError(
                 f"GET {url}: the manifest is larger than {MAX_MANIFEST_SIZE} bytes; registries "
@@ -473,7 +509,9 @@ class RegistryClient:
         for _page in range(MAX_TAG_PAGES):
             if url is None:
                 break
-            response = self._send("GET", url, kind="tags", params=params)
+            response, body = self._get_body(
+                url, kind="tags", limit=MAX_MANIFEST_SIZE * 4, params=params
+            )
             if response.status_code == 404:
                 codes, _detail = error_details(response)
                 if not codes or "NAME_UNKNOWN" in codes:
@@ -490,7 +528,6 @@ class RegistryClient:
             request_url = response.url
             visited.add(request_url)
             link = response.links.get("next", {}).get("url")
-            body = read_limited(response, MAX_MANIFEST_SIZE * 4)
             try:
                 doc = json.loads(body or b"")
             except ValueError:
@@ -528,10 +565,9 @@ class RegistryClient:
         """
         validate_digest(digest)
         url = self._url("blobs", digest)
-        response = self._send("GET", url, kind="blob")
+        response, data = self._get_body(url, kind="blob", limit=MAX_BLOB_SIZE)
         if response.status_code != 200:
             self._raise_for(response, "GET")
-        data = read_limited(response, MAX_BLOB_SIZE)
         if data is None:
             raise RegistryError(
                 f"GET {url}: blob larger than {MAX_BLOB_SIZE} bytes", method="GET", url=url

@@ -300,6 +300,23 @@ class Transport:
                 ) from last_exc
             self.sleep(wait)
 
+    def body_fault(self, method: str, url: str, *, attempt: int, exc: Exception) -> None:
+        """After a body cut off or stalled mid-read (outside :meth:`send`): back off like any
+        connection fault, or raise :class:`TransientError` when the deadline is spent."""
+        wait = self.backoff(attempt)
+        if wait >= self.remaining():
+            elapsed = self.clock() - (self._started or 0.0)
+            raise TransientError(
+                f"{method} {safe_url(url)} failed after {attempt} attempt"
+                f"{'s' if attempt > 1 else ''} in {elapsed:.1f}s: last connection error while "
+                f"reading the body ({type(exc).__name__}); giving up (retry deadline "
+                f"{self.deadline:g}s). The registry is unavailable; try again later.",
+                status=None,
+                method=method,
+                url=safe_url(url),
+            ) from exc
+        self.sleep(wait)
+
     def _send_once(
         self,
         method: str,

@@ -456,3 +456,92 @@ def test_media_type_inferred_when_neither_body_nor_header_names_one(
     scripted.on("GET", M + "v1", Reply(200, {"Content-Type": "application/json"}, body))
     client = make_client(scripted, fake_time)
     assert client.get_manifest("v1").media_type == expected
+
+
+class CutBodyServer:
+    """Raw HTTP on loopback: ``/v2/`` answers 200; each other GET consumes one plan entry:
+    ``"cut"`` sends the headers and half the body then closes, ``"stall"`` sends half and
+    goes silent, ``"ok"`` sends it all (the last entry repeats)."""
+
+    def __init__(self, body: bytes, headers: dict[str, str], plan: list[str]) -> None:
+        import socketserver
+
+        self.body, self.headers, self.plan = body, headers, list(plan)
+        self.gets = 0
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline().decode()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                path = line.split(" ")[1] if " " in line else "/"
+                if path == "/v2/":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    return
+                owner.gets += 1
+                step = owner.plan.pop(0) if len(owner.plan) > 1 else owner.plan[0]
+                head = "".join(f"{k}: {v}\r\n" for k, v in owner.headers.items())
+                self.wfile.write(
+                    f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(owner.body)}\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                if step == "ok":
+                    self.wfile.write(owner.body)
+                    return
+                self.wfile.write(owner.body[: len(owner.body) // 2])
+                self.wfile.flush()
+                if step == "stall":
+                    time.sleep(2.0)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+def test_a_body_cut_off_or_stalled_mid_read_is_retried(fault: str, fake_time: FakeTime) -> None:
+    """Headers arrive, the body does not (reset or stall past the read timeout): that is a
+    connection fault like any other, retried under the deadline — not an internal error."""
+    server = CutBodyServer(
+        BODY, {"Content-Type": OCI, "Docker-Content-Digest": DIGEST}, [fault, "ok"]
+    )
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            timeout=0.5,
+        )
+        assert client.get_manifest("v1").digest == DIGEST
+        assert server.gets == 2
+        assert client.stats["retry"] == 1 and len(fake_time.sleeps) == 1
+    finally:
+        server.close()
+
+
+def test_a_body_cut_off_for_good_gives_up_with_a_transient_error(fake_time: FakeTime) -> None:
+    server = CutBodyServer(BODY, {"Content-Type": OCI}, ["cut"])
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            deadline=5.0,
+        )
+        with pytest.raises(TransientError, match=r"body.*giving up") as info:
+            client.get_manifest("v1")
+        assert info.value.status is None
+        assert server.gets >= 3 and sum(fake_time.sleeps) < 5.0
+    finally:
+        server.close()
