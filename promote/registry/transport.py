@@ -151,8 +151,20 @@ def read_limited(response: requests.Response, limit: int) -> bytes | None:
 
 
 def error_details(response: requests.Response) -> tuple[tuple[str, ...], str]:
-    """OCI error ``codes`` and a short ``CODE: message; ...`` text from an error body."""
-    body = read_limited(response, MAX_ERROR_BODY) or b""
+    """OCI error ``codes`` and a short ``CODE: message; ...`` text from an error body.
+
+    The body is diagnostics only: one cut off or stalled mid-read counts as empty.
+    """
+    import requests
+
+    try:
+        body = read_limited(response, MAX_ERROR_BODY) or b""
+    except (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    ):
+        body = b""
     try:
         doc = json.loads(body)
     except ValueError:

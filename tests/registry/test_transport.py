@@ -463,10 +463,12 @@ class CutBodyServer:
     ``"cut"`` sends the headers and half the body then closes, ``"stall"`` sends half and
     goes silent, ``"ok"`` sends it all (the last entry repeats)."""
 
-    def __init__(self, body: bytes, headers: dict[str, str], plan: list[str]) -> None:
+    def __init__(
+        self, body: bytes, headers: dict[str, str], plan: list[str], status: str = "200 OK"
+    ) -> None:
         import socketserver
 
-        self.body, self.headers, self.plan = body, headers, list(plan)
+        self.body, self.headers, self.plan, self.status = body, headers, list(plan), status
         self.gets = 0
         owner = self
 
@@ -483,7 +485,7 @@ class CutBodyServer:
                 step = owner.plan.pop(0) if len(owner.plan) > 1 else owner.plan[0]
                 head = "".join(f"{k}: {v}\r\n" for k, v in owner.headers.items())
                 self.wfile.write(
-                    f"HTTP/1.1 200 OK\r\n{head}Content-Length: {len(owner.body)}\r\n"
+                    f"HTTP/1.1 {owner.status}\r\n{head}Content-Length: {len(owner.body)}\r\n"
                     "Connection: close\r\n\r\n".encode()
                 )
                 if step == "ok":
@@ -543,5 +545,26 @@ def test_a_body_cut_off_for_good_gives_up_with_a_transient_error(fake_time: Fake
             client.get_manifest("v1")
         assert info.value.status is None
         assert server.gets >= 3 and sum(fake_time.sleeps) < 5.0
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("status", ["503 Service Unavailable", "404 Not Found"])
+def test_an_error_body_cut_off_still_gives_the_status_error(
+    status: str, fake_time: FakeTime
+) -> None:
+    """The error body is for diagnostics only: cut off, the status still decides."""
+    body = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'
+    server = CutBodyServer(body, {"Content-Type": "application/json"}, ["cut"], status=status)
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            deadline=3.0,
+        )
+        expected = TransientError if status.startswith("503") else NotFoundError
+        with pytest.raises(expected, match=r"HTTP 503|not found"):
+            client.get_manifest("v1")
     finally:
         server.close()
