@@ -15,9 +15,13 @@ from promote.commands import Context, Result
 from promote.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from promote.errors import PromoteError
+    from promote.github import PromotionRecords
     from promote.promotion import Plan, Request, Selector
     from promote.reference import Repository
-    from promote.registry import RegistryClient
+    from promote.registry import Manifest, RegistryClient
 
 
 def parse_request(ctx: Context) -> Request:
@@ -190,9 +194,68 @@ def wants_records(ctx: Context) -> bool:
     return any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release"))
 
 
-def run(ctx: Context) -> Result:
+def announce(ctx: Context, the_plan: Plan) -> None:
+    """Print the plan's warnings and steps before anything is written."""
+    for warning in the_plan.warnings:
+        ctx.runner.warning(warning)
+    for step in the_plan.steps:
+        ctx.runner.log(f"plan: {step.action} {the_plan.image}:{step.tag} ({step.reason})")
+
+
+def write(
+    ctx: Context,
+    the_plan: Plan,
+    client: RegistryClient,
+    manifest: Manifest,
+    *,
+    known_tags: Sequence[str],
+    records: PromotionRecords | None,
+    after_write: Callable[[list[str]], None] | None = None,
+    explain: Callable[[PromoteError], PromoteError] | None = None,
+) -> list[str]:
+    """Apply ``the_plan`` inside the GitHub records (``in_progress`` -> ``failure``).
+
+    ``after_write`` runs with the written tags before the records could fail;
+    ``explain`` may replace an error with a more precise one for this command.
+    """
     from promote import promotion
     from promote.errors import PromoteError
+
+    if records is not None:
+        records.start(the_plan.outputs())
+    try:
+        written = promotion.apply(
+            the_plan,
+            client,
+            manifest,
+            known_tags=known_tags,
+            log=ctx.runner.log,
+            warn=ctx.runner.warning,
+        )
+        if after_write is not None:
+            after_write(written)
+    except PromoteError as exc:
+        error = explain(exc) if explain is not None else exc
+        if records is not None:
+            records.fail(str(error))
+        if error is exc:
+            raise
+        raise error from exc
+    return written
+
+
+def finish(outputs: dict[str, str], records: PromotionRecords | None) -> dict[str, str]:
+    """Add the GitHub records' outputs (``deployment-id``, ``release-url``) and metadata."""
+    from promote import promotion
+
+    if records is not None:
+        outputs.update(records.finish(outputs))
+        outputs["metadata"] = promotion.metadata(outputs)
+    return outputs
+
+
+def run(ctx: Context) -> Result:
+    from promote import promotion
 
     request = parse_request(ctx)
     dry_run = ctx.inputs.bool("dry-run")
@@ -204,39 +267,22 @@ def run(ctx: Context) -> Result:
         records = PromotionRecords.from_context(ctx, kind="promote")
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
-    log = ctx.runner.log
-    observed = promotion.observe(client, request, log=log)
+    observed = promotion.observe(client, request, log=ctx.runner.log)
     the_plan = promotion.plan(request, observed, now=ctx.clock(), policy=policy)
-    for warning in the_plan.warnings:
-        ctx.runner.warning(warning)
-    for step in the_plan.steps:
-        log(f"plan: {step.action} {the_plan.image}:{step.tag} ({step.reason})")
+    announce(ctx, the_plan)
     written: list[str] = []
     if dry_run:
-        log("dry run: nothing written")
+        ctx.runner.log("dry run: nothing written")
         outputs = the_plan.outputs()
     else:
-        if records is not None:
-            records.start(the_plan.outputs())
-        try:
-            written = promotion.apply(
-                the_plan,
-                client,
-                observed.manifest,
-                known_tags=observed.tags,
-                log=log,
-                warn=ctx.runner.warning,
-            )
-        except PromoteError as exc:
-            if records is not None:
-                records.fail(str(exc))
-            raise
-        outputs = the_plan.outputs(written)
+        written = write(
+            ctx, the_plan, client, observed.manifest, known_tags=observed.tags, records=records
+        )
         if not written:
-            log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
-        if records is not None:
-            outputs.update(records.finish(outputs))
-            outputs["metadata"] = promotion.metadata(outputs)
+            ctx.runner.log(
+                f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change"
+            )
+        outputs = finish(the_plan.outputs(written), records)
     return Result(
         outputs=outputs,
         summary=summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),

@@ -215,7 +215,14 @@ def summary(
 
 def run(ctx: Context) -> Result:
     from promote import promotion, rollback
-    from promote.commands.promote_cmd import flux_policy, registry_client, wants_records
+    from promote.commands.promote_cmd import (
+        announce,
+        finish,
+        flux_policy,
+        registry_client,
+        wants_records,
+        write,
+    )
 
     request = parse_request(ctx)
     revert = parse_revert(ctx)
@@ -231,10 +238,7 @@ def run(ctx: Context) -> Result:
     log = ctx.runner.log
     observed = rollback.observe(client, request, log=log)
     the_plan = rollback.plan(request, observed, now=ctx.clock(), policy=policy)
-    for warning in the_plan.warnings:
-        ctx.runner.warning(warning)
-    for step in the_plan.steps:
-        log(f"plan: {step.action} {the_plan.image}:{step.tag} ({step.reason})")
+    announce(ctx, the_plan)
     written: list[str] = []
     reverted: RevertResult | None = None
     if dry_run:
@@ -243,38 +247,36 @@ def run(ctx: Context) -> Result:
         if revert is not None and the_plan.tag in the_plan.writes:
             reverted = do_revert(ctx, revert, the_plan, observed, dry_run=True)
     else:
-        if records is not None:
-            records.start(the_plan.outputs())
-        try:
-            written = promotion.apply(
-                the_plan,
-                client,
-                observed.manifest,
-                known_tags=observed.tags,
-                log=log,
-                warn=ctx.runner.warning,
-            )
+
+        def revert_after(written: list[str]) -> None:
             # Only a rollback that wrote its new immutable tag now reverts: when the target
             # is already current (a re-run completing the floating tag), the current tag IS
             # the rollback, and reverting its automation commit would restore the bad one.
+            nonlocal reverted
             if revert is not None and the_plan.tag in written:
                 reverted = _revert_after_write(ctx, revert, the_plan, observed, written)
-        except PartialPromotionError as exc:
+
+        def explain(exc: PromoteError) -> PromoteError:
+            if not isinstance(exc, PartialPromotionError):
+                return exc
             # "re-run the same" must name the target: a default rollback re-run would pick
             # the release before the one just written, i.e. the bad one again
-            error = PartialPromotionError(
+            return PartialPromotionError(
                 f"{exc} For this rollback re-run with rollback-to: {the_plan.digest}.",
                 written=exc.written,
                 missing=exc.missing,
             )
-            if records is not None:
-                records.fail(str(error))
-            raise error from exc
-        except PromoteError as exc:
-            if records is not None:
-                records.fail(str(exc))
-            raise
-        outputs = the_plan.outputs(written)
+
+        written = write(
+            ctx,
+            the_plan,
+            client,
+            observed.manifest,
+            known_tags=observed.tags,
+            records=records,
+            after_write=revert_after,
+            explain=explain,
+        )
         if not written:
             log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
         if revert is not None and the_plan.tag not in written:
@@ -282,9 +284,7 @@ def run(ctx: Context) -> Result:
                 f"{the_plan.tag} was already the current {request.target_env} release, so no "
                 "GitOps commit is reverted"
             )
-        if records is not None:
-            outputs.update(records.finish(outputs))
-            outputs["metadata"] = promotion.metadata(outputs)
+        outputs = finish(the_plan.outputs(written), records)
     if reverted is not None and reverted.reverted:
         outputs["reverted-commit"] = reverted.reverted
         outputs["metadata"] = promotion.metadata(outputs)
