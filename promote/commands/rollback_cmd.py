@@ -100,7 +100,9 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
             )
         api_url = http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
         throttle = env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
-        ref = inputs.str("gitops-ref")
+        from promote.flux.source import validate_git_ref
+
+        ref = validate_git_ref(inputs.str("gitops-ref"))
         return RevertRequest(repo=repo, ref=ref, token=token, api_url=api_url, throttle=throttle)
     if not path:
         raise InputError(

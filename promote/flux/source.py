@@ -116,6 +116,24 @@ def load_policy(source: TreeSource | str | os.PathLike[str], ref: str) -> ImageP
     raise GitOpsError(f"ImagePolicy {ref} not found in {source.label} (found: {known})")
 
 
+#: What ``git check-ref-format`` allows, as far as a branch, tag or sha name needs: no
+#: ``..``, no ``@{``, no control or special characters, no leading ``-`` or ``/``, no
+#: trailing ``/``, ``.`` or ``.lock``; it reaches ``git`` arguments and API paths.
+_GIT_REF_RE = re.compile(
+    r"(?!-)(?!/)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/@+-]{1,255}(?<![/.])(?<!\.lock)"
+)
+
+
+def validate_git_ref(ref: str, *, input_name: str = "gitops-ref") -> str:
+    """``ref`` if it is a safe branch, tag or commit name (empty stays empty)."""
+    if ref and not _GIT_REF_RE.fullmatch(ref):
+        raise InputError(
+            f"{input_name} {ref[:80]!r} is not a valid branch, tag or commit name",
+            input_name=input_name,
+        )
+    return ref
+
+
 def split_policy_ref(ref: str, *, input_name: str = "policy") -> tuple[str, str]:
     """``namespace:name`` -> (namespace, name)."""
     parts = ref.split(":")
@@ -138,7 +156,7 @@ def source_from_inputs(
     """
     path = inputs.str("gitops-path")
     repo = inputs.str("gitops-repo")
-    ref = inputs.str("gitops-ref") or None
+    ref = validate_git_ref(inputs.str("gitops-ref")) or None
     if path and repo:
         raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
     if repo:
