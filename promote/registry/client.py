@@ -496,8 +496,10 @@ class RegistryClient:
         resolved against the request, opaque query tokens kept as given); without a Link but
         with a page of exactly ``n`` tags, ``last=<last tag>`` is tried (stopping when a page
         brings nothing new); a page of more than ``n`` tags is a registry ignoring ``n``, and
-        complete. 404 ``NAME_UNKNOWN`` (no such repository yet) -> []. Order as the registry
-        sends it (lexical for distribution), duplicates dropped.
+        complete. 404 ``NAME_UNKNOWN`` on the first page (no such repository yet) -> [].
+        A list that cannot be read whole (a 404 on a later page, a looping ``Link``, more
+        than ``MAX_TAG_PAGES`` pages) is an error, never a partial answer: versions and
+        timestamps are computed from it. Order as the registry sends it, duplicates dropped.
         """
         if page_size < 1:
             raise ValueError("page_size must be positive")
@@ -506,16 +508,28 @@ class RegistryClient:
         tags: list[str] = []
         seen: set[str] = set()
         visited: set[str] = set()
-        for _page in range(MAX_TAG_PAGES):
+        for page_number in range(MAX_TAG_PAGES):
             if url is None:
-                break
+                return tags
             response, body = self._get_body(
                 url, kind="tags", limit=MAX_MANIFEST_SIZE * 4, params=params
             )
             if response.status_code == 404:
                 codes, _detail = error_details(response)
-                if not codes or "NAME_UNKNOWN" in codes:
+                if page_number == 0 and (not codes or "NAME_UNKNOWN" in codes):
                     return tags
+                if page_number > 0:
+                    # A repository cannot vanish between pages: a partial list would hide
+                    # versions and timestamps, so it is an error, never a short answer.
+                    raise RegistryError(
+                        f"GET {safe_url(response.url)}: the tag listing broke off after "
+                        f"{len(tags)} tags (HTTP 404 on page {page_number + 1}); nothing "
+                        "was written",
+                        status=404,
+                        method="GET",
+                        url=safe_url(response.url),
+                        codes=codes,
+                    )
                 raise NotFoundError(
                     f"GET {safe_url(response.url)}: not found ({', '.join(codes)})",
                     status=404,
@@ -546,7 +560,10 @@ class RegistryClient:
             if link:
                 url, params = urljoin(request_url, link), None
                 if url in visited:
-                    break
+                    raise RegistryError(
+                        f"GET {safe_url(request_url)}: the tag list's Link header loops "
+                        f"back to a page already read, after {len(tags)} tags"
+                    )
             elif len(page) == page_size and new:
                 # A full page and no Link: ask for what follows. A page LONGER than asked
                 # for means the registry ignores `n` (distribution 2.8 does) and sent all.
@@ -554,7 +571,12 @@ class RegistryClient:
                 params = {"n": str(page_size), "last": page[-1]}
             else:
                 url = None
-        return tags
+        if url is None:
+            return tags
+        raise RegistryError(
+            f"the tag list of {self.repository.name} has more than {MAX_TAG_PAGES} pages; "
+            "refusing to work from a partial list"
+        )
 
     # -- blobs -----------------------------------------------------------------------------
     def get_blob(self, digest: str) -> bytes:

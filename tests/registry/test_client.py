@@ -189,9 +189,10 @@ def test_list_tags_real_registry(
     assert exact.stats["tags"] == 2
 
 
-def _paginating_proxy(server: RegistryServer, *, link: bool) -> LoopbackServer:
+def _paginating_proxy(server: RegistryServer, *, link: bool, fault: str = "") -> LoopbackServer:
     """A proxy paginating the real registry's tag list (sorted) by ``n`` and an opaque
-    cursor in a relative ``Link`` (``link=True``) or by ``n``/``last`` without Link."""
+    cursor in a relative ``Link`` (``link=True``) or by ``n``/``last`` without Link.
+    ``fault``: ``"404"`` answers the third page 404; ``"loop"`` links page 3 back to page 2."""
 
     def intercept(seen: Seen) -> Reply | None:
         parts = urlsplit(seen.path)
@@ -213,13 +214,42 @@ def _paginating_proxy(server: RegistryServer, *, link: bool) -> LoopbackServer:
             start = 0
         page = tags[start : start + n]
         headers = {"Content-Type": "application/json"}
+        if fault == "404" and start == 2 * n:
+            body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}'
+            return Reply(404, headers, body)
         if link and start + n < len(tags):
-            nxt = urlencode({"n": n, "cursor": f"opaque-{start + n}"})
+            target = n if fault == "loop" and start == 2 * n else start + n
+            nxt = urlencode({"n": n, "cursor": f"opaque-{target}"})
             headers["Link"] = f'<{parts.path}?{nxt}>; rel="next"'
         body = json.dumps({"name": "x", "tags": page}).encode()
         return Reply(200, headers, body)
 
     return LoopbackServer(forwarding_handler(server.url, intercept)).start()
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"), [("404", "broke off after 10 tags"), ("loop", "loops back")]
+)
+def test_list_tags_never_returns_a_partial_list(
+    registry: RegistryServer, repo_path: str, fault: str, message: str
+) -> None:
+    """Versions and timestamps come from the list: a short one must be an error."""
+    from promote.errors import RegistryError
+    from promote.reference import parse_repository
+
+    seeder = registry.seeder()
+    seeder.oci_image(repo_path, "t-000")
+    for i in range(1, 23):
+        seeder.tag(repo_path, "t-000", f"t-{i:03d}")
+    proxy = _paginating_proxy(registry, link=True, fault=fault)
+    try:
+        with (
+            RegistryClient(parse_repository(f"{proxy.host}/{repo_path}")) as client,
+            pytest.raises(RegistryError, match=message),
+        ):
+            client.list_tags(page_size=5)
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.parametrize("link", [True, False], ids=["link", "last"])
