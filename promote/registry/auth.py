@@ -256,6 +256,40 @@ class Authenticator:
                 wanted.append(extra)
         return wanted
 
+    def _token_response(
+        self,
+        realm: str,
+        authorize: Callable[[str], str | None],
+        params: dict[str, str | list[str]],
+    ) -> tuple[requests.Response, bytes | None]:
+        """GET the realm; for a 200 also read the body (``None``: over the size cap).
+
+        A body cut off or stalled mid-read is retried under the client's deadline like a
+        connection fault before the headers (the transport retries only up to those).
+        """
+        import requests
+
+        attempt = 0
+        while True:
+            attempt += 1
+            response = self.transport.send(
+                "GET",
+                realm,
+                kind="token" if attempt == 1 else "retry",
+                authorize=authorize,
+                params=params,
+            )
+            if response.status_code != 200:
+                return response, None
+            try:
+                return response, read_limited(response, MAX_TOKEN_BODY)
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                self.transport.body_fault("GET", realm, attempt=attempt, exc=exc)
+
     def fetch_token(self, challenge: Challenge) -> str:
         """``GET <realm>?service&scope`` and keep the token (masked before use)."""
         realm = _check_realm(challenge.params["realm"], self.repository)
@@ -269,10 +303,8 @@ class Authenticator:
                 return self._basic_value()
             return None
 
-        response = self.transport.send(
-            "GET", realm, kind="token", authorize=authorize, params=params
-        )
         where = f"token service {realm_origin[0]}://{realm_origin[1]}"
+        response, body = self._token_response(realm, authorize, params)
         if response.status_code in (401, 403):
             _codes, detail = error_details(response)
             if self.credentials:
@@ -301,7 +333,6 @@ class Authenticator:
                 method="GET",
                 url=safe_url(realm),
             )
-        body = read_limited(response, MAX_TOKEN_BODY)
         if body is None:
             raise AuthError(f"the {where} sent a token response larger than {MAX_TOKEN_BODY} bytes")
         try:

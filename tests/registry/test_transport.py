@@ -568,3 +568,95 @@ def test_an_error_body_cut_off_still_gives_the_status_error(
             client.get_manifest("v1")
     finally:
         server.close()
+
+
+class CutTokenServer:
+    """Raw HTTP on loopback: a Bearer registry that is its own token service. ``/v2/`` and
+    an unauthorised GET answer 401 with the challenge; each ``/token`` GET consumes one plan
+    entry (``"cut"``: headers and half the body, then close; ``"ok"``: the whole token);
+    an authorised manifest GET answers the manifest."""
+
+    TOKEN = "tok-0123456789abcdef"
+
+    def __init__(self, plan: list[str]) -> None:
+        import socketserver
+        import threading
+
+        self.plan, self.token_gets = list(plan), 0
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline().decode()
+                auth = ""
+                while (header := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    if name.lower() == "authorization":
+                        auth = value.strip()
+                path = line.split(" ")[1] if " " in line else "/"
+                if path.startswith("/token"):
+                    owner.token_gets += 1
+                    step = owner.plan.pop(0) if len(owner.plan) > 1 else owner.plan[0]
+                    body = json.dumps({"token": CutTokenServer.TOKEN}).encode()
+                    self.wfile.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    self.wfile.write(body if step == "ok" else body[: len(body) // 2])
+                    return
+                if auth != f"Bearer {CutTokenServer.TOKEN}":
+                    realm = f"http://{owner.host}/token"
+                    self.wfile.write(
+                        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+                        + f'WWW-Authenticate: Bearer realm="{realm}",service="t"\r\n'.encode()
+                        + b"Connection: close\r\n\r\n"
+                    )
+                    return
+                self.wfile.write(
+                    f"HTTP/1.1 200 OK\r\nContent-Type: {OCI}\r\nDocker-Content-Digest: "
+                    f"{DIGEST}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n".encode()
+                    + BODY
+                )
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_token_body_cut_off_is_retried(fake_time: FakeTime) -> None:
+    server = CutTokenServer(["cut", "ok"])
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        )
+        assert client.get_manifest("v1").digest == DIGEST
+        assert server.token_gets == 2
+        assert client.stats["token"] == 1 and client.stats["retry"] == 1
+    finally:
+        server.close()
+
+
+def test_a_token_body_cut_off_for_good_is_a_transient_error(fake_time: FakeTime) -> None:
+    server = CutTokenServer(["cut"])
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            deadline=5.0,
+        )
+        with pytest.raises(TransientError, match=r"body.*giving up"):
+            client.get_manifest("v1")
+        assert server.token_gets >= 3
+    finally:
+        server.close()
