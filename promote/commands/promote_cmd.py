@@ -24,17 +24,24 @@ if TYPE_CHECKING:
     from promote.registry import Manifest, RegistryClient
 
 
-def parse_request(ctx: Context) -> Request:
-    """Every promote input, validated before the first network call."""
-    from promote.promotion import Request
-    from promote.reference import parse_repository, validate_digest, validate_tag
+def required_image(ctx: Context) -> Repository:
+    """The ``image`` input (required by promote and rollback), parsed strictly."""
+    from promote.reference import parse_repository
 
-    inputs = ctx.inputs
-    if not inputs.given("image"):
+    if not ctx.inputs.given("image"):
         raise InputError(
             "input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image"
         )
-    repository = parse_repository(inputs.str("image"))
+    return parse_repository(ctx.inputs.str("image"))
+
+
+def parse_request(ctx: Context) -> Request:
+    """Every promote input, validated before the first network call."""
+    from promote.promotion import Request
+    from promote.reference import validate_digest, validate_tag
+
+    inputs = ctx.inputs
+    repository = required_image(ctx)
     source_env = naming.validate_env(inputs.str("source-env"), input_name="source-env")
     target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
     if source_env == target_env:

@@ -42,15 +42,12 @@ class RevertRequest:
 
 def parse_request(ctx: Context) -> RollbackRequest:
     """Every rollback input, validated before the first network call."""
-    from promote.reference import parse_repository, validate_digest, validate_tag
+    from promote.commands.promote_cmd import required_image
+    from promote.reference import validate_digest, validate_tag
     from promote.rollback import RollbackRequest
 
     inputs = ctx.inputs
-    if not inputs.given("image"):
-        raise InputError(
-            "input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image"
-        )
-    repository = parse_repository(inputs.str("image"))
+    repository = required_image(ctx)
     target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
     rollback_to = inputs.str("rollback-to") or None
     if rollback_to is not None:
