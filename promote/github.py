@@ -341,7 +341,15 @@ class PromotionRecords:
         self._deployment = deployment
         self.deployment_id = int(deployment.id)
         self.log(f"GitHub deployment {self.deployment_id} ({self.environment}) created")
-        self._status("in_progress", self._description(outputs))
+        try:
+            self._status("in_progress", self._description(outputs))
+        except GitHubError as exc:
+            # Nothing was written to the registry: do not leave a deployment pending forever.
+            try:
+                self._status("error", f"promotion not started: {exc}")
+            except Exception as inner:
+                self.warn(f"deployment {self.deployment_id} is left pending: {inner}")
+            raise
 
     def fail(self, message: str) -> None:
         """Mark the deployment ``failure``; a GitHub error here only becomes a warning."""

@@ -262,6 +262,28 @@ def test_a_failed_success_status_says_the_promotion_is_complete(
     assert [s["state"] for s in dep["_statuses"]] == ["in_progress"]
 
 
+def test_a_failed_in_progress_status_leaves_no_pending_deployment(
+    server: GitHubServer, service: Path
+) -> None:
+    """Creating the deployment worked, marking it in_progress did not: nothing is written to
+    the registry, so the deployment is closed as `error` rather than left pending."""
+    from tests.support.github_server import Response
+
+    def refuse_in_progress(req: Any) -> Response:
+        if req.json().get("state") == "in_progress":
+            return Response(502, {"message": "Bad Gateway"})
+        return records_api.create_deployment_status(req)
+
+    server.add_route(
+        "POST", records_api.REPO + r"/deployments/(?P<id>[0-9]+)/statuses", refuse_in_progress
+    )
+    records = PromotionRecords.from_context(context(server), kind="promote")
+    with pytest.raises(GitHubError):
+        records.start(outputs(head(service)[:7]))
+    (dep,) = deployments(server)
+    assert [s["state"] for s in dep["_statuses"]] == ["error"]
+
+
 def test_unreachable_api_for_tags_is_a_github_error_not_an_internal_error() -> None:
     """Connection faults in the tag/release calls become GitHubError (one clear message;
     after the registry writes it says the promotion is complete), never a bare
