@@ -67,6 +67,11 @@ def valid_repository(name: str) -> bool:
     return name.split("/", 1)[1] not in {".", ".."}
 
 
+def throttle_enabled(env: Mapping[str, str]) -> bool:
+    """PyGithub's pacing between calls; ``PROMOTE_GITHUB_THROTTLE=false`` turns it off."""
+    return env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
+
+
 def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
     """An ``http(s)`` URL with a host; plain ``http`` only for loopback hosts."""
     from promote.reference import is_loopback_host
@@ -223,7 +228,7 @@ class PromotionRecords:
         if run_id.isdigit() and env.get("GITHUB_REPOSITORY"):
             http_url(server, what="GITHUB_SERVER_URL")
             log_url = f"{server.rstrip('/')}/{env['GITHUB_REPOSITORY']}/actions/runs/{run_id}"
-        throttle = env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
+        throttle = throttle_enabled(env)
         return cls(
             kind=kind,
             token=token,

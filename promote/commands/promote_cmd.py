@@ -197,8 +197,17 @@ def summary(the_plan: Plan, *, dry_run: bool, written: list[str], policy_origin:
     )
 
 
-def wants_records(ctx: Context) -> bool:
-    return any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release"))
+def records_for(ctx: Context, kind: str) -> PromotionRecords | None:
+    """The GitHub records asked for (deployment, tag, release), or ``None``.
+
+    Built here, before any network call, so the GitHub inputs (token, repository, URLs)
+    are validated with every other input.
+    """
+    if not any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release")):
+        return None
+    from promote.github import PromotionRecords
+
+    return PromotionRecords.from_context(ctx, kind=kind)
 
 
 def announce(ctx: Context, the_plan: Plan) -> None:
@@ -266,12 +275,7 @@ def run(ctx: Context) -> Result:
 
     request = parse_request(ctx)
     dry_run = ctx.inputs.bool("dry-run")
-    records = None
-    if wants_records(ctx):
-        from promote.github import PromotionRecords
-
-        # validates the GitHub inputs (token, repository) now, before any network call
-        records = PromotionRecords.from_context(ctx, kind="promote")
+    records = records_for(ctx, "promote")
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
     observed = promotion.observe(client, request, log=ctx.runner.log)

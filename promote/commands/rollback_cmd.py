@@ -82,7 +82,7 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
     if path and repo:
         raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
     if repo:
-        from promote.github import DEFAULT_API_URL, http_url, valid_repository
+        from promote.github import DEFAULT_API_URL, http_url, throttle_enabled, valid_repository
 
         if not valid_repository(repo):
             raise InputError(
@@ -96,7 +96,7 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
                 input_name="github-token",
             )
         api_url = http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
-        throttle = env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
+        throttle = throttle_enabled(env)
         from promote.flux.source import validate_git_ref
 
         ref = validate_git_ref(inputs.str("gitops-ref"))
@@ -218,20 +218,16 @@ def run(ctx: Context) -> Result:
         announce,
         finish,
         flux_policy,
+        records_for,
         registry_client,
-        wants_records,
         write,
     )
 
     request = parse_request(ctx)
     revert = parse_revert(ctx)
     dry_run = ctx.inputs.bool("dry-run")
-    records = None
     # git-tag/release are refused there (promote only) rather than silently ignored
-    if wants_records(ctx):
-        from promote.github import PromotionRecords
-
-        records = PromotionRecords.from_context(ctx, kind="rollback")
+    records = records_for(ctx, "rollback")
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
     log = ctx.runner.log
