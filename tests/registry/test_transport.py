@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -458,49 +459,32 @@ def test_media_type_inferred_when_neither_body_nor_header_names_one(
     assert client.get_manifest("v1").media_type == expected
 
 
-class CutBodyServer:
-    """Raw HTTP on loopback: ``/v2/`` answers 200; each other GET consumes one plan entry:
-    ``"cut"`` sends the headers and half the body then closes, ``"stall"`` sends half and
-    goes silent, ``"ok"`` sends it all (the last entry repeats)."""
+class RawServer:
+    """Raw HTTP/1.1 on a free loopback port: ``respond(path, headers, wfile)`` writes each
+    answer by hand (so a test can cut a body mid-way); threaded, stopped by :meth:`close`."""
 
-    def __init__(
-        self, body: bytes, headers: dict[str, str], plan: list[str], status: str = "200 OK"
-    ) -> None:
+    def __init__(self) -> None:
         import socketserver
+        import threading
 
-        self.body, self.headers, self.plan, self.status = body, headers, list(plan), status
-        self.gets = 0
         owner = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 line = self.rfile.readline().decode()
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
+                headers: dict[str, str] = {}
+                while (raw := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = raw.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
                 path = line.split(" ")[1] if " " in line else "/"
-                if path == "/v2/":
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-                    return
-                owner.gets += 1
-                step = owner.plan.pop(0) if len(owner.plan) > 1 else owner.plan[0]
-                head = "".join(f"{k}: {v}\r\n" for k, v in owner.headers.items())
-                self.wfile.write(
-                    f"HTTP/1.1 {owner.status}\r\n{head}Content-Length: {len(owner.body)}\r\n"
-                    "Connection: close\r\n\r\n".encode()
-                )
-                if step == "ok":
-                    self.wfile.write(owner.body)
-                    return
-                self.wfile.write(owner.body[: len(owner.body) // 2])
-                self.wfile.flush()
-                if step == "stall":
-                    time.sleep(2.0)
+                owner.respond(path, headers, self.wfile)
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        import threading
-
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def respond(self, path: str, headers: dict[str, str], wfile: Any) -> None:
+        raise NotImplementedError
 
     @property
     def host(self) -> str:
@@ -509,6 +493,38 @@ class CutBodyServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class CutBodyServer(RawServer):
+    """``/v2/`` answers 200; each other GET consumes one plan entry: ``"cut"`` sends the
+    headers and half the body then closes, ``"stall"`` sends half and goes silent, ``"ok"``
+    sends it all (the last entry repeats)."""
+
+    def __init__(
+        self, body: bytes, headers: dict[str, str], plan: list[str], status: str = "200 OK"
+    ) -> None:
+        self.body, self.headers, self.plan, self.status = body, headers, list(plan), status
+        self.gets = 0
+        super().__init__()
+
+    def respond(self, path: str, headers: dict[str, str], wfile: Any) -> None:
+        if path == "/v2/":
+            wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            return
+        self.gets += 1
+        step = self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
+        head = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
+        wfile.write(
+            f"HTTP/1.1 {self.status}\r\n{head}Content-Length: {len(self.body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        if step == "ok":
+            wfile.write(self.body)
+            return
+        wfile.write(self.body[: len(self.body) // 2])
+        wfile.flush()
+        if step == "stall":
+            time.sleep(2.0)
 
 
 @pytest.mark.parametrize("fault", ["cut", "stall"])
@@ -570,65 +586,42 @@ def test_an_error_body_cut_off_still_gives_the_status_error(
         server.close()
 
 
-class CutTokenServer:
-    """Raw HTTP on loopback: a Bearer registry that is its own token service. ``/v2/`` and
-    an unauthorised GET answer 401 with the challenge; each ``/token`` GET consumes one plan
-    entry (``"cut"``: headers and half the body, then close; ``"ok"``: the whole token);
-    an authorised manifest GET answers the manifest."""
+class CutTokenServer(RawServer):
+    """A Bearer registry that is its own token service. ``/v2/`` and an unauthorised GET
+    answer 401 with the challenge; each ``/token`` GET consumes one plan entry (``"cut"``:
+    headers and half the body, then close; ``"ok"``: the whole token); an authorised
+    manifest GET answers the manifest."""
 
     TOKEN = "tok-0123456789abcdef"
 
     def __init__(self, plan: list[str]) -> None:
-        import socketserver
-        import threading
-
         self.plan, self.token_gets = list(plan), 0
-        owner = self
+        super().__init__()
 
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                line = self.rfile.readline().decode()
-                auth = ""
-                while (header := self.rfile.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = header.decode().partition(":")
-                    if name.lower() == "authorization":
-                        auth = value.strip()
-                path = line.split(" ")[1] if " " in line else "/"
-                if path.startswith("/token"):
-                    owner.token_gets += 1
-                    step = owner.plan.pop(0) if len(owner.plan) > 1 else owner.plan[0]
-                    body = json.dumps({"token": CutTokenServer.TOKEN}).encode()
-                    self.wfile.write(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                    )
-                    self.wfile.write(body if step == "ok" else body[: len(body) // 2])
-                    return
-                if auth != f"Bearer {CutTokenServer.TOKEN}":
-                    realm = f"http://{owner.host}/token"
-                    self.wfile.write(
-                        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
-                        + f'WWW-Authenticate: Bearer realm="{realm}",service="t"\r\n'.encode()
-                        + b"Connection: close\r\n\r\n"
-                    )
-                    return
-                self.wfile.write(
-                    f"HTTP/1.1 200 OK\r\nContent-Type: {OCI}\r\nDocker-Content-Digest: "
-                    f"{DIGEST}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n".encode()
-                    + BODY
-                )
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, path: str, headers: dict[str, str], wfile: Any) -> None:
+        if path.startswith("/token"):
+            self.token_gets += 1
+            step = self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
+            body = json.dumps({"token": self.TOKEN}).encode()
+            wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            )
+            wfile.write(body if step == "ok" else body[: len(body) // 2])
+            return
+        if headers.get("authorization") != f"Bearer {self.TOKEN}":
+            realm = f"http://{self.host}/token"
+            wfile.write(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+                + f'WWW-Authenticate: Bearer realm="{realm}",service="t"\r\n'.encode()
+                + b"Connection: close\r\n\r\n"
+            )
+            return
+        wfile.write(
+            f"HTTP/1.1 200 OK\r\nContent-Type: {OCI}\r\nDocker-Content-Digest: "
+            f"{DIGEST}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n".encode()
+            + BODY
+        )
 
 
 def test_a_token_body_cut_off_is_retried(fake_time: FakeTime) -> None:
