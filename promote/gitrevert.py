@@ -28,7 +28,6 @@ changes the tag string but not what runs.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -36,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from promote.errors import GitHubError, GitOpsError
+from promote.gitcmd import run_git
 
 #: The setter marker Flux writes on every line it updates.
 MARKER = '"$imagepolicy"'
 #: Newest commits of the branch inspected through the API.
 MAX_COMMITS = 30
-GIT_TIMEOUT = 60.0
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
@@ -168,26 +167,16 @@ def _git(
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> tuple[int, str]:
-    """``git -C root args``; ``env`` (the action's environment) never lets git prompt."""
-    full_env = None if env is None else {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-            env=full_env,
-        )
-    except FileNotFoundError as exc:
-        raise GitOpsError("git is not installed; it is needed for revert-commit") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise GitOpsError(f"git {args[0]} took longer than {GIT_TIMEOUT:.0f}s") from exc
-    if check and proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise GitOpsError(f"git {args[0]} failed in {root}: {lines[-1] if lines else ''}")
-    return proc.returncode, proc.stdout
+    """``git -C root args`` as text; ``env`` (the action's environment) never lets git prompt."""
+    proc = run_git(
+        root,
+        *args,
+        purpose="revert the automation commit (revert-commit)",
+        stdin=None if stdin is None else stdin.encode(),
+        env=env,
+        check=check,
+    )
+    return proc.returncode, proc.stdout.decode("utf-8", "replace")
 
 
 def find_local(

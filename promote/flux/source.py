@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +61,6 @@ __all__ = [
 DEFAULT_API_URL = "https://api.github.com"
 #: Commits examined (per marker file) when looking for the one that wrote a tag.
 MAX_COMMITS_SEARCHED = 20
-GIT_TIMEOUT = 120.0
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 _REPO_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
@@ -183,22 +181,9 @@ def source_from_inputs(
 
 
 def _git(root: Path, *args: str, input: bytes | None = None) -> bytes:
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args],
-            input=input,
-            capture_output=True,
-            timeout=GIT_TIMEOUT,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise GitOpsError("git is not installed; it is needed to read gitops-ref") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise GitOpsError(f"git {args[0]} took longer than {GIT_TIMEOUT:.0f}s") from exc
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitOpsError(f"git {args[0]} failed in {root}: {message[-1] if message else ''}")
-    return proc.stdout
+    from promote.gitcmd import run_git
+
+    return run_git(root, *args, purpose="read gitops-ref", stdin=input).stdout
 
 
 @dataclass
