@@ -355,7 +355,7 @@ def test_a_tag_moved_since_the_plan_is_refused_before_any_write(
 
     assert run.status == 1, run.log
     assert run.errors == [
-        f"source-tag {STAGING} now names {moved.digest}, not the given source-digest "
+        f"::error::source-tag {STAGING} now names {moved.digest}, not the given source-digest "
         f"{planned.digest}; nothing was written"
     ], run.log
     assert "Traceback" not in run.log
