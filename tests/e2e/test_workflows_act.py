@@ -80,6 +80,14 @@ def example_caller(image: str) -> str:
     return EXAMPLE_CALLER_TEXT.replace(EXAMPLE_IMAGE_LINE, f"      image: {image}\n")
 
 
+def dispatch_example(
+    service_repo: ServiceRepo, act: ActRunner, history: History, inputs: dict[str, str]
+) -> ActResult:
+    """Run the example caller (image pointed at ``history``) with ``workflow_dispatch``."""
+    repo = service_repo({"promote.yml": example_caller(history.image)})
+    return act(repo, "workflow_dispatch", ".github/workflows/promote.yml", inputs=inputs)
+
+
 def set_outputs(result: ActResult) -> dict[str, str]:
     """Single-line outputs the action set, as act logs them (``::set-output:: k=v``)."""
     found: dict[str, str] = {}
@@ -136,14 +144,8 @@ def history(registry: RegistryServer, repo_path: str) -> Iterator[History]:
 def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
     history: History, service_repo: ServiceRepo, act: ActRunner
 ) -> None:
-    repo = service_repo({"promote.yml": example_caller(history.image)})
     started = time.time()
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"source-tag": history.source_tag},
-    )
+    result = dispatch_example(service_repo, act, history, {"source-tag": history.source_tag})
     report("caller -> reusable workflow -> later job", result)
     assert result.returncode == 0, result.log[-8000:]
 
@@ -217,13 +219,9 @@ def test_workflow_dispatch_with_inputs_and_a_registry_secret(
 def test_dry_run_plans_everything_and_writes_nothing(
     history: History, service_repo: ServiceRepo, act: ActRunner
 ) -> None:
-    repo = service_repo({"promote.yml": example_caller(history.image)})
     started = time.time()
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"source-tag": history.source_tag, "dry-run": "true"},
+    result = dispatch_example(
+        service_repo, act, history, {"source-tag": history.source_tag, "dry-run": "true"}
     )
     report("dry run", result)
     assert result.returncode == 0, result.log[-8000:]
@@ -248,13 +246,7 @@ def test_a_digest_already_in_production_asks_no_approval(
     history.seeder.tag(history.repo, history.source_tag, "production")
     history.seeder.tag(history.repo, history.source_tag, "production-v1.4.3-aaaaaaa-1700000200")
     before = history.tags()
-    repo = service_repo({"promote.yml": example_caller(history.image)})
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"source-tag": history.source_tag},
-    )
+    result = dispatch_example(service_repo, act, history, {"source-tag": history.source_tag})
     report("no change", result)
     assert result.returncode == 0, result.log[-8000:]
     assert job_ran(result, "plan") and not job_ran(result, "promote")
@@ -267,13 +259,7 @@ def test_a_digest_already_in_production_asks_no_approval(
 def test_bad_input_fails_the_job_with_the_error_in_the_log(
     history: History, service_repo: ServiceRepo, act: ActRunner
 ) -> None:
-    repo = service_repo({"promote.yml": example_caller(history.image)})
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"source-tag": "latest"},
-    )
+    result = dispatch_example(service_repo, act, history, {"source-tag": "latest"})
     report("bad input", result)
     assert result.returncode != 0
     errors = [line for line in result.log.splitlines() if "::error::" in line]

@@ -14,7 +14,7 @@ test that evaluates it instead of being judged wrongly.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _TOKEN = re.compile(
@@ -105,19 +105,18 @@ class _Parser:
         return value
 
     def or_(self) -> Any:
-        value = self.and_()
-        while self.peek() == ("op", "||"):
-            self.take()
-            right = self.and_()
-            value = value if _truthy(value) else right
-        return value
+        return self.chain("||", self.and_, lambda left, right: left if _truthy(left) else right)
 
     def and_(self) -> Any:
-        value = self.unary()
-        while self.peek() == ("op", "&&"):
+        return self.chain("&&", self.unary, lambda left, right: right if _truthy(left) else left)
+
+    def chain(self, op: str, operand: Callable[[], Any], combine: Callable[[Any, Any], Any]) -> Any:
+        """``operand (op operand)*``, folded left with ``combine`` (both sides evaluated:
+        the expressions are pure, so short-circuiting changes nothing)."""
+        value = operand()
+        while self.peek() == ("op", op):
             self.take()
-            right = self.unary()
-            value = right if _truthy(value) else value
+            value = combine(value, operand())
         return value
 
     def unary(self) -> Any:
