@@ -5,6 +5,9 @@
 # docker-library/repo-info repos/python/remote/3.11-slim-bookworm.md. Bump both together.
 # BASE_IMAGE exists only so that a machine without Docker Hub (the e2e tests) can substitute
 # an equivalent local image; nothing else in this file changes for them.
+# Keep the form `ARG BASE_IMAGE=<unquoted ref@sha256:...>` + `FROM ${BASE_IMAGE}` (braces):
+# OpenSSF Scorecard (>= v5.3.0) substitutes the ARG default and reads the FROM as pinned
+# (tests/e2e/test_packaging.py applies its rule).
 ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 FROM ${BASE_IMAGE}
 

@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean action-yml
 
-$(STAMP): pyproject.toml
+# Every tool CI runs is pinned and hash-checked (requirements/dev.txt, compiled from dev.in),
+# pip and setuptools included: a new release of a tool cannot turn CI red by itself.
+$(STAMP): pyproject.toml requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP)

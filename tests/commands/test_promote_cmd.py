@@ -327,3 +327,47 @@ def test_artifact_without_a_readable_revision_is_one_clear_error(
     (error,) = run.errors
     assert "commit-sha" in error and "internal error" not in error
     assert seeder.tags(repo_path) == ["staging-artifact"]
+
+
+@pytest.mark.registry
+def test_a_tag_moved_since_the_plan_is_refused_before_any_write(
+    tmp_path: Path, registry: RegistryServer, repo_path: str, clients: list[Any]
+) -> None:
+    """promote.yml's gated job passes the planned digest with the tag: if the tag was moved
+    while the run waited for approval, the promotion stops with one error (exit 1, the
+    registry row of the README's exit-code table) before anything is written."""
+    seeder = registry.seeder()
+    seed_history(seeder, repo_path, ["1.4.2"])
+    planned = seeder.oci_image(repo_path, STAGING)
+    plan = promote(tmp_path, registry, repo_path, **{"source-tag": STAGING, "dry-run": "true"})
+    assert plan.status == 0, plan.log
+    assert plan.outputs["digest"] == planned.digest
+    moved = seeder.oci_image(repo_path, STAGING, layer_size=999)
+    assert moved.digest != planned.digest
+    before = sorted(seeder.tags(repo_path))
+
+    run = promote(
+        tmp_path,
+        registry,
+        repo_path,
+        **{"source-tag": STAGING, "source-digest": planned.digest},
+    )
+
+    assert run.status == 1, run.log
+    assert run.errors == [
+        f"::error::source-tag {STAGING} now names {moved.digest}, not the given source-digest "
+        f"{planned.digest}; nothing was written"
+    ], run.log
+    assert "Traceback" not in run.log
+    assert run.outputs == {}
+    assert clients[-1].stats["manifest-put"] == 0
+    assert sorted(seeder.tags(repo_path)) == before
+    # The same request with the digest the tag names now goes through: the check is exact.
+    again = promote(
+        tmp_path,
+        registry,
+        repo_path,
+        **{"source-tag": STAGING, "source-digest": moved.digest},
+    )
+    assert again.status == 0, again.log
+    assert again.outputs["digest"] == moved.digest

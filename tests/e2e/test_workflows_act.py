@@ -23,13 +23,15 @@ import pytest
 
 from tests.e2e.conftest import ActRunner, ServiceRepo
 from tests.support.docker import ROOT, ActResult, action_ref
+from tests.support.faultproxy import Exchange, Fault, FaultProxy
 from tests.support.github_server import GitHubServer, commit_all, init_repo
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded, Seeder
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLE_CALLER = (ROOT / "examples/workflows/service-promote.yml").read_text(encoding="utf-8")
+EXAMPLE_CALLER_TEXT = (ROOT / "examples/workflows/service-promote.yml").read_text(encoding="utf-8")
+EXAMPLE_IMAGE_LINE = "      image: ghcr.io/acme/backend\n"
 REUSABLE = (ROOT / ".github/workflows/promote.yml").read_text(encoding="utf-8")
 GATE_CALLER = (ROOT / "examples/workflows/gitops-gate.yml").read_text(encoding="utf-8")
 GITOPS_EXAMPLE = ROOT / "examples" / "gitops"
@@ -72,6 +74,20 @@ class History:
         assert (data, digest) == (self.old.data, self.old.digest)
 
 
+def example_caller(image: str) -> str:
+    """The example caller with only its fixed image line pointed at the test registry."""
+    assert EXAMPLE_CALLER_TEXT.count(EXAMPLE_IMAGE_LINE) == 1
+    return EXAMPLE_CALLER_TEXT.replace(EXAMPLE_IMAGE_LINE, f"      image: {image}\n")
+
+
+def dispatch_example(
+    service_repo: ServiceRepo, act: ActRunner, history: History, inputs: dict[str, str]
+) -> ActResult:
+    """Run the example caller (image pointed at ``history``) with ``workflow_dispatch``."""
+    repo = service_repo({"promote.yml": example_caller(history.image)})
+    return act(repo, "workflow_dispatch", ".github/workflows/promote.yml", inputs=inputs)
+
+
 def set_outputs(result: ActResult) -> dict[str, str]:
     """Single-line outputs the action set, as act logs them (``::set-output:: k=v``)."""
     found: dict[str, str] = {}
@@ -80,6 +96,31 @@ def set_outputs(result: ActResult) -> dict[str, str]:
         if match:
             found[match.group("name")] = match.group("value")
     return found
+
+
+def job_ran(result: ActResult, job: str) -> bool:
+    """Whether act ran a step of the reusable workflow's job ``job`` (``plan``, ``promote``)."""
+    return f"/{job}] ⭐ Run Main" in result.log
+
+
+def plan_summary(result: ActResult) -> dict[str, str]:
+    """The plan job's approval summary rows (``| key | value |``), as act logs the step."""
+    rows: dict[str, str] = {}
+    for line in result.step_lines("| "):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] and not cells[0].startswith("-"):
+            rows[cells[0]] = cells[1].strip("`")
+    return rows
+
+
+def assert_planned_then_promoted(result: ActResult, history: History) -> None:
+    """The plan job resolved the tag and summarised it before the gated job promoted it."""
+    plan = plan_summary(result)
+    assert plan["digest"] == history.staging.digest, plan
+    assert plan["source"] == history.source_tag
+    assert plan["previous production"].startswith(OLD_TAG)
+    assert result.log.index("/plan] ⭐ Run Main") < result.log.index("/promote] ⭐ Run Main")
+    assert any("Approve the promote job" in line for line in result.step_lines("Approve"))
 
 
 def report(name: str, result: ActResult) -> None:
@@ -103,14 +144,8 @@ def history(registry: RegistryServer, repo_path: str) -> Iterator[History]:
 def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
     history: History, service_repo: ServiceRepo, act: ActRunner
 ) -> None:
-    repo = service_repo({"promote.yml": EXAMPLE_CALLER})
     started = time.time()
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"image": history.image, "source-tag": history.source_tag},
-    )
+    result = dispatch_example(service_repo, act, history, {"source-tag": history.source_tag})
     report("caller -> reusable workflow -> later job", result)
     assert result.returncode == 0, result.log[-8000:]
 
@@ -134,6 +169,9 @@ def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
     assert (data, digest) == (history.old.data, history.old.digest)
     # The verify job is opt-in: no gitops-repo, so it did not run.
     assert "verify-flux" not in result.log
+    # Planned (digest and tags shown for the approval), then the gated job promoted it.
+    assert_planned_then_promoted(result, history)
+    assert result.step_lines("record: ") == ["record: Production is now 1.4.3"]
 
 
 def test_workflow_dispatch_with_inputs_and_a_registry_secret(
@@ -175,18 +213,15 @@ def test_workflow_dispatch_with_inputs_and_a_registry_secret(
     history.assert_points_at_staging(out["tag"])
     history.assert_points_at_staging("production")
     assert basic_registry.password not in result.log
+    assert_planned_then_promoted(result, history)
 
 
 def test_dry_run_plans_everything_and_writes_nothing(
     history: History, service_repo: ServiceRepo, act: ActRunner
 ) -> None:
-    repo = service_repo({"promote.yml": EXAMPLE_CALLER})
     started = time.time()
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"image": history.image, "source-tag": history.source_tag, "dry-run": "true"},
+    result = dispatch_example(
+        service_repo, act, history, {"source-tag": history.source_tag, "dry-run": "true"}
     )
     report("dry run", result)
     assert result.returncode == 0, result.log[-8000:]
@@ -197,27 +232,85 @@ def test_dry_run_plans_everything_and_writes_nothing(
     assert out["previous-tag"] == OLD_TAG
     history.assert_unchanged()
     assert out["tag"] not in history.tags()
+    # A dry run is planned and summarised, and never reaches the production job.
+    assert plan_summary(result)["digest"] == history.staging.digest
+    assert job_ran(result, "plan") and not job_ran(result, "promote")
+    assert result.step_lines("record: ") == [
+        "record: Dry run: production would become 1.4.3 (nothing written)"
+    ]
+
+
+def test_a_digest_already_in_production_asks_no_approval(
+    history: History, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    history.seeder.tag(history.repo, history.source_tag, "production")
+    history.seeder.tag(history.repo, history.source_tag, "production-v1.4.3-aaaaaaa-1700000200")
+    before = history.tags()
+    result = dispatch_example(service_repo, act, history, {"source-tag": history.source_tag})
+    report("no change", result)
+    assert result.returncode == 0, result.log[-8000:]
+    assert job_ran(result, "plan") and not job_ran(result, "promote")
+    assert result.step_lines("record: ") == [
+        "record: Production already is 1.4.3 (nothing written)"
+    ]
+    assert history.tags() == before
 
 
 def test_bad_input_fails_the_job_with_the_error_in_the_log(
     history: History, service_repo: ServiceRepo, act: ActRunner
 ) -> None:
-    repo = service_repo({"promote.yml": EXAMPLE_CALLER})
-    result = act(
-        repo,
-        "workflow_dispatch",
-        ".github/workflows/promote.yml",
-        inputs={"image": history.image, "source-tag": "latest"},
-    )
+    result = dispatch_example(service_repo, act, history, {"source-tag": "latest"})
     report("bad input", result)
     assert result.returncode != 0
     errors = [line for line in result.log.splitlines() if "::error::" in line]
     assert errors, result.log[-8000:]
     assert any("latest" in line and "source-tag" in line for line in errors), errors
     assert "Traceback" not in result.log
-    # The later job never ran, and nothing was written.
+    # The plan failed: the production job and the later job never ran, nothing was written.
     assert result.values("promoted.") == {}
+    assert not job_ran(result, "promote")
     history.assert_unchanged()
+
+
+def test_a_tag_moved_after_the_plan_fails_the_gated_job_and_writes_nothing(
+    history: History, service_repo: ServiceRepo, act: ActRunner
+) -> None:
+    """The approval is for the planned digest: the gated job gets it as source-digest, so a
+    staging tag moved while the run waited for approval fails loudly instead of promoting
+    the new image. The tag is moved (in the real registry) exactly when the gated job asks
+    for it: the second GET of the tag through a proxy (the plan made the first)."""
+    moved: list[str] = []
+
+    def move_tag(_exchange: Exchange) -> None:
+        other = history.seeder.oci_image(history.repo, history.source_tag, layer_size=4321)
+        moved.append(other.digest)
+
+    repo = service_repo({"promote.yml": REUSABLE})
+    with FaultProxy(history.server.url) as proxy:
+        tag_path = rf"/manifests/{re.escape(history.source_tag)}$"
+        proxy.add(Fault.hook(move_tag), method="GET", path=tag_path, nth=[2])
+        image = f"{proxy.host}/{history.repo}"
+        result = act(
+            repo,
+            "workflow_dispatch",
+            ".github/workflows/promote.yml",
+            inputs={"image": image, "source-tag": history.source_tag},
+        )
+    report("tag moved after the plan", result)
+    assert result.returncode != 0
+    assert moved, "the gated job never asked for the tag"
+    assert plan_summary(result)["digest"] == history.staging.digest
+    errors = [line for line in result.log.splitlines() if "::error::" in line]
+    assert any(
+        f"now names {moved[0]}, not the given source-digest {history.staging.digest}" in line
+        for line in errors
+    ), errors
+    assert "Traceback" not in result.log
+    # Nothing was written: no production tag, production still the old release.
+    tags = history.tags()
+    assert not [t for t in tags if t.startswith("production-v") and t != OLD_TAG], tags
+    data, _, digest = history.seeder.raw_manifest(history.repo, "production")
+    assert (data, digest) == (history.old.data, history.old.digest)
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["clean-tree", "latest-tag"])
