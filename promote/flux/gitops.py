@@ -391,19 +391,10 @@ class _Walker:
     def _scalar(self, node: yaml.ScalarNode, path: tuple[str | int, ...]) -> None:
         if node.tag == "tag:yaml.org,2002:null" and node.value == "":
             return  # an empty value: no scalar text the comment could trail
-        end = node.end_mark
-        if node.style in {"|", ">"}:
-            # a block scalar's line comment follows its header on the first line
-            line_no = node.start_mark.line
-            text = self.source[line_no] if line_no < len(self.source) else ""
-            rest = text[node.start_mark.column + 1 :].lstrip("+-0123456789")
-        else:
-            line_no = end.line
-            text = self.source[line_no] if line_no < len(self.source) else ""
-            rest = text[end.column :]
-        if not rest[:1].isspace() or not rest.strip().startswith("#"):
+        found = line_comment(node, self.source)
+        if found is None:
             return
-        comment = rest.strip()
+        line_no, comment = found
         setter = decode_marker_comment(comment)
         if setter is None:
             if MARKER_KEY in comment:
@@ -431,6 +422,26 @@ class _Walker:
         )
         self.markers.append(marker)
         self.markers_by_pos[(node.start_mark.line, node.start_mark.column)] = marker
+
+
+def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | None:
+    """The trailing comment of a scalar value as ``(0-based line, "# ...")``, or ``None``.
+
+    A block scalar's comment follows its header (``|`` / ``>``) on the first line; any other
+    scalar's follows its last character, after at least one space.
+    """
+    end = node.end_mark
+    if node.style in {"|", ">"}:
+        line_no = node.start_mark.line
+        text = source[line_no] if line_no < len(source) else ""
+        rest = text[node.start_mark.column + 1 :].lstrip("+-0123456789")
+    else:
+        line_no = end.line
+        text = source[line_no] if line_no < len(source) else ""
+        rest = text[end.column :]
+    if not rest[:1].isspace() or not rest.strip().startswith("#"):
+        return None
+    return line_no, rest.strip()
 
 
 def _unread_comments(
