@@ -274,46 +274,13 @@ def _object_id(data: Any) -> ObjectId:
 
 #: go-yaml v2's (YAML 1.1) special plain scalars that are not strings.
 _YAML11_SPECIAL = frozenset(
-    [
-        "y",
-        "Y",
-        "yes",
-        "Yes",
-        "YES",
-        "n",
-        "N",
-        "no",
-        "No",
-        "NO",
-        "true",
-        "True",
-        "TRUE",
-        "false",
-        "False",
-        "FALSE",
-        "on",
-        "On",
-        "ON",
-        "off",
-        "Off",
-        "OFF",
-        "~",
-        "null",
-        "Null",
-        "NULL",
-        ".nan",
-        ".NaN",
-        ".NAN",
-        ".inf",
-        ".Inf",
-        ".INF",
-        "+.inf",
-        "+.Inf",
-        "+.INF",
-        "-.inf",
-        "-.Inf",
-        "-.INF",
-    ]
+    (
+        *("y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO"),
+        *("true", "True", "TRUE", "false", "False", "FALSE"),
+        *("on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL"),
+        *(".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF"),
+        *("+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF"),
+    )
 )
 _YAML11_INT = re.compile(r"[-+]?(?:0b[01_]+|0x[0-9a-fA-F_]+|0o?[0-7_]+|[0-9][0-9_]*)")
 _YAML11_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
