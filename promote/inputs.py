@@ -60,7 +60,8 @@ class InputSpec:
 INPUTS: tuple[InputSpec, ...] = (
     InputSpec(
         "command",
-        "What to do: `promote` (default), `rollback`, `check`, `verify-flux`, `build-tags`.",
+        "What to do: `promote` (default), `rollback`, `check`, `verify-flux`, `build-tags`, "
+        "`automate`, `predict`.",
         "promote",
     ),
     InputSpec(
@@ -131,22 +132,22 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec(
         "gitops-path",
         "Path of a GitOps checkout (default: the workspace for `check`).",
-        commands=("check", "verify-flux", "promote", "rollback"),
+        commands=("check", "verify-flux", "promote", "rollback", "automate", "predict"),
     ),
     InputSpec(
         "gitops-repo",
         "GitOps repository `owner/name`, read through the GitHub API.",
-        commands=("verify-flux", "promote", "rollback"),
+        commands=("verify-flux", "promote", "rollback", "predict"),
     ),
     InputSpec(
         "gitops-ref",
         "Branch, tag or sha of `gitops-repo` (default: its default branch).",
-        commands=("verify-flux", "promote", "rollback"),
+        commands=("verify-flux", "promote", "rollback", "automate", "predict"),
     ),
     InputSpec(
         "policy",
         "Flux ImagePolicy as `namespace:name`.",
-        commands=("verify-flux", "promote", "rollback"),
+        commands=("verify-flux", "promote", "rollback", "predict"),
     ),
     InputSpec(
         "expected-tag",

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 #: Flux's image automation API group; ``v1`` and ``v1beta2`` share one spec.
 IMAGE_API_GROUP = "image.toolkit.fluxcd.io"
 FLUX_KINDS = ("ImageRepository", "ImagePolicy", "ImageUpdateAutomation")
+#: source-controller's API group and the source kind an automation checks out.
+SOURCE_API_GROUP = "source.toolkit.fluxcd.io"
+SOURCE_KINDS = ("GitRepository",)
 #: Environment folder names, in promotion order.
 ENVS = ("develop", "staging", "production")
 #: The marker key; the reader screens files for it *with* the double quotes.
@@ -179,6 +182,8 @@ class GitOpsTree:
     unparseable: list[tuple[str, int, str]] = field(default_factory=list)
     #: the revision the tree was read at (a commit sha), when known
     revision: str | None = None
+    #: source-controller ``GitRepository`` objects (what an automation's sourceRef names)
+    sources: list[FluxObject] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[FluxObject]:
         return [o for o in self.objects if o.kind == kind]
@@ -283,6 +288,17 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
                 tree.objects.append(obj)
             elif isinstance(data, Mapping):
                 tree.images.extend(_images(path, node, data, walker.markers_by_pos))
+                source = _flux_object(
+                    path,
+                    node,
+                    data,
+                    walker.lines,
+                    namespaces,
+                    kinds=SOURCE_KINDS,
+                    group=SOURCE_API_GROUP,
+                )
+                if source is not None:
+                    tree.sources.append(source)
         tree.markers.extend(found_markers)
         if screened:
             tree.ignored.extend(_unread_comments(path, lines, found_markers))
@@ -338,14 +354,17 @@ def _flux_object(
     data: Any,
     lines: Mapping[tuple[str | int, ...], int],
     namespaces: Mapping[str, str],
+    *,
+    kinds: tuple[str, ...] = FLUX_KINDS,
+    group: str = IMAGE_API_GROUP,
 ) -> FluxObject | None:
     if not isinstance(data, Mapping):
         return None
     api = data.get("apiVersion")
     kind = data.get("kind")
-    if not isinstance(api, str) or kind not in FLUX_KINDS:
+    if not isinstance(api, str) or kind not in kinds:
         return None
-    if api.split("/", 1)[0] != IMAGE_API_GROUP:
+    if api.split("/", 1)[0] != group:
         return None
     meta = data.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
