@@ -151,7 +151,7 @@ INPUTS: tuple[InputSpec, ...] = (
     ),
     InputSpec(
         "expected-tag",
-        "Tag the markers must carry (`verify-flux`).",
+        "Tag the markers must carry (`verify-flux`; default: the tag Flux would select now).",
         commands=("verify-flux",),
     ),
     InputSpec(

@@ -79,8 +79,18 @@ def local_source(ctx: Context) -> LocalSource:
     return source
 
 
-def latest_refs(ctx: Context, tree: GitOpsTree, policies: list[FluxObject]) -> list[LatestRef]:
-    """Select each policy's tag from its ImageRepository's registry (one tag list per image)."""
+def latest_refs(
+    ctx: Context,
+    tree: GitOpsTree,
+    policies: list[FluxObject],
+    *,
+    registry_image: str | None = None,
+) -> list[LatestRef]:
+    """Select each policy's tag from its ImageRepository's registry (one tag list per image).
+
+    ``registry_image`` lists the tags from another repository than the ImageRepository's
+    ``spec.image`` (``verify-flux``'s ``image`` input); ``latestRef.name`` stays the latter.
+    """
     from promote.commands.promote_cmd import registry_client
     from promote.flux import filter_out_tags
     from promote.flux.gitops import find_policies
@@ -103,16 +113,17 @@ def latest_refs(ctx: Context, tree: GitOpsTree, policies: list[FluxObject]) -> l
         if not image:
             out.append(missing("its ImageRepository (or its spec.image) is not in the tree"))
             continue
-        if image not in tags_by_image:
+        listed_from = registry_image or image
+        if listed_from not in tags_by_image:
             try:
-                repository = parse_repository(image)
+                repository = parse_repository(listed_from)
                 with registry_client(ctx, repository) as client:
-                    tags_by_image[image] = client.list_tags()
+                    tags_by_image[listed_from] = client.list_tags()
             except PromoteError as exc:
-                tags_by_image[image] = str(exc)
-        listed = tags_by_image[image]
+                tags_by_image[listed_from] = str(exc)
+        listed = tags_by_image[listed_from]
         if isinstance(listed, str):
-            out.append(missing(f"cannot list the tags of {image}: {listed}"))
+            out.append(missing(f"cannot list the tags of {listed_from}: {listed}"))
             continue
         kept = filter_out_tags(sorted(listed, reverse=True), exclusions_for(tree, obj) or None)
         if not kept:
@@ -130,7 +141,7 @@ def latest_refs(ctx: Context, tree: GitOpsTree, policies: list[FluxObject]) -> l
             continue
         digest = None
         if entry.policy.digest_reflection_policy in {"IfNotPresent", "Always"}:
-            with registry_client(ctx, parse_repository(image)) as client:
+            with registry_client(ctx, parse_repository(listed_from)) as client:
                 found = client.head_manifest(selection.tag)
             digest = found.digest if found is not None else None
         out.append(LatestRef(obj.ref, obj.namespace, obj.name, image, selection.tag, digest))

@@ -73,14 +73,19 @@ def would_change(tree: GitOpsTree, files: dict[str, str], ref: LatestRef) -> boo
 
 
 def predictions(
-    ctx: Context, tree: GitOpsTree, files: dict[str, str], policy: str | None
+    ctx: Context,
+    tree: GitOpsTree,
+    files: dict[str, str],
+    policy: str | None,
+    *,
+    registry_image: str | None = None,
 ) -> list[PolicyPrediction]:
     from promote.commands.automate_cmd import latest_refs
     from promote.flux.verify import policy_object
 
     objs = [policy_object(tree, policy)] if policy else tree.policies
     out = []
-    for ref in latest_refs(ctx, tree, objs):
+    for ref in latest_refs(ctx, tree, objs, registry_image=registry_image):
         out.append(
             PolicyPrediction(
                 ref.policy,

@@ -223,3 +223,38 @@ def test_an_unsupported_message_template_is_one_clear_error_and_nothing_is_writt
     assert len(run.errors) == 1 and message in run.errors[0], run.log
     assert "Traceback" not in run.log
     assert git(bare, "rev-parse", "main").strip() == head
+
+
+def test_verify_flux_without_expected_tag_checks_what_flux_would_select_now(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    clone = Path(str(lab["clone"]))
+    tags: dict[str, dict[str, str]] = lab["tags"]  # type: ignore[assignment]
+    policy = "flux-system:backend-staging"
+    inputs = {
+        "command": "verify-flux",
+        "gitops-path": str(clone),
+        "gitops-ref": "origin/main",
+        "policy": policy,
+    }
+    before = run_action(tmp_path, inputs)
+    assert before.status == 1, before.log
+    # a failed verification still reports its outputs
+    assert before.outputs["synced"] == "false"
+    assert before.outputs["predicted-tag"] == tags["backend"]["staging"]
+    assert json.loads(before.outputs["predictions"]) == [
+        {
+            "policy": policy,
+            "selected": tags["backend"]["staging"],
+            "git": "staging-3f9c2ab-1764093600",
+            "changes": True,
+        }
+    ]
+    assert run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)}).status == 0
+    for app in ("backend", "frontend"):
+        for env in ("develop", "staging", "production"):
+            after = run_action(tmp_path, {**inputs, "policy": f"flux-system:{app}-{env}"})
+            assert after.status == 0, after.log
+            assert after.outputs["synced"] == "true"
+            assert after.outputs["predicted-tag"] == tags[app][env]
+            assert len(after.outputs["commit"]) == 40
