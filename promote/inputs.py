@@ -219,6 +219,15 @@ INPUTS: tuple[InputSpec, ...] = (
         kind="list",
         commands=("build-tags",),
     ),
+    # --- issue 15: the chapter on one machine ----------------------------------------------
+    InputSpec(
+        "revert-local",
+        "With `revert-commit` and a `gitops-path` whose branch has no upstream: commit the "
+        "revert in the checkout only, with a warning (`true`/`false`; default: refuse).",
+        "false",
+        kind="bool",
+        commands=("rollback",),
+    ),
 )
 
 INPUT_NAMES: frozenset[str] = frozenset(spec.name for spec in INPUTS)
