@@ -265,6 +265,9 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
     for path in paths:
         text = files[path]
         screened = SCREEN_TOKEN in text
+        # comments naming the key without the double quotes are read only to warn: Flux
+        # does not even parse such a file for markers
+        mentions = screened or MARKER_KEY in text
         try:
             docs = _load_documents(text)
         except yaml.YAMLError as exc:
@@ -279,7 +282,7 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
         lines = text.splitlines()
         found_markers: list[Marker] = []
         for node, data in docs:
-            walker = _Walker(path, lines, screened)
+            walker = _Walker(path, lines, screened, mentions=mentions)
             walker.walk(node, ())
             found_markers.extend(walker.markers)
             tree.ignored.extend(walker.ignored)
@@ -300,7 +303,7 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
                 if source is not None:
                     tree.sources.append(source)
         tree.markers.extend(found_markers)
-        if screened:
+        if mentions:
             tree.ignored.extend(_unread_comments(path, lines, found_markers))
     return tree
 
@@ -385,10 +388,13 @@ def _flux_object(
 class _Walker:
     """Visits one document's nodes: field lines, and markers on scalar values."""
 
-    def __init__(self, path: str, lines: list[str], screened: bool) -> None:
+    def __init__(
+        self, path: str, lines: list[str], screened: bool, *, mentions: bool = False
+    ) -> None:
         self.path = path
         self.source = lines
         self.screened = screened
+        self.mentions = mentions or screened
         self.lines: dict[tuple[str | int, ...], int] = {}
         self.markers: list[Marker] = []
         self.markers_by_pos: dict[tuple[int, int], Marker] = {}
@@ -404,7 +410,7 @@ class _Walker:
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.walk(item, (*path, index))
-        elif isinstance(node, yaml.ScalarNode) and self.screened:
+        elif isinstance(node, yaml.ScalarNode) and self.mentions:
             self._scalar(node, path)
 
     def _scalar(self, node: yaml.ScalarNode, path: tuple[str | int, ...]) -> None:
@@ -415,14 +421,21 @@ class _Walker:
             return
         line_no, comment = found
         setter = decode_marker_comment(comment)
-        if setter is None:
+        if setter is None or not self.screened:
             if MARKER_KEY in comment:
+                quoted = "" if self.screened else " (single quotes or no quotes)"
                 self.ignored.append(
                     IgnoredComment(
                         self.path,
                         line_no + 1,
-                        "this comment is not a JSON object of strings with "
-                        f'"{MARKER_KEY}", so Flux ignores it',
+                        f"this comment is not a JSON object of strings with "
+                        f'"{MARKER_KEY}"{quoted}, so Flux ignores it'
+                        + (
+                            ""
+                            if self.screened
+                            else f'; Flux reads only files containing "{MARKER_KEY}" '
+                            "with the double quotes"
+                        ),
                     )
                 )
             return

@@ -222,9 +222,12 @@ def test_only_double_quoted_key_files_with_manifest_names_are_screened() -> None
     }
     tree = scan(files)
     assert sorted(m.file for m in tree.markers) == ["a.yaml", "b.yml", "dir/Kustomization"]
-    # without the double quotes the file is not even read for markers
-    tree = scan({"f.yaml": "image: x:1 # {$imagepolicy: ns:p}\n"})
-    assert tree.markers == [] and tree.ignored == []
+    # without the double quotes Flux does not even read the file for markers: warned
+    for comment in ("{$imagepolicy: ns:p}", "{'$imagepolicy': 'ns:p'}"):
+        tree = scan({"f.yaml": f"image: x:1 # {comment}\n"})
+        assert tree.markers == []
+        assert [(c.file, c.line) for c in tree.ignored] == [("f.yaml", 1)]
+        assert "double quotes" in tree.ignored[0].reason
 
 
 def test_unparseable_yaml_is_skipped_and_reported() -> None:
