@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean action-yml
+.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean action-yml lab lab-stop
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,13 @@ clean:
 # Regenerate action.yml from promote/inputs.py and promote/outputs.py.
 action-yml: $(STAMP)
 	$(PY) scripts/gen_action_yml.py
+
+# The course chapter on one machine (docs/lab.md): registry, GitOps repo, builds, automation,
+# promotion, verification and both rollbacks. LAB_STEP=1 pauses after each step; the
+# registry stays up until `make lab-stop`. State in $(LAB_DIR) (default .lab/).
+lab: $(STAMP)
+	scripts/install-system-deps.sh docker-registry git
+	$(PY) scripts/lab.py
+
+lab-stop: $(STAMP)
+	$(PY) scripts/lab.py stop
