@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -304,7 +304,8 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
                     tree.sources.append(source)
         tree.markers.extend(found_markers)
         if mentions:
-            tree.ignored.extend(_unread_comments(path, lines, found_markers))
+            reported = {c.line for c in tree.ignored if c.file == path}
+            tree.ignored.extend(_unread_comments(path, lines, found_markers, reported))
     return tree
 
 
@@ -477,20 +478,25 @@ def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | 
 
 
 def _unread_comments(
-    path: str, lines: list[str], markers: list[Marker]
+    path: str, lines: list[str], markers: list[Marker], reported: Collection[int] = ()
 ) -> Iterator[IgnoredComment]:
-    """Comment lines naming ``$imagepolicy`` that no scalar carries (e.g. on their own line)."""
-    seen = {m.line for m in markers}
+    """Comment lines naming ``$imagepolicy`` that no scalar value carries: on their own
+    line, after a key whose value is a mapping or list, or inside a block scalar's text."""
+    seen = {m.line for m in markers} | set(reported)
     for number, text in enumerate(lines, start=1):
         if number in seen or MARKER_KEY not in text or "#" not in text:
             continue
         if text.lstrip().startswith("#"):
-            yield IgnoredComment(
-                path,
-                number,
+            reason = (
                 "a marker on its own line is not read: Flux reads the trailing comment on "
-                "the value's line",
+                "the value's line"
             )
+        else:
+            reason = (
+                "this comment does not trail a scalar value Flux visits (it follows a key, a "
+                "list or a mapping, or sits inside a block of text), so Flux ignores it"
+            )
+        yield IgnoredComment(path, number, reason)
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

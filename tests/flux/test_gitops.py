@@ -366,3 +366,20 @@ def test_any_marker_line_round_trips(tag: str, ns: str, policy: str, form: str) 
     marker = tree.markers[0]
     assert (marker.setter, marker.value, marker.line, marker.valid) == (setter, value, 3, True)
     assert tree.images[0].tag == tag
+
+
+def test_markers_on_keys_or_inside_block_text_are_reported_not_counted() -> None:
+    text = doc(
+        """
+        spec:
+          images: # {"$imagepolicy": "ns:on-a-key"}
+            - a
+          patch: |
+            image: x:1 # {"$imagepolicy": "ns:inside-text"}
+          image: ghcr.io/a/e:1 # {"$imagepolicy": "ns:good"}
+        """
+    )
+    tree = scan({"x.yaml": text})
+    assert [m.setter for m in tree.markers] == ["ns:good"]
+    assert sorted(c.line for c in tree.ignored) == [2, 5]
+    assert all("does not trail a scalar value" in c.reason for c in tree.ignored)
