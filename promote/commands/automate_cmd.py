@@ -317,12 +317,20 @@ def run(ctx: Context) -> Result:
         raise GitOpsError(f"no ImageUpdateAutomation in {source.label}")
     dry_run = ctx.inputs.bool("dry-run")
     runs: list[Run] = []
+    failure = ""
     for obj in tree.automations:
-        spec = automation_spec(tree, obj)
-        if spec.suspend:
-            ctx.runner.log(f"ImageUpdateAutomation {spec.ref} is suspended; skipping it")
-            continue
-        runs.append(run_automation(ctx, tree, spec, source.root, dry_run=dry_run))
+        try:
+            spec = automation_spec(tree, obj)
+            if spec.suspend:
+                ctx.runner.log(f"ImageUpdateAutomation {spec.ref} is suspended; skipping it")
+                continue
+            runs.append(run_automation(ctx, tree, spec, source.root, dry_run=dry_run))
+        except PromoteError as exc:
+            if not runs:
+                raise  # nothing was written: one error, like any bad input
+            # an earlier automation pushed: say so, and still report its outputs
+            failure = f"ImageUpdateAutomation {obj.ref}: {exc}"
+            break
     changed = [
         {
             "automation": r.spec.ref,
@@ -336,6 +344,14 @@ def run(ctx: Context) -> Result:
     ]
     commits = [r.commit for r in runs if r.commit]
     outputs = {"commit": commits[-1] if commits else "", "changed": json.dumps(changed)}
+    if failure:
+        pushed = ", ".join(f"{r.spec.ref} ({r.commit[:12]})" for r in runs if r.commit)
+        return Result(
+            outputs=outputs,
+            summary=_summary(runs, dry_run),
+            failed=True,
+            message=f"{failure}; already pushed: {pushed or 'nothing'}",
+        )
     for r in runs:
         if r.commit:
             ctx.runner.log(r.message.rstrip("\n"))

@@ -258,3 +258,59 @@ def test_verify_flux_without_expected_tag_checks_what_flux_would_select_now(
             assert after.outputs["synced"] == "true"
             assert after.outputs["predicted-tag"] == tags[app][env]
             assert len(after.outputs["commit"]) == 40
+
+
+def test_a_rejected_push_is_one_error_and_nothing_is_written(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    bare, clone = Path(str(lab["bare"])), Path(str(lab["clone"]))
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    head = git(bare, "rev-parse", "main").strip()
+    run = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    assert run.status == 1
+    assert len(run.errors) == 1, run.log
+    assert "was not pushed to main (nothing was written; re-run to retry)" in run.errors[0]
+    assert "Traceback" not in run.log
+    assert git(bare, "rev-parse", "main").strip() == head
+
+
+def test_a_wrong_expected_tag_is_refused_naming_the_tag_flux_would_pick(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    clone, host = Path(str(lab["clone"])), lab["host"]
+    tags: dict[str, dict[str, str]] = lab["tags"]  # type: ignore[assignment]
+    run = run_action(
+        tmp_path,
+        {
+            "command": "verify-flux",
+            "gitops-path": str(clone),
+            "policy": "flux-system:backend-staging",
+            "expected-tag": f"staging-{SHA_A[:7]}-{TS}",
+            "image": f"{host}/acme/backend",
+        },
+    )
+    assert run.status == 1
+    assert tags["backend"]["staging"] in run.errors[-1], run.log
+    assert run.outputs["predicted-tag"] == tags["backend"]["staging"]
+    assert run.outputs["synced"] == "false"
+
+
+def test_a_later_automation_failing_still_reports_what_the_first_pushed(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    bare, clone = Path(str(lab["bare"])), Path(str(lab["clone"]))
+    first = (clone / AUTOMATION).read_text()
+    second = first.replace("name: apps\n", "name: zz-second\n", 1).replace(
+        "Update images from", "{{ .Updated }}", 1
+    )
+    (clone / AUTOMATION).with_name("zz-second.yaml").write_text(second)
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "a second automation")
+    git(clone, "push", "-q", "origin", "main")
+    run = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    assert run.status == 1
+    assert "zz-second" in run.errors[-1] and "already pushed: flux-system:apps" in run.errors[-1]
+    assert run.outputs["commit"] == git(bare, "rev-parse", "main").strip()
+    assert len(json.loads(run.outputs["changed"])) == 6
