@@ -115,7 +115,15 @@ def run(ctx: Context) -> Result:
         if p.selected is None:
             ctx.runner.warning(f"{p.policy}: Flux selects nothing: {p.note}")
         else:
-            verdict = "would change Git" if p.changes else "Git is up to date"
+            if p.changes:
+                verdict = "an automation run would change Git"
+            elif p.git == p.selected:
+                verdict = "Git is up to date"
+            else:
+                verdict = (
+                    "Git differs, but no active automation would change it (suspended, "
+                    "another namespace or outside update.path)"
+                )
             ctx.runner.log(f"{p.policy}: selects {p.selected}, Git has {p.git} ({verdict})")
     rows = [
         [f"`{p.policy}`", p.selected or "-", p.git or "-", str(p.changes).lower()] for p in found

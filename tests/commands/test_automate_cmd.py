@@ -314,3 +314,19 @@ def test_a_later_automation_failing_still_reports_what_the_first_pushed(
     assert "zz-second" in run.errors[-1] and "already pushed: flux-system:apps" in run.errors[-1]
     assert run.outputs["commit"] == git(bare, "rev-parse", "main").strip()
     assert len(json.loads(run.outputs["changed"])) == 6
+
+
+def test_predict_says_when_git_differs_but_no_automation_would_change_it(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    clone = Path(str(lab["clone"]))
+    _commit_edit(
+        clone, AUTOMATION, "spec:\n  interval: 5m\n", "spec:\n  suspend: true\n  interval: 5m\n"
+    )
+    run = run_action(
+        tmp_path,
+        {"command": "predict", "gitops-path": str(clone), "policy": "flux-system:backend-staging"},
+    )
+    assert run.status == 0, run.log
+    assert "Git differs, but no active automation would change it" in run.log
+    assert "Git is up to date" not in run.log
