@@ -202,6 +202,14 @@ class Lab:
         git(self.service, "commit", "-q", "-m", message)
         return git(self.service, "rev-parse", "HEAD").strip()
 
+    def release(self, message: str) -> str:
+        """A commit on the service's main, its staging build, promoted to production."""
+        self.commit_service("main", message)
+        staging = self.build("backend", "main")
+        image = f"{self.host}/acme/backend"
+        out = self.promote("promote", "--image", image, "--source-tag", staging, show="tag digest")
+        return out["tag"]
+
     def edit_gitops(self, old: str, new: str, message: str) -> str:
         path = self.clone / AUTOMATION
         text = path.read_text()
@@ -318,16 +326,7 @@ class Lab:
             "a bad change built on main, promoted to production v1.4.4 and deployed by the "
             "automation",
         )
-        self.commit_service("main", "fix: a bad change")
-        bad_build = self.build("backend", "main")
-        bad = self.promote(
-            "promote",
-            "--image",
-            f"{self.host}/acme/backend",
-            "--source-tag",
-            bad_build,
-            show="tag digest",
-        )["tag"]
+        bad = self.release("fix: a bad change")
         self.automate()
         self.verify("backend", "production", bad)
 
@@ -347,16 +346,7 @@ class Lab:
             "another bad release",
             "the same bad change again as v1.4.5 (a new build), deployed",
         )
-        self.commit_service("main", "fix: the bad change, again")
-        bad_build2 = self.build("backend", "main")
-        bad2 = self.promote(
-            "promote",
-            "--image",
-            f"{self.host}/acme/backend",
-            "--source-tag",
-            bad_build2,
-            show="tag",
-        )["tag"]
+        bad2 = self.release("fix: the bad change, again")
         automation_commit = self.automate()["commit"]
         self.verify("backend", "production", bad2)
 

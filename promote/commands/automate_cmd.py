@@ -174,6 +174,17 @@ def _git(root: Path, *args: str, env: Mapping[str, str], stdin: str | None = Non
     return proc.stdout.decode("utf-8", "replace")
 
 
+def _try_git(root: Path, *args: str, env: Mapping[str, str], purpose: str) -> str | None:
+    """``git args``; ``None`` on success, else git's last error line (for the message)."""
+    from promote.gitcmd import run_git
+
+    proc = run_git(root, *args, purpose=purpose, env=env, check=False)
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else f"exit {proc.returncode}"
+
+
 def remote_url(spec: AutomationSpec, checkout: Path, env: Mapping[str, str]) -> str:
     """The GitRepository URL when it is local, else the checkout's ``origin``."""
     url = spec.url
@@ -185,9 +196,7 @@ def remote_url(spec: AutomationSpec, checkout: Path, env: Mapping[str, str]) -> 
 
     proc = run_git(
         checkout,
-        "config",
-        "--get",
-        "remote.origin.url",
+        *("config", "--get", "remote.origin.url"),
         purpose="find the GitOps remote",
         env=env,
         check=False,
@@ -231,27 +240,19 @@ def run_automation(
     env = dict(ctx.env)
     with tempfile.TemporaryDirectory(prefix="promote-automate-") as tmp:
         work = Path(tmp) / "repo"
-        from promote.gitcmd import run_git
-
-        proc = run_git(
+        clone = ["clone", "--quiet", "--no-tags", "--single-branch"]
+        error = _try_git(
             Path(tmp),
-            "clone",
-            "--quiet",
-            "--no-tags",
-            "--single-branch",
+            *clone,
             "--branch",
             spec.checkout_branch,
             url,
             str(work),
-            purpose="run the image update automation (command: automate)",
             env=env,
-            check=False,
+            purpose="run the image update automation (command: automate)",
         )
-        if proc.returncode != 0:
-            text = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise GitOpsError(
-                f"cannot clone branch {spec.checkout_branch} of {url}: {text[-1] if text else ''}"
-            )
+        if error is not None:
+            raise GitOpsError(f"cannot clone branch {spec.checkout_branch} of {url}: {error}")
         files = LocalSource(work).read().files
         result = run_setters(files, [r.as_setter_policy() for r in refs], spec.update_path)
         for problem in result.problem_files:
@@ -289,18 +290,11 @@ def run_automation(
         push = ["push", "--quiet", "origin", f"HEAD:refs/heads/{spec.push_branch}"]
         if spec.force_push:
             push.insert(1, "--force")
-        proc = run_git(
-            work,
-            *push,
-            purpose="push the automation commit",
-            env=env,
-            check=False,
-        )
-        if proc.returncode != 0:
-            text = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        error = _try_git(work, *push, env=env, purpose="push the automation commit")
+        if error is not None:
             raise GitOpsError(
                 f"the automation commit {sha[:12]} was not pushed to {spec.push_branch} "
-                f"(nothing was written; re-run to retry): {text[-1] if text else ''}"
+                f"(nothing was written; re-run to retry): {error}"
             )
         run.commit = sha
         ctx.runner.log(f"pushed commit '{sha[:7]}' to branch '{spec.push_branch}'")
