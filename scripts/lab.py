@@ -75,7 +75,10 @@ class Lab:
     # -- printing ---------------------------------------------------------------------------
     def step(self, title: str, shows: str) -> None:
         if self.step_no and self.pause:
-            input("\n[LAB_STEP=1] press Enter for the next step ")
+            try:
+                input("\n[LAB_STEP=1] press Enter for the next step ")
+            except EOFError:  # no terminal (stdin closed): carry on without pausing
+                self.pause = False
         self.step_no += 1
         print(f"\n\033[1m== Step {self.step_no}: {title}\033[0m", flush=True)
         print(f"   shows: {shows}", flush=True)

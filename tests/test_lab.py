@@ -143,3 +143,45 @@ def _check_lab(lab_dir: Path) -> None:
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert not _alive(pid)
     assert not lab_dir.exists()
+
+
+def _lab_module() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab_script", ROOT / "scripts" / "lab.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lab_step_pauses_between_steps_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = _lab_module()
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": prompts.append(prompt) or "")
+    monkeypatch.setenv("LAB_STEP", "1")
+    paused = lab.Lab(tmp_path)  # type: ignore[attr-defined]
+    for n in range(3):
+        paused.step(f"step {n}", "what it shows")
+    assert len(prompts) == 2 and "LAB_STEP=1" in prompts[0]  # between steps, not before the first
+    out = capsys.readouterr().out
+    assert "== Step 3: step 2" in out and "shows: what it shows" in out
+
+    monkeypatch.delenv("LAB_STEP")
+    prompts.clear()
+    quiet = lab.Lab(tmp_path)  # type: ignore[attr-defined]
+    for n in range(3):
+        quiet.step(f"step {n}", "x")
+    assert prompts == []
+
+    def closed(prompt: str = "") -> str:
+        raise EOFError
+
+    monkeypatch.setenv("LAB_STEP", "1")
+    monkeypatch.setattr("builtins.input", closed)
+    no_tty = lab.Lab(tmp_path)  # type: ignore[attr-defined]
+    for n in range(3):
+        no_tty.step(f"step {n}", "x")  # stdin closed: carries on instead of failing
+    assert no_tty.pause is False

@@ -330,3 +330,37 @@ def test_predict_says_when_git_differs_but_no_automation_would_change_it(
     assert run.status == 0, run.log
     assert "Git differs, but no active automation would change it" in run.log
     assert "Git is up to date" not in run.log
+
+
+def test_git_checkout_ref_picks_the_branch_and_push_defaults_to_it(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    bare, clone = Path(str(lab["bare"])), Path(str(lab["clone"]))
+    _commit_edit(
+        clone,
+        AUTOMATION,
+        "    checkout:\n      ref:\n        branch: main\n",
+        "    checkout:\n      ref:\n        branch: release\n",
+    )
+    _commit_edit(clone, AUTOMATION, "    push:\n      branch: main\n", "")
+    git(clone, "push", "-q", "origin", "main:release")
+    main_head = git(bare, "rev-parse", "main").strip()
+    run = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    assert run.status == 0, run.log
+    assert git(bare, "rev-parse", "release").strip() == run.outputs["commit"]
+    assert git(bare, "rev-parse", "release~1").strip() == main_head
+    assert git(bare, "rev-parse", "main").strip() == main_head
+    assert "pushed commit" in run.log and "to branch 'release'" in run.log
+
+
+def test_an_automation_without_author_email_is_refused(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    clone = Path(str(lab["clone"]))
+    _commit_edit(clone, AUTOMATION, "        email: fluxcdbot@users.noreply.github.com\n", "")
+    run = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    assert run.status == 1
+    assert run.errors == [
+        "::error::ImageUpdateAutomation flux-system:apps ("
+        f"{AUTOMATION}:4): git.commit.author.email is required"
+    ]
