@@ -122,7 +122,9 @@ class Lab:
         ]
         if expected:
             args += ["--expected-tag", expected]
-        out = self.promote("verify-flux", *args, show="synced predicted-tag")
+        out = self.promote(
+            "verify-flux", *args, show="synced" if expected else "synced predicted-tag"
+        )
         if out.get("synced") != "true":
             raise LabError(f"verify-flux {app}-{env}: not synced")
         return out["predicted-tag"] or (expected or "")
