@@ -141,8 +141,12 @@ def latest_refs(
             continue
         digest = None
         if entry.policy.digest_reflection_policy in {"IfNotPresent", "Always"}:
-            with registry_client(ctx, parse_repository(listed_from)) as client:
-                found = client.head_manifest(selection.tag)
+            try:
+                with registry_client(ctx, parse_repository(listed_from)) as client:
+                    found = client.head_manifest(selection.tag)
+            except PromoteError as exc:  # Flux's policy fails too: no latestRef this run
+                out.append(missing(f"cannot read the digest of {selection.tag}: {exc}"))
+                continue
             digest = found.digest if found is not None else None
         out.append(LatestRef(obj.ref, obj.namespace, obj.name, image, selection.tag, digest))
     return out

@@ -364,3 +364,22 @@ def test_an_automation_without_author_email_is_refused(
         "::error::ImageUpdateAutomation flux-system:apps ("
         f"{AUTOMATION}:4): git.commit.author.email is required"
     ]
+
+
+def test_an_unreachable_registry_leaves_its_policies_alone_and_the_rest_proceeds(
+    tmp_path: Path, lab: dict[str, object]
+) -> None:
+    from tests.support.registry import free_port
+
+    clone, host = Path(str(lab["clone"])), str(lab["host"])
+    repos = "flux/bootstrap/infrastructure/image-automation/image-repositories.yaml"
+    _commit_edit(clone, repos, f"{host}/acme/frontend", f"127.0.0.1:{free_port()}/acme/frontend")
+    run = run_action(
+        tmp_path,
+        {"command": "automate", "gitops-path": str(clone)},
+        {"PROMOTE_REGISTRY_DEADLINE": "3"},
+    )
+    assert run.status == 0, run.log
+    assert {c["file"] for c in json.loads(run.outputs["changed"])} == set(BACKEND.values())
+    warnings = [ln for ln in run.log.splitlines() if ln.startswith("::warning")]
+    assert len(warnings) == 3 and all("frontend" in w and "no latestRef" in w for w in warnings)
