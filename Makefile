@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean action-yml
+.PHONY: venv system-deps lint typecheck unit test test-fast demo bench clean action-yml lab lab-stop
 
 # Every tool CI runs is pinned and hash-checked (requirements/dev.txt, compiled from dev.in),
 # pip and setuptools included: a new release of a tool cannot turn CI red by itself.
@@ -51,3 +51,13 @@ clean:
 # Regenerate action.yml from promote/inputs.py and promote/outputs.py.
 action-yml: $(STAMP)
 	$(PY) scripts/gen_action_yml.py
+
+# The course chapter on one machine (docs/lab.md): registry, GitOps repo, builds, automation,
+# promotion, verification and both rollbacks. LAB_STEP=1 pauses after each step; the
+# registry stays up until `make lab-stop`. State in $(LAB_DIR) (default .lab/).
+lab: $(STAMP)
+	scripts/install-system-deps.sh docker-registry git
+	$(PY) scripts/lab.py
+
+lab-stop: $(STAMP)
+	$(PY) scripts/lab.py stop

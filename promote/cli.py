@@ -3,9 +3,10 @@
 ``promote <command> --<input> VALUE ...`` takes exactly the action's inputs as flags
 (``--source-tag``, ``--dry-run true`` ...). Secrets are better passed in the environment:
 ``PROMOTE_PASSWORD`` / ``PROMOTE_USERNAME`` and ``GITHUB_TOKEN`` fill ``--password``,
-``--username`` and ``--github-token`` when those flags are absent. Outputs are printed as
-``name=value`` lines (or one JSON object with ``--json``) and, on a runner, also appended
-to ``$GITHUB_OUTPUT``.
+``--username`` and ``--github-token`` when those flags are absent. Outputs are printed on
+stdout as ``name=value`` lines (or one JSON object with ``--json``), also when the command
+fails, and on a runner also appended to ``$GITHUB_OUTPUT``; the log and annotations go to
+stderr. ``promote <command> --help`` lists that command's flags.
 """
 
 from __future__ import annotations
@@ -29,15 +30,35 @@ ENV_FALLBACKS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="promote",
-        description="Promote a staging image digest to production without rebuilding it.",
+def _command_summary(command: str) -> str:
+    """The first paragraph of the command module's docstring (its one-line purpose)."""
+    import importlib
+
+    doc = importlib.import_module(COMMANDS[command]).__doc__ or ""
+    return " ".join(doc.strip().split("\n\n", 1)[0].split()).replace("``", "`")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The global parser, or with ``command`` that command's own (``promote check --help``):
+    only the inputs it reads, and its purpose."""
+    if command is None:
+        parser = argparse.ArgumentParser(
+            prog="promote",
+            description="Promote a staging image digest to production without rebuilding it. "
+            "`promote <command> --help` lists one command's flags.",
+        )
+        parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
+    else:
+        parser = argparse.ArgumentParser(
+            prog=f"promote {command}", description=_command_summary(command).replace("%", "%%")
+        )
+    parser.add_argument(
+        "--json", action="store_true", help="print the outputs as one JSON object on stdout"
     )
-    parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
-    parser.add_argument("--json", action="store_true", help="print outputs as one JSON object")
     for spec in INPUTS:
         if spec.name == "command":
+            continue
+        if command is not None and "*" not in spec.commands and command not in spec.commands:
             continue
         default = f" (default: {spec.default})" if spec.default else ""
         parser.add_argument(
@@ -49,8 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _help_for(argv: Sequence[str]) -> str | None:
+    """The command named before ``-h``/``--help`` (``promote check --help``), if any."""
+    words = list(argv)
+    if not any(w in {"-h", "--help"} for w in words):
+        return None
+    for word in words:
+        if word in {"-h", "--help"}:
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    """Run one command. stdout carries only the outputs (``name=value`` lines, or one JSON
+    object with ``--json``), also when the command fails; the log, annotations and masks go
+    to stderr."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = _help_for(words)
+    if command is not None:
+        build_parser(command).parse_args([w for w in words if w != command])
+    args = vars(build_parser().parse_args(words))
     as_json = bool(args.pop("json"))
     raw = {k: v for k, v in args.items() if v is not None}
     env = dict(os.environ)
@@ -60,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Outputs are captured in a private file, then printed (and forwarded to a runner's file).
     capture = io.StringIO()
     # ::add-mask:: only on a GitHub runner, which hides the line; a terminal would show it.
+    # The runner reads workflow commands on stderr too, so stdout stays the outputs' alone.
     runner = Runner(
-        out=sys.stdout,
+        out=sys.stderr,
         github_output=None,
         step_summary=env.get("GITHUB_STEP_SUMMARY"),
         mask=env.get("GITHUB_ACTIONS") == "true",
@@ -73,19 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs = parse_github_output(tmp.read())
     finally:
         tmp.close()
-    if status == 0:
-        if as_json:
-            capture.write(json.dumps(outputs, indent=2) + "\n")
-        else:
-            for key, value in outputs.items():
-                capture.write(
-                    f"{key}={value}\n"
-                    if "\n" not in value
-                    else f"{key}:\n  " + value.replace("\n", "\n  ") + "\n"
-                )
-        sys.stdout.write(runner.redact(capture.getvalue()))
-        if env.get("GITHUB_OUTPUT"):
-            Runner(out=io.StringIO(), github_output=env["GITHUB_OUTPUT"]).set_outputs(outputs)
+    if as_json:
+        capture.write(json.dumps(outputs, indent=2) + "\n")
+    else:
+        for key, value in outputs.items():
+            capture.write(
+                f"{key}={value}\n"
+                if "\n" not in value
+                else f"{key}:\n  " + value.replace("\n", "\n  ") + "\n"
+            )
+    sys.stdout.write(runner.redact(capture.getvalue()))
+    sys.stdout.flush()
+    if env.get("GITHUB_OUTPUT") and outputs:
+        Runner(out=io.StringIO(), github_output=env["GITHUB_OUTPUT"]).set_outputs(outputs)
     return status
 
 

@@ -207,6 +207,30 @@ def find_local(
     return None
 
 
+def upstream_of(root: Path, *, env: Mapping[str, str] | None = None) -> tuple[str, str, str] | None:
+    """``(branch, remote, merge ref)`` of the checkout's branch, or ``None`` without one."""
+    git = partial(_git, root, env=env)
+    rc, branch = git("symbolic-ref", "-q", "--short", "HEAD", check=False)
+    branch = branch.strip()
+    if rc != 0 or not branch:
+        return None
+    remote = git("config", f"branch.{branch}.remote", check=False)[1].strip()
+    merge = git("config", f"branch.{branch}.merge", check=False)[1].strip()
+    return (branch, remote, merge) if remote and merge else None
+
+
+def check_pushable(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> None:
+    """Refuse (before anything is written) a revert that could not be pushed."""
+    root = Path(path)
+    if upstream_of(root, env=env) is None:
+        raise GitOpsError(
+            f"gitops-path {root} is not on a branch with an upstream, so a revert could not "
+            "be pushed and Flux would never see it; check out the branch that tracks the "
+            "GitOps remote (git branch --set-upstream-to), or set revert-local: true to "
+            "commit the revert in the checkout only"
+        )
+
+
 def revert_local(
     path: str | os.PathLike[str],
     bad_tag: str,

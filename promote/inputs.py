@@ -60,7 +60,8 @@ class InputSpec:
 INPUTS: tuple[InputSpec, ...] = (
     InputSpec(
         "command",
-        "What to do: `promote` (default), `rollback`, `check`, `verify-flux`, `build-tags`.",
+        "What to do: `promote` (default), `rollback`, `check`, `verify-flux`, `build-tags`, "
+        "`automate`, `predict`.",
         "promote",
     ),
     InputSpec(
@@ -131,26 +132,26 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec(
         "gitops-path",
         "Path of a GitOps checkout (default: the workspace for `check`).",
-        commands=("check", "verify-flux", "promote", "rollback"),
+        commands=("check", "verify-flux", "promote", "rollback", "automate", "predict"),
     ),
     InputSpec(
         "gitops-repo",
         "GitOps repository `owner/name`, read through the GitHub API.",
-        commands=("verify-flux", "promote", "rollback"),
+        commands=("verify-flux", "promote", "rollback", "predict"),
     ),
     InputSpec(
         "gitops-ref",
         "Branch, tag or sha of `gitops-repo` (default: its default branch).",
-        commands=("verify-flux", "promote", "rollback"),
+        commands=("verify-flux", "promote", "rollback", "automate", "predict"),
     ),
     InputSpec(
         "policy",
         "Flux ImagePolicy as `namespace:name`.",
-        commands=("verify-flux", "promote", "rollback"),
+        commands=("verify-flux", "promote", "rollback", "predict"),
     ),
     InputSpec(
         "expected-tag",
-        "Tag the markers must carry (`verify-flux`).",
+        "Tag the markers must carry (`verify-flux`; default: the tag Flux would select now).",
         commands=("verify-flux",),
     ),
     InputSpec(
@@ -217,6 +218,15 @@ INPUTS: tuple[InputSpec, ...] = (
         "Newline list `branch=env` (default `develop=develop` and `main=staging`).",
         kind="list",
         commands=("build-tags",),
+    ),
+    # --- issue 15: the chapter on one machine ----------------------------------------------
+    InputSpec(
+        "revert-local",
+        "With `revert-commit` and a `gitops-path` whose branch has no upstream: commit the "
+        "revert in the checkout only, with a warning (`true`/`false`; default: refuse).",
+        "false",
+        kind="bool",
+        commands=("rollback",),
     ),
 )
 

@@ -31,7 +31,11 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
         "previous-digest",
         "Digest that was current before this run (for rollback and release notes).",
     ),
-    ("changed", "`true` when tags were (or, in a dry run, would be) written."),
+    (
+        "changed",
+        "`true` when tags were (or, in a dry run, would be) written (`automate`: JSON list of "
+        "`{automation, file, old, new, setter}`).",
+    ),
     (
         "flux-tag-pattern",
         "The `filterTags.pattern` for the environment's ImagePolicy (also `build-tags`).",
@@ -47,7 +51,10 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("synced", "`verify-flux`: `true` when every marker carries the expected tag."),
     ("predicted-tag", "`verify-flux`: tag Flux would select from the registry's tags."),
     ("files", "`verify-flux`: newline list of marker files for the policy."),
-    ("commit", "`verify-flux`: commit that wrote the tag, when known."),
+    (
+        "commit",
+        "`verify-flux`: commit that wrote the tag, when known (`automate`: the commit pushed).",
+    ),
     # GitHub records
     ("deployment-id", "Id of the GitHub Deployment created (`create-deployment`)."),
     ("release-url", "URL of the GitHub Release created (`release`)."),
@@ -56,6 +63,12 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("labels", "`build-tags`: newline `key=value` OCI labels."),
     ("annotations", "`build-tags`: newline `key=value` OCI annotations."),
     ("json", "`build-tags`: JSON of the build-tags outputs."),
+    # predict (and verify-flux without expected-tag)
+    (
+        "predictions",
+        "`predict`: JSON list of `{policy, selected, git, changes}`: the tag each ImagePolicy "
+        "would select now, the tag Git carries, whether an automation run would change it.",
+    ),
 )
 
 OUTPUT_NAMES = frozenset(name for name, _ in OUTPUTS)

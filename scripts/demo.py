@@ -6,8 +6,12 @@
    built from commit 3f2c1ab (with deliberately non-canonical manifest JSON);
 3. run the `promote` console script exactly as a user would (first a dry run, then for real,
    then once more to show it is idempotent);
-4. print the outputs, every tag with its digest, and the tag each ImagePolicy of
+4. print the outputs, every tag with its digest, and the tag each backend ImagePolicy of
    examples/gitops/ would select from the registry's tags (the Flux model).
+
+The one-minute version: the registry is deleted at the end. `make lab` (docs/lab.md) is the
+whole chapter — builds, the automation, verification, both rollbacks — with a registry and a
+GitOps repository that stay up.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.registry import RegistryServer  # noqa: E402
+
+if TYPE_CHECKING:
+    from promote.flux.gitops import PolicyEntry
 
 REPO = "acme/backend"
 SHA = "3f2c1ab9d0e4c7f1a2b3c4d5e6f708192a3b4c5d"
@@ -36,6 +44,17 @@ def promote(image: str, *args: str) -> int:
     print("$ " + " ".join(["promote", *cmd[1:]]), flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     return subprocess.run(cmd, env=env, check=False).returncode
+
+
+def backend_policies(entries: list[PolicyEntry]) -> list[PolicyEntry]:
+    """The ImagePolicies that read the backend's ImageRepository: the frontend's policies
+    would say nothing true about these (backend) tags."""
+    out = []
+    for entry in entries:
+        ref = entry.obj.spec.get("imageRepositoryRef")
+        if isinstance(ref, dict) and ref.get("name") == REPO.rsplit("/", 1)[-1]:
+            out.append(entry)
+    return out
 
 
 def main() -> int:
@@ -71,18 +90,18 @@ def main() -> int:
             _, _, digest = seeder.raw_manifest(REPO, tag)
             print(f"  {tag:45} {digest}")
 
-        banner("what Flux would select (examples/gitops ImagePolicies over these tags)")
+        banner("what Flux would select (examples/gitops backend ImagePolicies over these tags)")
         from promote.flux.gitops import find_policies
         from promote.flux.source import LocalSource, load_tree
 
         tree = load_tree(LocalSource(ROOT / "examples" / "gitops"))
-        for entry in find_policies(tree):
+        for entry in backend_policies(find_policies(tree)):
             name = f"{entry.obj.namespace}:{entry.obj.name}"
             if entry.policy is None:
                 print(f"  {name:40} invalid: {entry.error}")
                 continue
             print(f"  {name:40} -> {entry.policy.select(tags) or '(nothing matches)'}")
-    banner("registry stopped and its storage deleted")
+    banner("registry stopped and its storage deleted; `make lab` is the whole chapter")
     return 0
 
 

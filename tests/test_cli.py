@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,13 +41,65 @@ def test_cli_dry_run_prints_the_plan_and_never_the_password(
     for secret in (basic_registry.password, basic):
         assert secret not in out and secret not in err
     assert "::add-mask::" not in out
-    outputs = json.loads(out[out.index("{\n") :])
+    outputs = json.loads(out)  # stdout is exactly one JSON object
     assert outputs["digest"] == seeded.digest and outputs["changed"] == "true"
     assert seeder.tags(repo_path) == [SOURCE]  # dry run: nothing written
 
     # On a runner the masks are still announced first (the runner hides them).
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     assert cli.main(argv) == 0
-    out, _ = capsys.readouterr()
-    assert out.startswith(f"::add-mask::{basic_registry.password}\n")
+    out, err = capsys.readouterr()
+    assert err.startswith(f"::add-mask::{basic_registry.password}\n")
+    assert json.loads(out)["digest"] == seeded.digest
     assert seeder.tags(repo_path) == [SOURCE]
+
+
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "gitops")
+
+
+def test_json_is_one_object_on_stdout_and_a_failed_command_still_prints_its_outputs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [
+        "verify-flux",
+        "--gitops-path",
+        EXAMPLE,
+        "--policy",
+        "flux-system:backend-production",
+        "--expected-tag",
+        "production-v9.9.9-abcdef1-1999999999",
+        "--json",
+    ]
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    outputs = json.loads(out)
+    assert outputs["synced"] == "false"
+    assert outputs["files"] == "flux/apps/backend/production/deployment.yaml"
+    assert "::error" in err and "::error" not in out
+
+    assert cli.main(argv[:-1]) == 1
+    out, _ = capsys.readouterr()
+    assert "synced=false\n" in out.splitlines(keepends=True)
+
+
+def test_a_command_error_with_json_still_prints_one_object(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["verify-flux", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {}
+    assert "policy" in err
+
+
+def test_per_command_help_lists_that_commands_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["check", "--help"])
+    assert exit_.value.code == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("usage: promote check ")
+    assert "--gitops-path" in out and "--source-tag" not in out
+    assert "required check" in out
+    with pytest.raises(SystemExit):
+        cli.main(["automate", "-h"])
+    out, _ = capsys.readouterr()
+    assert "--gitops-path" in out and "--rollback-to" not in out

@@ -17,6 +17,12 @@ PURE = {
     "promote/naming.py": {"requests", "os", "promote.actions", "promote.registry", "github"},
     "promote/promotion.py": {"requests", "os", "promote.actions", "github"},
     "promote/flux/policy.py": {"requests", "os", "promote.actions", "promote.registry", "github"},
+    "promote/flux/setters.py": {
+        *("requests", "os", "subprocess", "promote.actions", "promote.registry", "github"),
+    },
+    "promote/flux/automation.py": {
+        *("requests", "os", "subprocess", "promote.actions", "promote.registry", "github"),
+    },
 }
 
 

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "check": "promote.commands.check_cmd",
     "verify-flux": "promote.commands.verify_flux_cmd",
     "build-tags": "promote.commands.build_tags_cmd",
+    "automate": "promote.commands.automate_cmd",
+    "predict": "promote.commands.predict_cmd",
 }
 
 

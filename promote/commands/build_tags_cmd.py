@@ -3,13 +3,16 @@
 One grammar for all environments: a build on ``develop`` gets ``develop-<sha7>-<ts>``, a
 build on ``main`` gets ``staging-<sha7>-<ts>``; only promotion makes ``production-*``
 tags. No registry access. ``commit-sha`` defaults to ``GITHUB_SHA``, which is right at
-build time (unlike in a dispatched promotion).
+build time (unlike in a dispatched promotion); ``branch`` to ``GITHUB_REF_NAME``. Off a
+runner (neither set) they come from the git checkout in the current directory: ``HEAD``
+and the checked-out branch.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from promote import naming
 from promote.commands import Context, Result
@@ -35,15 +38,34 @@ def branch_map(ctx: Context) -> dict[str, str]:
     return mapping
 
 
+def local_git(*args: str) -> str:
+    """``git args`` in the current directory (a local checkout), or ``""`` when it fails."""
+    from promote.errors import GitOpsError
+    from promote.gitcmd import run_git
+
+    try:
+        proc = run_git(Path.cwd(), *args, purpose="read the local checkout", check=False)
+    except GitOpsError:
+        return ""
+    return proc.stdout.decode("utf-8", "replace").strip() if proc.returncode == 0 else ""
+
+
 def resolve_env(ctx: Context) -> str:
     """``env`` if given, else the environment mapped from ``branch`` (or ``GITHUB_REF_NAME``)."""
     inputs = ctx.inputs
     if inputs.given("env"):
         env = naming.validate_env(inputs.str("env"), input_name="env")
     else:
-        branch = inputs.str("branch") or ctx.env.get("GITHUB_REF_NAME", "")
+        branch = (
+            inputs.str("branch")
+            or ctx.env.get("GITHUB_REF_NAME", "")
+            or local_git("symbolic-ref", "-q", "--short", "HEAD")
+        )
         if not branch:
-            raise InputError("give env (develop or staging) or branch", input_name="env")
+            raise InputError(
+                "give env (develop or staging) or branch (no branch is checked out here)",
+                input_name="env",
+            )
         mapping = branch_map(ctx)
         if branch not in mapping:
             known = ", ".join(f"{b} -> {e}" for b, e in mapping.items())
@@ -65,9 +87,16 @@ def run(ctx: Context) -> Result:
 
     inputs = ctx.inputs
     env = resolve_env(ctx)
-    sha_full = inputs.str("commit-sha") or ctx.env.get("GITHUB_SHA", "")
+    sha_full = (
+        inputs.str("commit-sha")
+        or ctx.env.get("GITHUB_SHA", "")
+        or local_git("rev-parse", "--verify", "-q", "HEAD")
+    )
     if not sha_full:
-        raise InputError("commit-sha is required (GITHUB_SHA is not set)", input_name="commit-sha")
+        raise InputError(
+            "commit-sha is required (GITHUB_SHA is not set and there is no git checkout here)",
+            input_name="commit-sha",
+        )
     sha = naming.short_sha(sha_full)
     ts = (
         naming.parse_timestamp(inputs.str("timestamp"))

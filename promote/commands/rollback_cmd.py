@@ -38,6 +38,8 @@ class RevertRequest:
     token: str = ""
     api_url: str = ""
     throttle: bool = True
+    #: ``revert-local``: a checkout without upstream keeps the revert local (warned)
+    local_only: bool = False
 
 
 def parse_request(ctx: Context) -> RollbackRequest:
@@ -111,7 +113,7 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
         root = Path(env["GITHUB_WORKSPACE"]) / root
     if not root.is_dir():
         raise InputError(f"gitops-path {path!r} is not a directory", input_name="gitops-path")
-    return RevertRequest(path=root)
+    return RevertRequest(path=root, local_only=inputs.bool("revert-local"))
 
 
 def revert_reason(the_plan: Plan, observed: RollbackObserved) -> str:
@@ -158,6 +160,11 @@ def do_revert(
         )
     if result.note:
         ctx.runner.log(result.note)
+    if revert.path is not None and result.commit and not result.pushed:
+        ctx.runner.warning(
+            f"the revert {result.commit[:12]} is committed in {revert.path} only, NOT pushed "
+            "(revert-local: true): push it yourself; Flux reads the remote"
+        )
     target = observed.target
     put_back = {
         m[0]
@@ -197,8 +204,11 @@ def summary(
         ("Flux check", f"selected by {policy_origin}"),
     ]
     if revert is not None:
-        if revert.reverted:
-            done = f"`{revert.commit[:12]}`" if revert.commit else "(dry run)"
+        if revert.reverted and dry_run:
+            rows.append(("GitOps revert", f"would revert `{revert.reverted[:12]}` (dry run)"))
+        elif revert.reverted:
+            where = "" if revert.pushed or not revert.commit else " (local only, not pushed)"
+            done = f"`{revert.commit[:12]}`{where}"
             rows.append(("GitOps revert", f"`{revert.reverted[:12]}` reverted by {done}"))
         else:
             rows.append(("GitOps revert", revert.note or "nothing to revert"))
@@ -229,6 +239,10 @@ def run(ctx: Context) -> Result:
     # git-tag/release are refused there (promote only) rather than silently ignored
     records = records_for(ctx, "rollback")
     policy, policy_origin = flux_policy(ctx, request.target_env)
+    if revert is not None and revert.path is not None and not revert.local_only:
+        from promote.gitrevert import check_pushable
+
+        check_pushable(revert.path, env=ctx.env)  # before anything is written
     client = registry_client(ctx, request.repository)
     log = ctx.runner.log
     observed = rollback.observe(client, request, log=log)
@@ -280,7 +294,8 @@ def run(ctx: Context) -> Result:
                 "GitOps commit is reverted"
             )
         outputs = finish(the_plan.outputs(written), records)
-    if reverted is not None and reverted.reverted:
+    if reverted is not None and reverted.reverted and not dry_run:
+        # a dry run names the commit it would revert in the log and summary, never as done
         outputs["reverted-commit"] = reverted.reverted
         outputs["metadata"] = promotion.metadata(outputs)
     return Result(

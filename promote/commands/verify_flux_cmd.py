@@ -3,8 +3,10 @@
 Inputs: ``gitops-path`` (a checkout; with ``gitops-ref`` a revision of it, fetched first
 when it is a remote-tracking ref) or ``gitops-repo`` (``owner/name`` through the GitHub API,
 ``gitops-ref`` default branch, ``github-token``); ``policy`` (``namespace:name``);
-``expected-tag`` (required); ``timeout`` seconds (0 = read once); optional ``image`` (+
-``username``/``password``/``github-token``) to predict Flux's choice from the registry.
+``expected-tag`` (default: the tag Flux would select now, as ``command: predict`` reports
+it, from the registry the ImageRepository names or ``image``; output ``predictions``);
+``timeout`` seconds (0 = read once); optional ``image`` (+ ``username``/``password``/
+``github-token``) to predict Flux's choice from the registry.
 
 Order of work: the tree is read once; with ``image`` the prediction runs first and a wrong
 prediction fails at once with its reason (waiting cannot change it); then the markers are
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING
 from promote.actions import markdown_table
 from promote.commands import Context, Result
 from promote.errors import InputError
-from promote.flux.source import load_tree, source_from_inputs, split_policy_ref
+from promote.flux.gitops import scan
+from promote.flux.source import source_from_inputs, split_policy_ref
 from promote.flux.verify import (
     Prediction,
     Verification,
@@ -30,7 +33,9 @@ from promote.flux.verify import (
 )
 
 if TYPE_CHECKING:
+    from promote.commands.predict_cmd import PolicyPrediction
     from promote.flux import ImagePolicy
+    from promote.flux.gitops import GitOpsTree
 
 #: Longest accepted ``timeout`` (a job's own limit is 6 hours).
 MAX_TIMEOUT = 6 * 3600
@@ -80,14 +85,37 @@ def _summary(
     return "\n".join(out)
 
 
+def _now(
+    ctx: Context,
+    tree: GitOpsTree,
+    files: dict[str, str],
+    policy_ref: str,
+    outputs: dict[str, str],
+) -> PolicyPrediction:
+    """The ``predict`` answer for the policy, recorded in ``outputs`` (``predictions``)."""
+    import json
+
+    from promote.commands.predict_cmd import predictions
+
+    image = ctx.inputs.str("image") or None
+    (found,) = predictions(ctx, tree, files, policy_ref, registry_image=image)
+    outputs["predictions"] = json.dumps([found.as_dict()])
+    outputs["predicted-tag"] = found.selected or ""
+    if found.selected is not None:
+        ctx.runner.log(
+            f"Flux would select {found.selected} for {policy_ref} now; Git carries "
+            f"{found.git or 'no tag'}"
+        )
+    return found
+
+
 def run(ctx: Context) -> Result:
     from promote.reference import validate_tag
 
     inputs = ctx.inputs
     expected = inputs.str("expected-tag")
-    if not expected:
-        raise InputError("expected-tag is required for verify-flux", input_name="expected-tag")
-    validate_tag(expected)
+    if expected:
+        validate_tag(expected)
     policy_ref = inputs.str("policy")
     if not policy_ref:
         raise InputError("policy (namespace:name) is required for verify-flux", input_name="policy")
@@ -97,8 +125,20 @@ def run(ctx: Context) -> Result:
     if source is None:
         raise InputError("verify-flux needs gitops-path or gitops-repo", input_name="gitops-path")
 
-    tree = load_tree(source)
+    snapshot = source.read()
+    tree = scan(snapshot.files, revision=snapshot.revision)
     outputs = {"synced": "false", "predicted-tag": "", "files": "", "commit": ""}
+    if not expected:
+        # no expected-tag: verify that Git carries what Flux would select now (as `predict`)
+        found = _now(ctx, tree, snapshot.files, policy_ref, outputs)
+        if found.selected is None:
+            return Result(
+                outputs=outputs,
+                summary=_summary(None, None, source.label, ""),
+                failed=True,
+                message=f"Flux would select nothing for {policy_ref}: {found.note}",
+            )
+        expected = found.selected
     prediction = None
     if inputs.given("image"):
         from promote.flux.gitops import find_policies
@@ -115,6 +155,8 @@ def run(ctx: Context) -> Result:
             ctx.runner.warning(warning)
         if not prediction.ok:
             message = f"Flux would not select {expected}: {prediction.reason}"
+            if prediction.tag and prediction.tag not in message:
+                message += f" (it would select {prediction.tag})"
             return Result(
                 outputs=outputs,
                 summary=_summary(None, prediction, source.label, ""),

@@ -22,6 +22,7 @@ from promote.flux.policy import (
     filter_out_tags,
     stored_order,
 )
+from promote.flux.setters import apply_setters
 
 __all__ = [
     "DEFAULT_EXCLUSION_LIST",
@@ -31,6 +32,7 @@ __all__ = [
     "PolicyError",
     "Selection",
     "TagFilter",
+    "apply_setters",
     "filter_out_tags",
     "stored_order",
 ]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 #: Flux's image automation API group; ``v1`` and ``v1beta2`` share one spec.
 IMAGE_API_GROUP = "image.toolkit.fluxcd.io"
 FLUX_KINDS = ("ImageRepository", "ImagePolicy", "ImageUpdateAutomation")
+#: source-controller's API group and the source kind an automation checks out.
+SOURCE_API_GROUP = "source.toolkit.fluxcd.io"
+SOURCE_KINDS = ("GitRepository",)
 #: Environment folder names, in promotion order.
 ENVS = ("develop", "staging", "production")
 #: The marker key; the reader screens files for it *with* the double quotes.
@@ -179,6 +182,8 @@ class GitOpsTree:
     unparseable: list[tuple[str, int, str]] = field(default_factory=list)
     #: the revision the tree was read at (a commit sha), when known
     revision: str | None = None
+    #: source-controller ``GitRepository`` objects (what an automation's sourceRef names)
+    sources: list[FluxObject] = field(default_factory=list)
 
     def of_kind(self, kind: str) -> list[FluxObject]:
         return [o for o in self.objects if o.kind == kind]
@@ -260,6 +265,9 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
     for path in paths:
         text = files[path]
         screened = SCREEN_TOKEN in text
+        # comments naming the key without the double quotes are read only to warn: Flux
+        # does not even parse such a file for markers
+        mentions = screened or MARKER_KEY in text
         try:
             docs = _load_documents(text)
         except yaml.YAMLError as exc:
@@ -274,7 +282,7 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
         lines = text.splitlines()
         found_markers: list[Marker] = []
         for node, data in docs:
-            walker = _Walker(path, lines, screened)
+            walker = _Walker(path, lines, screened, mentions=mentions)
             walker.walk(node, ())
             found_markers.extend(walker.markers)
             tree.ignored.extend(walker.ignored)
@@ -283,9 +291,21 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
                 tree.objects.append(obj)
             elif isinstance(data, Mapping):
                 tree.images.extend(_images(path, node, data, walker.markers_by_pos))
+                source = _flux_object(
+                    path,
+                    node,
+                    data,
+                    walker.lines,
+                    namespaces,
+                    kinds=SOURCE_KINDS,
+                    group=SOURCE_API_GROUP,
+                )
+                if source is not None:
+                    tree.sources.append(source)
         tree.markers.extend(found_markers)
-        if screened:
-            tree.ignored.extend(_unread_comments(path, lines, found_markers))
+        if mentions:
+            reported = {c.line for c in tree.ignored if c.file == path}
+            tree.ignored.extend(_unread_comments(path, lines, found_markers, reported))
     return tree
 
 
@@ -338,14 +358,17 @@ def _flux_object(
     data: Any,
     lines: Mapping[tuple[str | int, ...], int],
     namespaces: Mapping[str, str],
+    *,
+    kinds: tuple[str, ...] = FLUX_KINDS,
+    group: str = IMAGE_API_GROUP,
 ) -> FluxObject | None:
     if not isinstance(data, Mapping):
         return None
     api = data.get("apiVersion")
     kind = data.get("kind")
-    if not isinstance(api, str) or kind not in FLUX_KINDS:
+    if not isinstance(api, str) or kind not in kinds:
         return None
-    if api.split("/", 1)[0] != IMAGE_API_GROUP:
+    if api.split("/", 1)[0] != group:
         return None
     meta = data.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
@@ -366,10 +389,13 @@ def _flux_object(
 class _Walker:
     """Visits one document's nodes: field lines, and markers on scalar values."""
 
-    def __init__(self, path: str, lines: list[str], screened: bool) -> None:
+    def __init__(
+        self, path: str, lines: list[str], screened: bool, *, mentions: bool = False
+    ) -> None:
         self.path = path
         self.source = lines
         self.screened = screened
+        self.mentions = mentions or screened
         self.lines: dict[tuple[str | int, ...], int] = {}
         self.markers: list[Marker] = []
         self.markers_by_pos: dict[tuple[int, int], Marker] = {}
@@ -385,34 +411,32 @@ class _Walker:
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.walk(item, (*path, index))
-        elif isinstance(node, yaml.ScalarNode) and self.screened:
+        elif isinstance(node, yaml.ScalarNode) and self.mentions:
             self._scalar(node, path)
 
     def _scalar(self, node: yaml.ScalarNode, path: tuple[str | int, ...]) -> None:
         if node.tag == "tag:yaml.org,2002:null" and node.value == "":
             return  # an empty value: no scalar text the comment could trail
-        end = node.end_mark
-        if node.style in {"|", ">"}:
-            # a block scalar's line comment follows its header on the first line
-            line_no = node.start_mark.line
-            text = self.source[line_no] if line_no < len(self.source) else ""
-            rest = text[node.start_mark.column + 1 :].lstrip("+-0123456789")
-        else:
-            line_no = end.line
-            text = self.source[line_no] if line_no < len(self.source) else ""
-            rest = text[end.column :]
-        if not rest[:1].isspace() or not rest.strip().startswith("#"):
+        found = line_comment(node, self.source)
+        if found is None:
             return
-        comment = rest.strip()
+        line_no, comment = found
         setter = decode_marker_comment(comment)
-        if setter is None:
+        if setter is None or not self.screened:
             if MARKER_KEY in comment:
+                quoted = "" if self.screened else " (single quotes or no quotes)"
                 self.ignored.append(
                     IgnoredComment(
                         self.path,
                         line_no + 1,
-                        "this comment is not a JSON object of strings with "
-                        f'"{MARKER_KEY}", so Flux ignores it',
+                        f"this comment is not a JSON object of strings with "
+                        f'"{MARKER_KEY}"{quoted}, so Flux ignores it'
+                        + (
+                            ""
+                            if self.screened
+                            else f'; Flux reads only files containing "{MARKER_KEY}" '
+                            "with the double quotes"
+                        ),
                     )
                 )
             return
@@ -433,21 +457,46 @@ class _Walker:
         self.markers_by_pos[(node.start_mark.line, node.start_mark.column)] = marker
 
 
+def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | None:
+    """The trailing comment of a scalar value as ``(0-based line, "# ...")``, or ``None``.
+
+    A block scalar's comment follows its header (``|`` / ``>``) on the first line; any other
+    scalar's follows its last character, after at least one space.
+    """
+    end = node.end_mark
+    if node.style in {"|", ">"}:
+        line_no = node.start_mark.line
+        text = source[line_no] if line_no < len(source) else ""
+        rest = text[node.start_mark.column + 1 :].lstrip("+-0123456789")
+    else:
+        line_no = end.line
+        text = source[line_no] if line_no < len(source) else ""
+        rest = text[end.column :]
+    if not rest[:1].isspace() or not rest.strip().startswith("#"):
+        return None
+    return line_no, rest.strip()
+
+
 def _unread_comments(
-    path: str, lines: list[str], markers: list[Marker]
+    path: str, lines: list[str], markers: list[Marker], reported: Collection[int] = ()
 ) -> Iterator[IgnoredComment]:
-    """Comment lines naming ``$imagepolicy`` that no scalar carries (e.g. on their own line)."""
-    seen = {m.line for m in markers}
+    """Comment lines naming ``$imagepolicy`` that no scalar value carries: on their own
+    line, after a key whose value is a mapping or list, or inside a block scalar's text."""
+    seen = {m.line for m in markers} | set(reported)
     for number, text in enumerate(lines, start=1):
         if number in seen or MARKER_KEY not in text or "#" not in text:
             continue
         if text.lstrip().startswith("#"):
-            yield IgnoredComment(
-                path,
-                number,
+            reason = (
                 "a marker on its own line is not read: Flux reads the trailing comment on "
-                "the value's line",
+                "the value's line"
             )
+        else:
+            reason = (
+                "this comment does not trail a scalar value Flux visits (it follows a key, a "
+                "list or a mapping, or sits inside a block of text), so Flux ignores it"
+            )
+        yield IgnoredComment(path, number, reason)
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

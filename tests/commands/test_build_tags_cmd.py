@@ -80,3 +80,38 @@ def test_bad_input_one_error_no_outputs(
     assert len(run.errors) == 1 and message in run.errors[0], run.log
     assert run.outputs == {}
     assert "Traceback" not in run.log
+
+
+def test_off_a_runner_head_and_the_checked_out_branch_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.github_server import git, init_repo
+
+    checkout = tmp_path / "service"
+    checkout.mkdir()
+    (checkout / "app.py").write_text("print('hi')\n")
+    head = init_repo(checkout, branch="main")
+    monkeypatch.chdir(checkout)
+    run = run_action(tmp_path, {"command": "build-tags", "timestamp": "1767225600"}, {})
+    assert run.status == 0, run.log
+    assert run.outputs["tag"] == f"staging-{head[:7]}-1767225600"
+    assert f"org.opencontainers.image.revision={head}" in run.outputs["labels"]
+
+    git(checkout, "checkout", "-q", "-b", "develop")
+    run = run_action(tmp_path, {"command": "build-tags", "timestamp": "1767225600"}, {})
+    assert run.outputs["tag"] == f"develop-{head[:7]}-1767225600"
+
+    git(checkout, "checkout", "-q", "--detach")
+    run = run_action(tmp_path, {"command": "build-tags"}, {})
+    assert run.status == 2
+    assert "no branch is checked out here" in run.errors[0]
+
+
+def test_outside_any_checkout_commit_sha_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    run = run_action(tmp_path, {"command": "build-tags", "env": "develop"}, {})
+    assert run.status == 2
+    assert "commit-sha is required" in run.errors[0]

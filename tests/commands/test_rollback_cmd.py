@@ -371,6 +371,9 @@ def test_dry_run_with_revert_names_the_commit_and_changes_nothing(
     )
     assert run.status == 0, run.log
     assert f"dry run: would revert {bad_commit[:12]}" in run.log
+    # nothing was reverted, so nothing is reported as reverted
+    assert "reverted-commit" not in run.outputs
+    assert f"would revert `{bad_commit[:12]}` (dry run)" in run.summary
     assert git(origin, "rev-parse", "HEAD").strip() == before
     assert git(clone, "rev-parse", "HEAD").strip() == before
     assert history.digest("production") == history.b.digest
@@ -525,3 +528,50 @@ def test_revert_whose_branch_update_answer_is_lost_says_the_registry_rollback_is
     assert "internal error" not in error
     assert "registry rollback is done" in error and "may or may not have moved" in error
     assert history.digest("production") == history.a.digest
+
+
+# -- a revert that cannot be pushed; a dry run never reports a revert as done ---------------
+def _rollback_without_upstream(
+    tmp_path: Path, history: History, **extra: str
+) -> tuple[Path, Path, str, Run]:
+    origin, clone, bad_commit = gitops_repo(
+        tmp_path / "git", history.image, history.tag_a, history.tag_b
+    )
+    git(clone, "branch", "--unset-upstream")
+    inputs = {
+        "command": "rollback",
+        "image": history.image,
+        "revert-commit": "true",
+        "gitops-path": str(clone),
+        "policy": "flux-system:backend-production",
+        **extra,
+    }
+    return origin, clone, bad_commit, action(tmp_path / "rb", inputs)
+
+
+@pytest.mark.registry
+def test_revert_in_a_checkout_without_upstream_is_refused_before_anything_is_written(
+    tmp_path: Path, history: History
+) -> None:
+    origin, clone, bad_commit, run = _rollback_without_upstream(tmp_path, history)
+    assert run.status != 0
+    assert len(run.errors) == 1, run.log
+    assert "could not be pushed" in run.errors[0] and "revert-local" in run.errors[0]
+    assert history.digest("production") == history.b.digest  # registry untouched
+    assert git(clone, "rev-parse", "HEAD").strip() == bad_commit
+    assert git(origin, "rev-parse", "HEAD").strip() == bad_commit
+
+
+@pytest.mark.registry
+def test_revert_local_commits_in_the_checkout_and_warns_that_it_is_not_pushed(
+    tmp_path: Path, history: History
+) -> None:
+    origin, clone, bad_commit, run = _rollback_without_upstream(
+        tmp_path, history, **{"revert-local": "true"}
+    )
+    assert run.status == 0, run.log
+    assert git(clone, "rev-parse", "HEAD^").strip() == bad_commit
+    assert git(origin, "rev-parse", "HEAD").strip() == bad_commit  # nothing pushed
+    warnings = [ln for ln in run.log.splitlines() if ln.startswith("::warning")]
+    assert any("NOT pushed" in w for w in warnings), run.log
+    assert "local only, not pushed" in run.summary

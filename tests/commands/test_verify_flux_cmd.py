@@ -168,7 +168,6 @@ def test_api_with_a_bad_token_fails_cleanly(
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({"gitops-path": "."}, "expected-tag is required"),
         (
             {"gitops-path": ".", "expected-tag": OLD, "policy": "backend-production"},
             "policy must be",

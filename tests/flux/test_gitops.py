@@ -222,9 +222,12 @@ def test_only_double_quoted_key_files_with_manifest_names_are_screened() -> None
     }
     tree = scan(files)
     assert sorted(m.file for m in tree.markers) == ["a.yaml", "b.yml", "dir/Kustomization"]
-    # without the double quotes the file is not even read for markers
-    tree = scan({"f.yaml": "image: x:1 # {$imagepolicy: ns:p}\n"})
-    assert tree.markers == [] and tree.ignored == []
+    # without the double quotes Flux does not even read the file for markers: warned
+    for comment in ("{$imagepolicy: ns:p}", "{'$imagepolicy': 'ns:p'}"):
+        tree = scan({"f.yaml": f"image: x:1 # {comment}\n"})
+        assert tree.markers == []
+        assert [(c.file, c.line) for c in tree.ignored] == [("f.yaml", 1)]
+        assert "double quotes" in tree.ignored[0].reason
 
 
 def test_unparseable_yaml_is_skipped_and_reported() -> None:
@@ -363,3 +366,20 @@ def test_any_marker_line_round_trips(tag: str, ns: str, policy: str, form: str) 
     marker = tree.markers[0]
     assert (marker.setter, marker.value, marker.line, marker.valid) == (setter, value, 3, True)
     assert tree.images[0].tag == tag
+
+
+def test_markers_on_keys_or_inside_block_text_are_reported_not_counted() -> None:
+    text = doc(
+        """
+        spec:
+          images: # {"$imagepolicy": "ns:on-a-key"}
+            - a
+          patch: |
+            image: x:1 # {"$imagepolicy": "ns:inside-text"}
+          image: ghcr.io/a/e:1 # {"$imagepolicy": "ns:good"}
+        """
+    )
+    tree = scan({"x.yaml": text})
+    assert [m.setter for m in tree.markers] == ["ns:good"]
+    assert sorted(c.line for c in tree.ignored) == [2, 5]
+    assert all("does not trail a scalar value" in c.reason for c in tree.ignored)

@@ -57,6 +57,7 @@ VALID: dict[str, str] = {
     "env": "staging",
     "branch": "main",
     "branch-map": "main=staging\ndevelop=develop",
+    "revert-local": "false",
 }
 
 #: Inputs the promote command only reads in some context: that context, for every case.
@@ -71,7 +72,10 @@ CONTEXT: dict[str, dict[str, str]] = {
 #: Inputs read by build-tags only (no registry at all; the sink proves it stays so).
 BUILD_TAGS_ONLY = frozenset({"env", "branch", "branch-map"})
 
-BOOLEANS = ("floating-tag", "dry-run", "revert-commit", "create-deployment", "git-tag", "release")
+BOOLEANS = (
+    *("floating-tag", "dry-run", "revert-commit", "create-deployment", "git-tag", "release"),
+    "revert-local",
+)
 BAD_BOOLEANS = ("yes", "1", "tRue", "on", "false!")
 
 #: Grammar attacks per input: (category, value).

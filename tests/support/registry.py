@@ -81,7 +81,9 @@ def require_binary(name: str, package: str) -> str:
 class RegistryServer:
     """One running registry. ``host`` is ``127.0.0.1:PORT``, ``url`` ``http://host``."""
 
-    def __init__(self, auth: str = "none", *, username: str = "promoter") -> None:
+    def __init__(
+        self, auth: str = "none", *, username: str = "promoter", keep_in: Path | None = None
+    ) -> None:
         if auth not in MODES:
             raise ValueError(f"auth must be one of {MODES}")
         self.auth = auth
@@ -92,6 +94,9 @@ class RegistryServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
         self._seeder: Seeder | None = None
+        #: `make lab`: storage in this folder and a registry that outlives this process
+        #: (its own session, not stopped at exit; ``scripts/lab.py stop`` ends it by pid)
+        self.keep_in = keep_in
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -171,7 +176,12 @@ http:
         binary = require_binary(REGISTRY_BINARY, "docker-registry")
         last_error = ""
         for _attempt in range(3):
-            self.workdir = Path(tempfile.mkdtemp(prefix=f"promote-registry-{self.auth}-"))
+            if self.keep_in is not None:
+                shutil.rmtree(self.keep_in, ignore_errors=True)
+                self.keep_in.mkdir(parents=True)
+                self.workdir = self.keep_in
+            else:
+                self.workdir = Path(tempfile.mkdtemp(prefix=f"promote-registry-{self.auth}-"))
             self.port = free_port()
             config_path = self.workdir / "config.yml"
             config_path.write_text(self._config())
@@ -183,8 +193,10 @@ http:
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=env,
+                    start_new_session=self.keep_in is not None,
                 )
-            _LIVE.add(self)
+            if self.keep_in is None:
+                _LIVE.add(self)
             error = self._wait_ready()
             if error is None:
                 return self
