@@ -69,7 +69,9 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 #: Docker schema 2 media types -> their OCI equivalents (same bytes, other name).
 OCI_EQUIVALENT = {
     "application/vnd.docker.container.image.v1+json": OCI_CONFIG,
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": (
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    ),
     "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
 }
 CHANGELOG = "CHANGELOG.md"
@@ -235,7 +237,9 @@ def build_and_push(image: str, staging_tag: str, meta: dict[str, Any], base: str
     client = registry_client(parse_repository(image))
     try:
         pushed = client.get_manifest(staging_tag)
-        oci = Manifest.from_bytes(oci_with_annotations(pushed.data, meta["annotations"]), OCI_MANIFEST)
+        oci = Manifest.from_bytes(
+            oci_with_annotations(pushed.data, meta["annotations"]), OCI_MANIFEST
+        )
         digest: str = client.put_manifest(staging_tag, oci)
     except PromoteError as exc:
         raise ReleaseError(f"annotating {ref}: {exc}") from None
@@ -245,7 +249,7 @@ def build_and_push(image: str, staging_tag: str, meta: dict[str, Any], base: str
     return digest
 
 
-# -- steps 2 and 3: the image, run as the runner runs it ---------------------------------------------
+# -- steps 2 and 3: the image, run as the runner runs it --------------------------------------
 @dataclass
 class ActionRun:
     returncode: int
@@ -264,7 +268,15 @@ def run_action(
         files = Path(tmp)
         (files / "output").touch()
         (files / "summary").touch()
-        cmd = ["docker", "run", "--rm", "--network", network, "-v", f"{files}:/github/file_commands"]
+        cmd = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "-v",
+            f"{files}:/github/file_commands",
+        ]
         cmd += ["-e", "GITHUB_OUTPUT=/github/file_commands/output"]
         cmd += ["-e", "GITHUB_STEP_SUMMARY=/github/file_commands/summary"]
         cmd += ["-e", "GITHUB_ACTIONS=true"]
@@ -300,9 +312,10 @@ def smoke_test(ref: str, sha: str, ts: int, staging_tag: str, meta: dict[str, An
     )
     if result.returncode != 0:
         raise _failed("smoke test build-tags failed", result)
-    if result.outputs.get("tag") != staging_tag or json.loads(
-        result.outputs.get("json", "{}")
-    ).get("labels") != meta["labels"]:
+    if (
+        result.outputs.get("tag") != staging_tag
+        or json.loads(result.outputs.get("json", "{}")).get("labels") != meta["labels"]
+    ):
         raise ReleaseError(f"smoke test build-tags: unexpected outputs {result.outputs}")
     if "Build tags" not in result.summary:
         raise ReleaseError("smoke test build-tags: no step summary written")
@@ -337,11 +350,13 @@ def smoke_test(ref: str, sha: str, ts: int, staging_tag: str, meta: dict[str, An
     ):
         raise ReleaseError(f"smoke test dry-run promote: unexpected outputs {result.outputs}")
     if after != before:
-        raise ReleaseError(f"smoke test dry-run promote wrote tags: {sorted(set(after) - set(before))}")
+        raise ReleaseError(
+            f"smoke test dry-run promote wrote tags: {sorted(set(after) - set(before))}"
+        )
 
 
 def self_promote(
-    ref: str, image: str, digest: str, staging_tag: str, version: str, sha: str
+    ref: str, image: str, digest: str, *, staging_tag: str, version: str, sha: str
 ) -> str:
     """Promote ``digest`` with the image itself; the immutable tag written."""
     log(f"3. {ref} promotes itself to production (v{version})")
@@ -452,7 +467,11 @@ def pin(text: str, repository: str, *, workflows: bool, sha: str, version: str) 
 def _strip_uses(doc: Any, repository: str) -> Any:
     if isinstance(doc, dict):
         return {
-            k: ("<pinned>" if k == "uses" and str(v).startswith(repository) else _strip_uses(v, repository))
+            k: (
+                "<pinned>"
+                if k == "uses" and str(v).startswith(repository)
+                else _strip_uses(v, repository)
+            )
             for k, v in doc.items()
         }
     if isinstance(doc, list):
@@ -465,11 +484,14 @@ _RUNS_IMAGE = re.compile(r"^(?P<lead>runs:\n(?:[ \t]+.*\n)*?[ \t]+image:[ \t]*).
 
 def action_yml_for(text: str, image_ref: str) -> str:
     """``action.yml`` with ``runs.image: docker://<image_ref>`` (checked by parsing)."""
-    new = _RUNS_IMAGE.sub(lambda m: f"{m.group('lead')}{json.dumps('docker://' + image_ref)}", text, count=1)
+    new = _RUNS_IMAGE.sub(
+        lambda m: f"{m.group('lead')}{json.dumps('docker://' + image_ref)}", text, count=1
+    )
     doc = yaml.safe_load(new)
-    if doc.get("runs", {}).get("image") != f"docker://{image_ref}" or doc.get("runs", {}).get(
-        "using"
-    ) != "docker":
+    if (
+        doc.get("runs", {}).get("image") != f"docker://{image_ref}"
+        or doc.get("runs", {}).get("using") != "docker"
+    ):
         raise ReleaseError("action.yml has no `runs: using: docker, image: ...` to pin")
     old = yaml.safe_load(text)
     old["runs"]["image"] = doc["runs"]["image"]
@@ -506,14 +528,18 @@ def _split_changelog(text: str) -> tuple[str, dict[str, str]]:
 def _identity() -> Iterator[dict[str, str]]:
     """git's environment for commits and tags, with a fallback identity when none is set."""
     env = dict(os.environ)
-    if not subprocess.run(["git", "config", "user.email"], cwd=ROOT, capture_output=True, check=False).stdout.strip():
+    if not subprocess.run(
+        ["git", "config", "user.email"], cwd=ROOT, capture_output=True, check=False
+    ).stdout.strip():
         for key, value in IDENTITY.items():
             env.setdefault(key, value)
             env.setdefault(key.replace("AUTHOR", "COMMITTER"), value)
     yield env
 
 
-def commit_files(parent: str, files: Mapping[str, str], message: str, env: Mapping[str, str]) -> str:
+def commit_files(
+    parent: str, files: Mapping[str, str], message: str, env: Mapping[str, str]
+) -> str:
     """A commit on top of ``parent`` with ``files`` replaced; nothing checked out changes."""
     with tempfile.TemporaryDirectory(prefix="promote-release-index-") as tmp:
         idx_env = {**env, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -610,7 +636,9 @@ def release(args: argparse.Namespace) -> dict[str, str]:
     digest = build_and_push(image, staging_tag, meta, args.base_image)
     ref = f"{image}@{digest}"
     smoke_test(ref, head, ts, staging_tag, meta)
-    production_tag = self_promote(ref, image, digest, staging_tag, version, head)
+    production_tag = self_promote(
+        ref, image, digest, staging_tag=staging_tag, version=version, sha=head
+    )
 
     previous = max(
         (v for v in released if naming.parse_version(v) < naming.parse_version(version)),
@@ -625,10 +653,8 @@ def release(args: argparse.Namespace) -> dict[str, str]:
         f"Image: `{ref}`\n\nTags: `{staging_tag}` (the build, from {head}), `{production_tag}`, "
         f"`production`.\n\nChanges{f' since {previous}' if previous else ''}:\n\n{listed}"
     )
-    current_log = git("show", f"{head}:{CHANGELOG}") if _exists(head, CHANGELOG) else "# Changelog\n"
-    previous_log = (
-        git("show", f"{previous}:{CHANGELOG}") if previous and _exists(previous, CHANGELOG) else None
-    )
+    current_log = _read(head, CHANGELOG) or "# Changelog\n"
+    previous_log = _read(previous, CHANGELOG) if previous else None
     changelog = changelog_for(current_log, previous_log, version, section, date)
     message = (
         f"digest: {digest}\nimage: {ref}\ntags: {image}:{staging_tag} {image}:{production_tag} "
@@ -644,7 +670,15 @@ def release(args: argparse.Namespace) -> dict[str, str]:
             message=message,
             env=env,
         )
-        git("tag", "-a", tag, "-m", f"promote {tag}\n\n{message}\naction commit: {action_commit}", commit, env=env)
+        git(
+            "tag",
+            "-a",
+            tag,
+            "-m",
+            f"promote {tag}\n\n{message}\naction commit: {action_commit}",
+            commit,
+            env=env,
+        )
     log(f"4. tagged {tag} -> {commit}")
     return {
         "version": version,
@@ -658,11 +692,12 @@ def release(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
-def _exists(commit: str, path: str) -> bool:
+def _read(commit: str, path: str) -> str | None:
+    """``path`` at ``commit``, None when it has no such file."""
     proc = subprocess.run(
-        ["git", "cat-file", "-e", f"{commit}:{path}"], cwd=ROOT, capture_output=True, check=False
+        ["git", "show", f"{commit}:{path}"], cwd=ROOT, capture_output=True, check=False
     )
-    return proc.returncode == 0
+    return proc.stdout.decode() if proc.returncode == 0 else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
