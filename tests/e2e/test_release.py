@@ -144,7 +144,8 @@ def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
 def remove_local_images(image: str) -> None:
     """Forget every local name of the release's image (so act has to pull it by digest)."""
     listed = d.docker("images", "--format", "{{.Repository}}:{{.Tag}}", image).stdout.split()
-    listed += d.docker("images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", image)
+    digests = d.docker("images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", image)
+    listed += digests.stdout.split()
     listed_refs = [r for r in listed if not r.endswith(("<none>", "@<none>"))]
     if listed_refs:
         d.docker("rmi", *listed_refs, check=False)
