@@ -76,6 +76,12 @@ OCI_EQUIVALENT = {
 }
 CHANGELOG = "CHANGELOG.md"
 SMOKE_REPO = "smoke/backend"
+#: The image's inputs for registry credentials, from the variables the CLI reads.
+CREDENTIAL_INPUTS = {
+    "username": "PROMOTE_USERNAME",
+    "password": "PROMOTE_PASSWORD",
+    "github-token": "GITHUB_TOKEN",
+}
 IDENTITY = {"GIT_AUTHOR_NAME": "promote release", "GIT_AUTHOR_EMAIL": "release@promote.invalid"}
 
 
@@ -161,13 +167,8 @@ def registry_client(repository: Repository) -> Any:
     from promote.registry import RegistryClient, credentials_for
 
     env = os.environ
-    creds = credentials_for(
-        repository,
-        env.get("PROMOTE_USERNAME"),
-        env.get("PROMOTE_PASSWORD"),
-        env.get("GITHUB_TOKEN"),
-        env,
-    )
+    username, password, token = (env.get(var) for var in CREDENTIAL_INPUTS.values())
+    creds = credentials_for(repository, username, password, token, env)
     return RegistryClient(repository, creds)
 
 
@@ -360,19 +361,18 @@ def self_promote(
 ) -> str:
     """Promote ``digest`` with the image itself; the immutable tag written."""
     log(f"3. {ref} promotes itself to production (v{version})")
-    result = run_action(
-        ref,
-        {
-            "command": "promote",
-            "image": image,
-            "source-tag": staging_tag,
-            "source-digest": digest,
-            "version": version,
-            "commit-sha": sha,
-        },
-        network="host",
-        pass_env=("INPUT_USERNAME", "INPUT_PASSWORD", "INPUT_GITHUB-TOKEN", "GITHUB_ACTOR"),
-    )
+    inputs = {
+        "command": "promote",
+        "image": image,
+        "source-tag": staging_tag,
+        "source-digest": digest,
+        "version": version,
+        "commit-sha": sha,
+    }
+    for name, var in CREDENTIAL_INPUTS.items():
+        if os.environ.get(var):
+            inputs[name] = os.environ[var]  # handed over in the environment, never argv
+    result = run_action(ref, inputs, network="host", pass_env=("GITHUB_ACTOR",))
     if result.returncode != 0:
         raise _failed(
             "promote (run from the released image) failed; no release commit or git tag was "

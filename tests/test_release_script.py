@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -178,3 +180,50 @@ def test_main_branch_files_name_the_action_the_release_pins() -> None:
         actions, _calls = release.repository_refs(path.read_text(), release.DEFAULT_REPOSITORY)
         if path.name in {"promote.yml", "gate.yml"}:
             assert actions, path.name
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    doc: dict[Any, Any] = yaml.safe_load((ROOT / ".github/workflows" / name).read_text())
+    doc["on"] = doc.pop(True, doc.get("on"))
+    return doc
+
+
+def test_release_workflow_contract() -> None:
+    from tests.support.docker import dockerfile_base
+
+    wf = _workflow("release.yml")
+    assert set(wf["on"]) == {"workflow_dispatch"}
+    assert set(wf["on"]["workflow_dispatch"]["inputs"]) == {"version", "bump"}
+    assert wf["permissions"] == {}
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    test, job = wf["jobs"]["test"], wf["jobs"]["release"]
+    assert test["permissions"] == {"contents": "read"}
+    assert test["steps"][-1]["run"] == ".ci/run"
+    base = (ROOT / "Dockerfile").read_text()
+    assert test["steps"][-1]["env"]["PROMOTE_TEST_BASE_IMAGE"] == dockerfile_base(base)
+    assert job["needs"] == "test" and job["environment"] == "release"
+    assert job["permissions"] == {
+        "contents": "write",
+        "packages": "write",
+        "id-token": "write",
+        "attestations": "write",
+    }
+    steps = {step.get("id") or step["name"]: step for step in job["steps"]}
+    make = steps["release"]
+    assert make["env"]["IMAGE"] == "ghcr.io/${{ github.repository }}"
+    assert "make release " in make["run"] and 'IMAGE="${IMAGE,,}"' in make["run"]
+    attest = next(s for s in job["steps"] if "attest-build-provenance" in s.get("uses", ""))
+    assert attest["with"]["subject-digest"] == "${{ steps.release.outputs.digest }}"
+    assert attest["with"]["push-to-registry"] is True
+    push = next(s for s in job["steps"] if "git tag --force" in s.get("run", ""))
+    # vX.Y.Z is pushed without `+` (never overwritten); only the major tag vX is forced.
+    assert '"refs/tags/$TAG" "+refs/tags/$MAJOR"' in push["run"]
+    notes = job["steps"][-1]
+    assert "gh release create" in notes["run"] and "$DIGEST" in notes["run"]
+    assert notes["env"]["DIGEST"] == "${{ steps.release.outputs.digest }}"
+    # The JSON line's names are what the later steps read.
+    used = set(re.findall(r"steps\.release\.outputs\.([\w-]+)", str(job)))
+    assert used <= {"digest", "image", "staging-tag", "production-tag", "tag", "commit"} | {
+        "repository",
+        "major",
+    }
