@@ -127,6 +127,11 @@ def git(*args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = 
     return run(["git", *args], what=f"git {args[0]}", stdin=stdin, env=env).strip()
 
 
+def show(commit: str, path: str) -> str:
+    """``path`` as committed in ``commit``, byte for byte."""
+    return run(["git", "show", f"{commit}:{path}"], what=f"git show {commit}:{path}")
+
+
 def docker(*args: str, timeout: float = 1800) -> str:
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the legacy builder: no buildx needed
     return run(["docker", *args], what=f"docker {args[0]}", env=env, timeout=timeout)
@@ -556,7 +561,17 @@ def tree_files(commit: str) -> dict[str, str]:
     """The workflow files of ``commit``: path -> text."""
     names = git("ls-tree", "-r", "--name-only", commit).splitlines()
     pattern = re.compile(r"^(\.github/workflows/[^/]+\.ya?ml|examples/workflows/[^/]+\.yml)$")
-    return {n: git("show", f"{commit}:{n}") + "\n" for n in names if pattern.match(n)}
+    return {n: show(commit, n) for n in names if pattern.match(n)}
+
+
+def pin_tree(commit: str, repository: str, *, workflows: bool, version: str) -> dict[str, str]:
+    """The workflow files of ``commit`` whose references ``pin`` changes, pinned to it."""
+    changed = {}
+    for path, text in tree_files(commit).items():
+        new = pin(text, repository, workflows=workflows, sha=commit, version=version)
+        if new != text:
+            changed[path] = new
+    return changed
 
 
 def release_commits(
@@ -570,7 +585,7 @@ def release_commits(
     env: Mapping[str, str],
 ) -> tuple[str, str]:
     """(action commit, tagged commit) on top of ``head``."""
-    action = action_yml_for(git("show", f"{head}:action.yml") + "\n", image_ref)
+    action = action_yml_for(show(head, "action.yml"), image_ref)
     action_commit = commit_files(
         head,
         {"action.yml": action, CHANGELOG: changelog},
@@ -578,11 +593,7 @@ def release_commits(
         env,
     )
     log(f"4. action commit {action_commit}: action.yml runs docker://{image_ref}")
-    pinned = {}
-    for path, text in tree_files(action_commit).items():
-        new = pin(text, repository, workflows=False, sha=action_commit, version=version)
-        if new != text:
-            pinned[path] = new
+    pinned = pin_tree(action_commit, repository, workflows=False, version=version)
     if not any(path.startswith(".github/workflows/") for path in pinned):
         raise ReleaseError(f"no workflow in .github/workflows uses {repository}@<ref>")
     commit = commit_files(
@@ -592,11 +603,7 @@ def release_commits(
         env,
     )
     log(f"4. release commit {commit}: {len(pinned)} workflow file(s) pin the action commit")
-    calls = {}
-    for path, text in tree_files(commit).items():
-        new = pin(text, repository, workflows=True, sha=commit, version=version)
-        if new != text:
-            calls[path] = new
+    calls = pin_tree(commit, repository, workflows=True, version=version)
     if calls:
         commit = commit_files(
             commit,

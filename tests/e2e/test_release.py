@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import ServiceRepo
+from tests.e2e.test_packaging import _zizmor as zizmor
 from tests.e2e.test_workflows_act import History, report
 from tests.support import docker as d
 from tests.support.docker import ROOT
@@ -128,17 +128,6 @@ def uses(text: str) -> list[str]:
             found.append(job["uses"])
         found += [s["uses"] for s in job.get("steps", []) if "uses" in s]
     return found
-
-
-def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "zizmor"
-    return subprocess.run(
-        [str(exe), "--offline", "--persona=pedantic", "--format=plain", *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def remove_local_images(image: str) -> None:
