@@ -564,17 +564,6 @@ STARTUP_TARGET_SECONDS = 5.0
 STARTUP_TARGET_RATIO = 3.0
 
 
-def _local_refs(image: str) -> list[str]:
-    """Every local tag and digest reference of ``image`` (a repository)."""
-    from tests.support import docker as ds
-
-    tags = ds.docker("images", "--format", "{{.Repository}}:{{.Tag}}", image).stdout.split()
-    digests = ds.docker(
-        "images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", image
-    ).stdout.split()
-    return [r for r in tags + digests if not r.endswith("<none>")]
-
-
 def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     """One act job, the action pulled by digest (released form) against built from Dockerfile.
 
@@ -649,7 +638,7 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
             for form in ("prebuilt", "dockerfile"):
                 nonce_base = ""
                 if form == "prebuilt":
-                    refs = _local_refs(repo_name)
+                    refs = ds.image_refs(repo_name)
                     if refs:
                         ds.docker("rmi", *refs, check=False)
                     stage = prebuilt
@@ -706,7 +695,7 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
                     ds.docker("rmi", act_image, check=False)
                     ds.docker("rmi", nonce_base, check=False)
         pulled_size = ds.image_size(ref) if ds.image_exists(ref) else 0
-        for leftover in _local_refs(repo_name):
+        for leftover in ds.image_refs(repo_name):
             ds.docker("rmi", leftover, check=False)
 
     def median_of(form: str, key: str) -> float | None:

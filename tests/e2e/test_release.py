@@ -26,7 +26,7 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,12 +132,9 @@ def uses(text: str) -> list[str]:
 
 def remove_local_images(image: str) -> None:
     """Forget every local name of the release's image (so act has to pull it by digest)."""
-    listed = d.docker("images", "--format", "{{.Repository}}:{{.Tag}}", image).stdout.split()
-    digests = d.docker("images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", image)
-    listed += digests.stdout.split()
-    listed_refs = [r for r in listed if not r.endswith(("<none>", "@<none>"))]
-    if listed_refs:
-        d.docker("rmi", *listed_refs, check=False)
+    refs = d.image_refs(image)
+    if refs:
+        d.docker("rmi", *refs, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +146,15 @@ def release_registry(registry: RegistryServer) -> RegistryServer:
 @pytest.fixture(scope="module")
 def released(
     e2e_base: str, release_registry: RegistryServer, tmp_path_factory: pytest.TempPathFactory
-) -> Release:
+) -> Iterator[Release]:
     repo = promote_repository(tmp_path_factory.mktemp("promote-repo"))
     image = f"{release_registry.host}/{IMAGE_PATH}"
     release = make_release(repo, image, e2e_base, VERSION=VERSION)
-    assert release.returncode == 0, release.stderr[-6000:]
-    return release
+    try:
+        assert release.returncode == 0, release.stderr[-6000:]
+        yield release
+    finally:
+        remove_local_images(image)
 
 
 def test_release_pushes_one_digest_under_every_tag(
@@ -291,9 +291,13 @@ def _drop_runtime_dependency(repo: Path) -> None:
 
 
 def test_a_failed_smoke_test_leaves_no_production_tag_and_no_release_commit(
-    e2e_base: str, registry_factory: Callable[..., RegistryServer], tmp_path: Path
+    e2e_base: str,
+    registry_factory: Callable[..., RegistryServer],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     server = registry_factory()
+    request.addfinalizer(lambda: remove_local_images(f"{server.host}/{IMAGE_PATH}"))
     repo = promote_repository(tmp_path / "broken", _drop_runtime_dependency)
     refs_before = git(repo, "for-each-ref")
     objects_before = git(repo, "count-objects", "-v")
