@@ -153,13 +153,19 @@ def choose_version(
     explicit: str, bump: str, registry_tags: Sequence[str], git_tags: Sequence[str]
 ) -> str:
     """The version to release; refuses one that exists (registry or git) or is not newer."""
-    known = [t.version for t in naming.immutable_tags("production", registry_tags)]
-    known += [naming.parse_version(t) for t in git_tags]
+    in_registry = [t.version for t in naming.immutable_tags("production", registry_tags)]
+    in_git = [naming.parse_version(t) for t in git_tags]
+    known = in_registry + in_git
     wanted = naming.parse_version(explicit) if explicit else None
-    if wanted is not None and (wanted in known):
+    if wanted is not None and wanted in in_git:
         raise ReleaseError(
-            f"version {wanted} is already released (git tag v{wanted} or a production-v{wanted}-* "
-            "image tag exists); nothing was built"
+            f"version {wanted} is already released (git tag v{wanted}); nothing was built"
+        )
+    if wanted is not None and wanted in in_registry:
+        raise ReleaseError(
+            f"version {wanted} is already released: the image has production-v{wanted}-* but "
+            f"there is no git tag v{wanted} here (fetch the tags; or a release stopped after its "
+            "promotion: release the next version); nothing was built"
         )
     try:
         return str(naming.next_version(max(known, default=None), bump=bump, explicit=wanted))
@@ -615,6 +621,15 @@ def release_commits(
     return action_commit, commit
 
 
+def preflight(head: str, repository: str) -> None:
+    """Step 4's rewrites, tried on HEAD before anything is built: they cannot fail later."""
+    action_yml_for(show(head, "action.yml"), f"registry.invalid/x@sha256:{'0' * 64}")
+    pinned = pin_tree(head, repository, workflows=False, version="0.0.0")
+    if not any(path.startswith(".github/workflows/") for path in pinned):
+        raise ReleaseError(f"no workflow in .github/workflows uses {repository}@<ref>")
+    pin_tree(head, repository, workflows=True, version="0.0.0")
+
+
 # -- the whole release --------------------------------------------------------------------------
 def release(args: argparse.Namespace) -> dict[str, str]:
     image = parse_repository(args.image).name if args.image else ""
@@ -635,6 +650,7 @@ def release(args: argparse.Namespace) -> dict[str, str]:
     released = git_versions()
     version = choose_version(args.version, args.bump, registry_tags, list(released))
     tag = f"v{version}"
+    preflight(head, args.repository)
     log(f"0. releasing {tag} of {head} as {image}")
 
     ts = max(int(time.time()), 1)
