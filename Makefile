@@ -61,3 +61,14 @@ lab: $(STAMP)
 
 lab-stop: $(STAMP)
 	$(PY) scripts/lab.py stop
+# Release the action (scripts/release.py; the release workflow runs exactly this):
+#   make release IMAGE=ghcr.io/acme/promote [VERSION=X.Y.Z | BUMP=patch|minor|major] [BASE_IMAGE=...]
+# builds and pushes IMAGE:staging-<sha7>-<ts>, smoke-tests it by digest, promotes that digest
+# with the image itself, and tags release commits vX.Y.Z (the branch is left as it is).
+.PHONY: release
+VERSION ?=
+BUMP ?= patch
+IMAGE ?=
+BASE_IMAGE ?=
+release: $(STAMP)
+	$(PY) scripts/release.py --image "$(IMAGE)" --version "$(VERSION)" --bump "$(BUMP)" --base-image "$(BASE_IMAGE)"

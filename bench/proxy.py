@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class Seen:
     path: str
     kind: str
     status: int
+    #: wall-clock time (``time.time()``) the request arrived at the proxy
+    at: float = 0.0
 
 
 class CountingProxy:
@@ -175,6 +178,7 @@ class CountingProxy:
         return fixed(), False
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()
         method, path = handler.command, handler.path
         kind = classify(method, path)
         # a list, not a dict: clients repeat headers (skopeo sends one Accept line per type)
@@ -201,7 +205,7 @@ class CountingProxy:
             response = conn.getresponse()
             with self.lock:
                 self.counts[kind] += 1
-                self.log.append(Seen(method, path, kind, response.status))
+                self.log.append(Seen(method, path, kind, response.status, arrived))
             handler.send_response(response.status)
             length: str | None = None
             for key, value in response.getheaders():

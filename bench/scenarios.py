@@ -533,3 +533,192 @@ def action_image(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "false")
+
+
+# -- the action's start-up in act: prebuilt image against image: Dockerfile -----------------
+#: The commit the benchmark's workflow pins the action to (act maps it to a staged folder).
+STARTUP_ACTION_SHA = "be" * 20
+STARTUP_WORKFLOW = """\
+name: startup
+on: workflow_dispatch
+permissions: {}
+jobs:
+  startup:
+    runs-on: ubuntu-latest
+    steps:
+      - name: Job start
+        run: echo "bench.job-start=$(date +%%s.%%N)"
+      - name: Promote (dry run)
+        uses: acme/promote@%(sha)s # v0.0.0
+        with:
+          command: promote
+          image: %(image)s
+          source-tag: %(source_tag)s
+          dry-run: "true"
+      - name: Job end
+        run: echo "bench.job-end=$(date +%%s.%%N)"
+"""
+#: Issue 12 §4: the prebuilt step starts within this many seconds here ...
+STARTUP_TARGET_SECONDS = 5.0
+#: ... and at least this many times faster than building the Dockerfile.
+STARTUP_TARGET_RATIO = 3.0
+
+
+def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
+    """One act job, the action pulled by digest (released form) against built from Dockerfile.
+
+    The job: a ``run:`` step printing the time, the action (a dry-run ``promote`` through the
+    counting proxy to a loopback registry), a ``run:`` step printing the time. *Step start*
+    is from the first step's time to the proxy's first request from the action. The
+    released form is the ``action.yml`` that ``make release`` writes
+    (``scripts/release.py`` ``action_yml_for``: ``docker://<registry>/<repo>@sha256:…``); the
+    image is removed locally before each run, so act pulls it by digest. The Dockerfile form
+    builds with a base that carries a fresh label each run, so no layer of the Dockerfile
+    comes from Docker's build cache (a hosted runner's build is always cold). The base
+    image's own layers are on the machine for both forms.
+    """
+    import secrets
+    import tempfile
+    from pathlib import Path
+
+    from scripts.release import action_yml_for
+    from tests.support import docker as ds
+    from tests.support.registry import RegistryServer
+
+    try:
+        ds.ensure_dockerd()
+        base = ds.base_image()
+    except Exception as exc:
+        return {"available": False, "reason": f"no local base image: {exc}"}
+    rows: list[dict[str, Any]] = []
+    act_image = f"act-acme-promote-{STARTUP_ACTION_SHA}-dockeraction:latest"
+    with (
+        RegistryServer("none") as server,
+        CountingProxy(server.url) as proxy,
+        tempfile.TemporaryDirectory(prefix="promote-bench-startup-") as tmp_name,
+    ):
+        tmp = Path(tmp_name)
+        repo_name = f"{server.host}/bench/promote-action"
+        pushed_tag = f"{repo_name}:staging-bench"
+        ds.build_action_image(pushed_tag, base)
+        ds.docker("push", "-q", pushed_tag, timeout=900)
+        repo_digests = json.loads(
+            ds.docker("image", "inspect", "--format", "{{json .RepoDigests}}", pushed_tag).stdout
+        )
+        ref = next(r for r in repo_digests if r.startswith(f"{repo_name}@"))
+        seeder = server.seeder()
+        manifest, _type, _digest = seeder.raw_manifest("bench/promote-action", ref.split("@")[1])
+        doc = json.loads(manifest)
+        compressed = doc["config"]["size"] + sum(layer["size"] for layer in doc["layers"])
+        sha = secrets.token_hex(20)
+        source_tag = f"staging-{sha[:7]}-1700000000"
+        seeder.oci_image("bench/startup", source_tag, revision=sha)
+        seeder.close()
+
+        prebuilt = ds.stage_action_repo(tmp / "prebuilt", base)
+        action = prebuilt / "action.yml"
+        action.write_text(action_yml_for(action.read_text(encoding="utf-8"), ref))
+        dockerfile = ds.stage_action_repo(tmp / "dockerfile", base)
+        service = tmp / "service"
+        (service / ".github/workflows").mkdir(parents=True)
+        (service / ".github/workflows/startup.yml").write_text(
+            STARTUP_WORKFLOW
+            % {
+                "sha": STARTUP_ACTION_SHA,
+                "image": f"{proxy.host}/bench/startup",
+                "source_tag": source_tag,
+            }
+        )
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+        for cmd in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "s"]):
+            subprocess.run([*git, *cmd], cwd=service, check=True, capture_output=True)
+
+        built_size = 0
+        for i in range(runs):
+            for form in ("prebuilt", "dockerfile"):
+                nonce_base = ""
+                if form == "prebuilt":
+                    refs = ds.image_refs(repo_name)
+                    if refs:
+                        ds.docker("rmi", *refs, check=False)
+                    stage = prebuilt
+                else:
+                    ds.docker("rmi", act_image, check=False)
+                    nonce_base = f"promote-bench-base:{secrets.token_hex(6)}"
+                    recipe = f"FROM {base}\nLABEL promote.bench.nonce={nonce_base}\n"
+                    ds.run(
+                        ["docker", "build", "-q", "-t", nonce_base, "-"],
+                        input_bytes=recipe.encode(),
+                        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+                    )
+                    stage = dockerfile
+                    path = stage / "Dockerfile"
+                    text = path.read_text(encoding="utf-8")
+                    path.write_text(ds.with_base_image(text, nonce_base))
+                proxy.reset()
+                result = ds.run_act(
+                    service,
+                    "workflow_dispatch",
+                    workflow=".github/workflows/startup.yml",
+                    home=tmp / f"act-home-{form}-{i}",
+                    local_repositories={f"acme/promote@{STARTUP_ACTION_SHA}": stage},
+                    timeout=900,
+                )
+                marks = result.values("bench.")
+                with proxy.lock:
+                    first = min((seen.at for seen in proxy.log), default=0.0)
+                ok = result.returncode == 0 and "job-start" in marks and first > 0
+                row = {
+                    "form": form,
+                    "run": i + 1,
+                    "ok": ok,
+                    "job_seconds": result.seconds,
+                    "step_to_first_request": first - float(marks["job-start"]) if ok else None,
+                    "job_start_to_end": float(marks["job-end"]) - float(marks["job-start"])
+                    if ok and "job-end" in marks
+                    else None,
+                    "docker_build_in_log": "docker build" in result.log,
+                    "docker_pull_in_log": any(
+                        "docker pull" in line and ref in line for line in result.log.splitlines()
+                    ),
+                }
+                if not ok:
+                    row["log_tail"] = result.log[-1500:]
+                rows.append(row)
+                log(
+                    f"  {form:10} run {i + 1}: job {result.seconds:.1f} s, step start to first "
+                    f"registry request {row['step_to_first_request']}"
+                )
+                if form == "dockerfile":
+                    if ds.image_exists(act_image):
+                        built_size = ds.image_size(act_image)
+                    ds.docker("rmi", act_image, check=False)
+                    ds.docker("rmi", nonce_base, check=False)
+        pulled_size = ds.image_size(ref) if ds.image_exists(ref) else 0
+        for leftover in ds.image_refs(repo_name):
+            ds.docker("rmi", leftover, check=False)
+
+    def median_of(form: str, key: str) -> float | None:
+        values = [r[key] for r in rows if r["form"] == form and r[key] is not None]
+        return statistics.median(values) if values else None
+
+    summary = {
+        form: {
+            key: median_of(form, key)
+            for key in ("job_seconds", "step_to_first_request", "job_start_to_end")
+        }
+        for form in ("prebuilt", "dockerfile")
+    }
+    return {
+        "available": True,
+        "runs": runs,
+        "base": base,
+        "image": ref,
+        "rows": rows,
+        "median": summary,
+        "compressed_bytes": compressed,
+        "uncompressed_bytes": pulled_size,
+        "dockerfile_uncompressed_bytes": built_size,
+        "target_seconds": STARTUP_TARGET_SECONDS,
+        "target_ratio": STARTUP_TARGET_RATIO,
+    }

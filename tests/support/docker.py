@@ -142,6 +142,13 @@ def image_size(ref: str) -> int:
     return int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
 
 
+def image_refs(repository: str) -> list[str]:
+    """Every local tag (``repo:tag``) and digest reference (``repo@sha256:…``) of a repository."""
+    tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", repository).stdout.split()
+    digests = docker("images", "--digests", "--format", "{{.Repository}}@{{.Digest}}", repository)
+    return [r for r in [*tags, *digests.stdout.split()] if not r.endswith("<none>")]
+
+
 # --- the local base image ----------------------------------------------------------------
 
 
