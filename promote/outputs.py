@@ -56,6 +56,17 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("labels", "`build-tags`: newline `key=value` OCI labels."),
     ("annotations", "`build-tags`: newline `key=value` OCI annotations."),
     ("json", "`build-tags`: JSON of the build-tags outputs."),
+    # promotion record and trace (issue 16)
+    (
+        "record-digest",
+        "Digest of the promotion record attached to the promoted digest (empty: none written).",
+    ),
+    ("predicate-type", "The promotion record's predicate type (for `actions/attest`)."),
+    (
+        "predicate-path",
+        "File under `RUNNER_TEMP` holding the predicate JSON (for `actions/attest`).",
+    ),
+    ("lineage", "`trace`: JSON lineage of the traced digest (see docs/rollback.md)."),
 )
 
 OUTPUT_NAMES = frozenset(name for name, _ in OUTPUTS)

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "check": "promote.commands.check_cmd",
     "verify-flux": "promote.commands.verify_flux_cmd",
     "build-tags": "promote.commands.build_tags_cmd",
+    "trace": "promote.commands.trace_cmd",
 }
 
 
@@ -51,6 +52,8 @@ class Result:
     summary: str = ""
     failed: bool = False
     message: str = ""
+    #: exit status of a failed result (``promote``/``rollback`` whose record failed: 6)
+    exit_code: int = 1
 
 
 def resolve(name: str) -> Callable[[Context], Result]:
@@ -90,7 +93,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
         runner.set_outputs(result.outputs)
         if result.failed:
             runner.error(result.message or "command failed")
-            return 1
+            return result.exit_code
         return 0
     except PromoteError as exc:
         runner.error(str(exc))

@@ -293,8 +293,22 @@ def run(ctx: Context) -> Result:
             ctx.runner.log(
                 f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change"
             )
+    from promote.commands.record_step import conclude, write_record
+
+    recorded = write_record(
+        ctx,
+        the_plan,
+        client,
+        observed.manifest,
+        kind="promote",
+        known_tags=observed.tags,
+        written=written,
+        dry_run=dry_run,
+    )
+    if not dry_run:
         outputs = finish(the_plan.outputs(written), records)
-    return Result(
-        outputs=outputs,
-        summary=summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
+    return conclude(
+        outputs,
+        summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
+        recorded,
     )

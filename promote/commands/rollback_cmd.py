@@ -64,12 +64,15 @@ def parse_request(ctx: Context) -> RollbackRequest:
     timestamp = (
         naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
     )
+    run_id = ctx.env.get("GITHUB_RUN_ID", "").strip()
     return RollbackRequest(
         repository=repository,
         rollback_to=rollback_to,
         target_env=target_env,
         timestamp=timestamp,
         floating_tag=inputs.bool("floating-tag"),
+        run_id=run_id if run_id.isdigit() else "",
+        records=inputs.bool("record"),
     )
 
 
@@ -279,13 +282,26 @@ def run(ctx: Context) -> Result:
                 f"{the_plan.tag} was already the current {request.target_env} release, so no "
                 "GitOps commit is reverted"
             )
+    from promote.commands.record_step import conclude, write_record
+
+    recorded = write_record(
+        ctx,
+        the_plan,
+        client,
+        observed.manifest,
+        kind="rollback",
+        known_tags=observed.tags,
+        written=written,
+        dry_run=dry_run,
+    )
+    if not dry_run:
         outputs = finish(the_plan.outputs(written), records)
     if reverted is not None and reverted.reverted:
         outputs["reverted-commit"] = reverted.reverted
         outputs["metadata"] = promotion.metadata(outputs)
-    return Result(
-        outputs=outputs,
-        summary=summary(
+    return conclude(
+        outputs,
+        summary(
             the_plan,
             observed,
             dry_run=dry_run,
@@ -293,6 +309,7 @@ def run(ctx: Context) -> Result:
             policy_origin=policy_origin,
             revert=reverted,
         ),
+        recorded,
     )
 
 
