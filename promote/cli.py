@@ -4,8 +4,8 @@
 (``--source-tag``, ``--dry-run true`` ...). Secrets are better passed in the environment:
 ``PROMOTE_PASSWORD`` / ``PROMOTE_USERNAME`` and ``GITHUB_TOKEN`` fill ``--password``,
 ``--username`` and ``--github-token`` when those flags are absent. Outputs are printed as
-``name=value`` lines (or one JSON object with ``--json``) and, on a runner, also appended
-to ``$GITHUB_OUTPUT``.
+``name=value`` lines (or one JSON object with ``--json``; for ``trace`` the lineage itself)
+and, on a runner, also appended to ``$GITHUB_OUTPUT``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         tmp.close()
     if status == 0:
-        if as_json:
+        if as_json and raw.get("command") == "trace" and "lineage" in outputs:
+            # `promote trace --json` prints the lineage object itself
+            capture.write(json.dumps(json.loads(outputs["lineage"]), indent=2) + "\n")
+        elif as_json:
             capture.write(json.dumps(outputs, indent=2) + "\n")
         else:
             for key, value in outputs.items():

@@ -16,7 +16,7 @@ rollback by a new run goes one step further back), never ``C`` again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from promote.naming import ImmutableTag
 
@@ -71,4 +71,22 @@ def previous_of(history: Sequence[ImmutableTag], tag: str) -> ImmutableTag | Non
     for i, entry in enumerate(history):
         if entry.tag == tag:
             return history[i - 1] if i > 0 else None
+    return None
+
+
+def target_with_digest(
+    history: Sequence[ImmutableTag],
+    current_digest: str,
+    digest_of: Callable[[str], str | None],
+    *,
+    limit: int,
+) -> tuple[ImmutableTag, str] | None:
+    """The first of :func:`candidates` (at most ``limit`` looked up) whose digest, by
+    ``digest_of(tag)``, is not ``current_digest``; with that digest."""
+    for tried, candidate in enumerate(candidates(history)):
+        if tried >= limit:
+            break
+        digest = digest_of(candidate.tag)
+        if digest is not None and digest != current_digest:
+            return candidate, digest
     return None

@@ -124,19 +124,16 @@ def observe(
             log(f"{current.tag}: {done}")
         else:
             first = next(h for h in history if lineage.release_of(h) == lineage.release_of(current))
-            for tried, candidate in enumerate(lineage.candidates(history)):
-                if tried >= MAX_LOOKBACK:
-                    break
-                digest = _digest_of(client, candidate.tag)
-                if digest is not None and digest != current_digest:
-                    target, target_digest = candidate, digest
-                    break
-            if target is None:
+            found = lineage.target_with_digest(
+                history, current_digest, lambda t: _digest_of(client, t), limit=MAX_LOOKBACK
+            )
+            if found is None:
                 raise RefusedError(
                     f"no earlier {env} release to roll back to: nothing was {env} before "
                     f"{first.tag} (when {current_digest} first became {env}) except releases "
                     "that were rolled back from; nothing was written (pass rollback-to)"
                 )
+            target, target_digest = found
             origin = f"the {env} release before {first.tag}"
     elif request.to_digest:
         target_digest = request.rollback_to
