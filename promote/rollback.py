@@ -129,7 +129,7 @@ def observe(
             )
             if found is None:
                 raise RefusedError(
-                    f"no earlier {env} release to roll back to: nothing was {env} before "
+                    f"no earlier {env} digest to roll back to: nothing was {env} before "
                     f"{first.tag} (when {current_digest} first became {env}) except releases "
                     "that were rolled back from; nothing was written (pass rollback-to)"
                 )

@@ -1,0 +1,438 @@
+"""The promotion record on a real CNCF distribution registry (2.8: no referrers API, so the
+``sha256-<hex>`` fallback index), written by ``command: promote`` and ``command: rollback``.
+
+Every check reads the registry's own bytes: the fallback index, the artifact manifest, the
+statement layer, compared with what the record must say.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import promote.commands.promote_cmd as promote_cmd
+from promote import record
+from tests.commands.helpers import Run, run_action
+from tests.support.registry import RegistryServer
+from tests.support.seed import Seeded, Seeder
+
+NOW = int(time.time())
+SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+SHA_B = "b2c3d4e5f60718293a4b5c6d7e8f901234567890"
+SHA_C = "c3d4e5f60718293a4b5c6d7e8f90123456789012"
+T_A, T_B, T_C = NOW - 7200, NOW - 3600, NOW - 1800
+EMPTY = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+
+def runner_env(tmp_path: Path, run_id: str = "4242", attempt: str = "1") -> dict[str, str]:
+    """What a GitHub runner sets (the predicate's runner part comes from these)."""
+    (tmp_path / "runner-temp").mkdir(parents=True, exist_ok=True)
+    return {
+        "GITHUB_ACTOR": "octo-releaser",
+        "GITHUB_RUN_ID": run_id,
+        "GITHUB_RUN_ATTEMPT": attempt,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": "acme/backend",
+        "GITHUB_WORKFLOW_REF": "acme/backend/.github/workflows/promote.yml@refs/heads/main",
+        "GITHUB_EVENT_NAME": "workflow_dispatch",
+        "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+    }
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every RegistryClient a command builds (to read its request stats)."""
+    built: list[Any] = []
+    original = promote_cmd.registry_client
+
+    def keep(ctx: Any, repository: Any) -> Any:
+        client = original(ctx, repository)
+        built.append(client)
+        return client
+
+    monkeypatch.setattr(promote_cmd, "registry_client", keep)
+    return built
+
+
+def act(
+    tmp_path: Path, name: str, inputs: dict[str, str], env: dict[str, str] | None = None
+) -> Run:
+    where = tmp_path / name
+    where.mkdir(parents=True, exist_ok=True)
+    return run_action(where, inputs, env)
+
+
+def fallback_tag(digest: str) -> str:
+    return "sha256-" + digest.split(":", 1)[1]
+
+
+def index_of(seeder: Seeder, repo: str, digest: str) -> tuple[bytes, dict[str, Any]]:
+    data, content_type, _ = seeder.raw_manifest(repo, fallback_tag(digest))
+    assert content_type.startswith("application/vnd.oci.image.index.v1+json")
+    return data, json.loads(data)
+
+
+def blob(seeder: Seeder, repo: str, digest: str) -> bytes:
+    response = seeder.request("GET", repo, f"{seeder.url}/v2/{repo}/blobs/{digest}")
+    assert "sha256:" + hashlib.sha256(response.content).hexdigest() == digest
+    return response.content
+
+
+def read_record(seeder: Seeder, repo: str, artifact: str) -> tuple[dict[str, Any], bytes]:
+    data, content_type, returned = seeder.raw_manifest(repo, artifact)
+    assert returned == artifact == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert content_type.startswith("application/vnd.oci.image.manifest.v1+json")
+    manifest = json.loads(data)
+    (layer,) = manifest["layers"]
+    return manifest, blob(seeder, repo, layer["digest"])
+
+
+def check_artifact(
+    seeder: Seeder, repo: str, artifact: str, subject: Seeded, image: str
+) -> dict[str, Any]:
+    """The artifact's structure, its subject, and the statement's bytes; returns the
+    predicate."""
+    manifest, layer = read_record(seeder, repo, artifact)
+    assert manifest["schemaVersion"] == 2
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert manifest["artifactType"] == "application/vnd.in-toto+json"
+    assert manifest["config"] == {
+        "mediaType": "application/vnd.oci.empty.v1+json",
+        "digest": EMPTY,
+        "size": 2,
+        "data": "e30=",
+    }
+    assert blob(seeder, repo, EMPTY) == b"{}"
+    assert manifest["layers"][0]["mediaType"] == "application/vnd.in-toto+json"
+    assert manifest["layers"][0]["size"] == len(layer)
+    assert manifest["subject"] == {
+        "mediaType": subject.media_type,
+        "digest": subject.digest,
+        "size": len(subject.data),
+    }
+    statement = json.loads(layer)
+    # stored canonically: sorted keys, no spaces
+    assert layer == json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"] == [
+        {"name": image, "digest": {"sha256": subject.digest.split(":", 1)[1]}}
+    ]
+    assert "promotion" in statement["predicateType"]
+    assert statement["predicateType"] == record.PREDICATE_TYPE
+    return dict(statement["predicate"])
+
+
+def runner_part(tmp_path: Path, run_id: str = "4242", attempt: str = "1") -> dict[str, str]:
+    return {
+        "actor": "octo-releaser",
+        "run-id": run_id,
+        "run-attempt": attempt,
+        "run-url": f"https://github.example/acme/backend/actions/runs/{run_id}",
+        "workflow-ref": "acme/backend/.github/workflows/promote.yml@refs/heads/main",
+        "repository": "acme/backend",
+        "event": "workflow_dispatch",
+        "environment": "production",
+    }
+
+
+class Repo:
+    def __init__(self, server: RegistryServer, repo: str) -> None:
+        self.server, self.repo = server, repo
+        self.seeder = server.seeder()
+        self.image = f"{server.host}/{repo}"
+
+    def build(self, sha: str, ts: int, size: int) -> tuple[Seeded, str]:
+        tag = f"staging-{sha[:7]}-{ts - 60}"
+        return self.seeder.oci_image(self.repo, tag, revision=sha, layer_size=size), tag
+
+    def tags(self) -> list[str]:
+        return sorted(self.seeder.tags(self.repo))
+
+    def digest(self, tag: str) -> str:
+        return self.seeder.raw_manifest(self.repo, tag)[2]
+
+
+@pytest.fixture
+def repo(registry: RegistryServer, repo_path: str) -> Repo:
+    return Repo(registry, repo_path)
+
+
+def promote(
+    tmp_path: Path, repo: Repo, name: str, source: str, env: dict[str, str], **extra: str
+) -> Run:
+    return act(tmp_path, name, {"image": repo.image, "source-tag": source, **extra}, env)
+
+
+@pytest.mark.registry
+def test_promote_attaches_the_record_and_a_rerun_writes_no_second_one(
+    tmp_path: Path, repo: Repo, clients: list[Any]
+) -> None:
+    a, src_a = repo.build(SHA_A, T_A, 111)
+    env = runner_env(tmp_path)
+    run = promote(tmp_path, repo, "p1", src_a, env, version="2.0.0", timestamp=str(T_A))
+    assert run.status == 0, run.log
+    out = run.outputs
+    tag = out["tag"]
+    assert tag == f"production-v2.0.0-{SHA_A[:7]}-{T_A}"
+
+    # the fallback index: exactly one descriptor, the record
+    assert fallback_tag(a.digest) in repo.tags()
+    _data, index = index_of(repo.seeder, repo.repo, a.digest)
+    assert index["schemaVersion"] == 2
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    (desc,) = index["manifests"]
+    assert desc["digest"] == out["record-digest"]
+    assert desc["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert desc["artifactType"] == "application/vnd.in-toto+json"
+    assert desc["annotations"][record.ANNOTATION_TAG] == tag
+    assert desc["annotations"][record.ANNOTATION_KIND] == "promote"
+    assert desc["annotations"][record.ANNOTATION_RUN_ID] == "4242"
+    assert desc["size"] == len(repo.seeder.raw_manifest(repo.repo, desc["digest"])[0])
+
+    predicate = check_artifact(repo.seeder, repo.repo, out["record-digest"], a, repo.image)
+    assert predicate == {
+        "kind": "promote",
+        "source-tag": src_a,
+        "source-digest": a.digest,
+        "tags": [tag, "production"],
+        "version": "2.0.0",
+        "commit-sha": SHA_A,
+        "timestamp": T_A,
+        **runner_part(tmp_path),
+    }  # no previous release: previous-tag / previous-digest omitted, never guessed
+    # the outputs a following actions/attest step signs
+    assert out["predicate-type"] == record.PREDICATE_TYPE
+    path = Path(out["predicate-path"])
+    assert path.parent == Path(env["RUNNER_TEMP"])
+    assert json.loads(path.read_text()) == predicate
+    assert json.loads(out["metadata"])["record-digest"] == out["record-digest"]
+    assert f"promotion record `{out['record-digest']}`" in run.summary
+
+    # a re-run (new attempt) writes nothing: no tag, no second record
+    tags_before = repo.tags()
+    again = promote(tmp_path, repo, "p1b", src_a, runner_env(tmp_path, attempt="2"))
+    assert again.status == 0, again.log
+    assert again.outputs["changed"] == "false"
+    assert again.outputs["record-digest"] == out["record-digest"]
+    assert json.loads(Path(again.outputs["predicate-path"]).read_text()) == predicate
+    assert repo.tags() == tags_before
+    assert len(index_of(repo.seeder, repo.repo, a.digest)[1]["manifests"]) == 1
+    writes = [r for r in clients[-1].stats.records if r.method not in ("GET", "HEAD")]
+    assert writes == []
+
+
+@pytest.mark.registry
+def test_two_promotions_of_different_digests_and_the_record_request_budget(
+    tmp_path: Path, repo: Repo, clients: list[Any]
+) -> None:
+    a, src_a = repo.build(SHA_A, T_A, 111)
+    b, src_b = repo.build(SHA_B, T_B, 222)
+    env = runner_env(tmp_path)
+    first = promote(tmp_path, repo, "p1", src_a, env, version="2.0.0", timestamp=str(T_A))
+    assert first.status == 0, first.log
+    # the first record of the repository also uploads the 2-byte empty config blob
+    first_kinds = [r.kind for r in clients[-1].stats.records]
+    assert first_kinds.count("blob-upload") == 4, first_kinds
+
+    second = promote(tmp_path, repo, "p2", src_b, runner_env(tmp_path, run_id="4243"))
+    assert second.status == 0, second.log
+    records = clients[-1].stats.records
+    last_tag_put = max(i for i, r in enumerate(records) if r.url.endswith("/manifests/production"))
+    spent = [(r.kind, r.method, r.url.rsplit("/", 2)[-2:]) for r in records[last_tag_put + 1 :]]
+    # once the repository holds a record: layer upload 2, manifest 1, index read/write/re-read 3
+    assert [(k, m) for k, m, _ in spent] == [
+        ("blob-upload", "POST"),
+        ("blob-upload", "PUT"),
+        ("manifest-put", "PUT"),
+        ("manifest-get", "GET"),
+        ("manifest-put", "PUT"),
+        ("manifest-get", "GET"),
+    ], spent
+    assert spent[2][2] == ["manifests", second.outputs["record-digest"]]
+    assert spent[3][2] == spent[4][2] == spent[5][2] == ["manifests", fallback_tag(b.digest)]
+
+    # each digest has its own index holding only its own record
+    for seeded, run in ((a, first), (b, second)):
+        (desc,) = index_of(repo.seeder, repo.repo, seeded.digest)[1]["manifests"]
+        assert desc["digest"] == run.outputs["record-digest"]
+    predicate = check_artifact(
+        repo.seeder, repo.repo, second.outputs["record-digest"], b, repo.image
+    )
+    assert predicate["previous-tag"] == first.outputs["tag"]
+    assert predicate["previous-digest"] == a.digest
+    assert predicate["version"] == "2.0.1" and predicate["tags"][0] == second.outputs["tag"]
+    assert predicate["run-id"] == "4243" and predicate["commit-sha"] == SHA_B
+
+
+@pytest.mark.registry
+def test_without_record_nothing_is_attached(tmp_path: Path, repo: Repo) -> None:
+    a, src_a = repo.build(SHA_A, T_A, 111)
+    run = promote(tmp_path, repo, "p1", src_a, runner_env(tmp_path), record="false")
+    assert run.status == 0, run.log
+    assert run.outputs["record-digest"] == ""
+    assert not any(t.startswith("sha256-") for t in repo.tags())
+    # the predicate is still there, for a signing step that wants it
+    predicate = json.loads(Path(run.outputs["predicate-path"]).read_text())
+    assert predicate["source-digest"] == a.digest and predicate["kind"] == "promote"
+
+
+@pytest.mark.registry
+def test_a_refused_record_fails_with_exit_6_and_the_rerun_writes_only_the_record(
+    tmp_path: Path, repo: Repo, clients: list[Any]
+) -> None:
+    from tests.support.faultproxy import Fault, FaultProxy
+
+    a, src_a = repo.build(SHA_A, T_A, 111)
+    env = runner_env(tmp_path)
+    with FaultProxy(repo.server.url) as proxy:
+        # the registry refuses the artifact manifest PUT (by digest)
+        proxy.add(Fault.status(403), method="PUT", path=r"/manifests/sha256:", always=True)
+        run = act(
+            tmp_path,
+            "p1",
+            {"image": f"{proxy.host}/{repo.repo}", "source-tag": src_a, "version": "2.0.0"},
+            env,
+        )
+    assert run.status == 6, run.log
+    (error,) = run.errors
+    tag = run.outputs["tag"]
+    assert f"written: {tag}, production -> {a.digest}" in error
+    assert "promotion record was NOT written" in error and "Re-run" in error
+    # the promotion stands and every output is written
+    assert repo.digest(tag) == a.digest and repo.digest("production") == a.digest
+    assert run.outputs["changed"] == "true" and run.outputs["digest"] == a.digest
+    assert run.outputs["record-digest"] == ""
+    assert Path(run.outputs["predicate-path"]).is_file()
+    assert fallback_tag(a.digest) not in repo.tags()
+
+    rerun = promote(tmp_path, repo, "p2", src_a, runner_env(tmp_path, attempt="2"))
+    assert rerun.status == 0, rerun.log
+    assert rerun.outputs["changed"] == "false" and rerun.outputs["tag"] == tag
+    puts = [r for r in clients[-1].stats.records if r.method == "PUT"]
+    assert not any(r.url.endswith((f"/manifests/{tag}", "/manifests/production")) for r in puts)
+    (desc,) = index_of(repo.seeder, repo.repo, a.digest)[1]["manifests"]
+    assert desc["digest"] == rerun.outputs["record-digest"]
+    predicate = check_artifact(repo.seeder, repo.repo, desc["digest"], a, repo.image)
+    assert predicate["tags"] == [tag, "production"] and predicate["run-attempt"] == "2"
+    assert "previous-tag" not in predicate
+
+
+def three_releases(tmp_path: Path, repo: Repo) -> tuple[list[Seeded], list[str]]:
+    built = [repo.build(SHA_A, T_A, 111), repo.build(SHA_B, T_B, 222), repo.build(SHA_C, T_C, 333)]
+    tags = []
+    for i, ((_seeded, src), ts) in enumerate(zip(built, (T_A, T_B, T_C), strict=True)):
+        extra = {"version": "2.0.0"} if i == 0 else {}
+        run = promote(
+            tmp_path,
+            repo,
+            f"p{i}",
+            src,
+            runner_env(tmp_path, run_id=str(100 + i)),
+            timestamp=str(ts),
+            **extra,
+        )
+        assert run.status == 0, run.log
+        tags.append(run.outputs["tag"])
+    return [s for s, _ in built], tags
+
+
+@pytest.mark.registry
+def test_rollback_record_and_the_rerun_of_the_same_run_changes_nothing(
+    tmp_path: Path, repo: Repo
+) -> None:
+    (a, b, c), (tag_a, tag_b, tag_c) = three_releases(tmp_path, repo)
+    inputs = {"command": "rollback", "image": repo.image}
+    first = act(tmp_path, "rb1", inputs, runner_env(tmp_path, run_id="900"))
+    assert first.status == 0, first.log
+    out = first.outputs
+    assert out["digest"] == b.digest and out["changed"] == "true"
+    # b's index: its promotion record, then the rollback's
+    promo, rolled = index_of(repo.seeder, repo.repo, b.digest)[1]["manifests"]
+    assert promo["annotations"][record.ANNOTATION_TAG] == tag_b
+    assert rolled["digest"] == out["record-digest"]
+    assert rolled["annotations"][record.ANNOTATION_KIND] == "rollback"
+    predicate = check_artifact(repo.seeder, repo.repo, out["record-digest"], b, repo.image)
+    assert predicate == {
+        "kind": "rollback",
+        "source-tag": tag_b,
+        "source-digest": b.digest,
+        "tags": [out["tag"], "production"],
+        "version": "2.0.1",
+        "commit-sha": SHA_B,
+        "timestamp": int(out["timestamp"]),
+        "previous-tag": tag_c,
+        "previous-digest": c.digest,
+        **runner_part(tmp_path, run_id="900"),
+    }
+    tags = repo.tags()
+
+    # "Re-run jobs": the same run id, a new attempt: nothing changes
+    for attempt in ("2", "3"):
+        rerun = act(
+            tmp_path, f"rb1-{attempt}", inputs, runner_env(tmp_path, "900", attempt=attempt)
+        )
+        assert rerun.status == 0, rerun.log
+        assert rerun.outputs["changed"] == "false", rerun.log
+        assert rerun.outputs["tag"] == out["tag"] and rerun.outputs["digest"] == b.digest
+        assert rerun.outputs["record-digest"] == out["record-digest"]
+    assert repo.tags() == tags
+    assert len(index_of(repo.seeder, repo.repo, b.digest)[1]["manifests"]) == 2
+
+    # a new run goes one step further back: to a, skipping c (rolled back from)
+    second = act(tmp_path, "rb2", inputs, runner_env(tmp_path, run_id="901"))
+    assert second.status == 0, second.log
+    assert second.outputs["digest"] == a.digest and second.outputs["source-tag"] == tag_a
+    assert repo.digest("production") == a.digest
+
+
+@pytest.mark.registry
+def test_rollback_whose_record_failed_is_not_repeated_by_its_rerun(
+    tmp_path: Path, repo: Repo
+) -> None:
+    from tests.support.faultproxy import Fault, FaultProxy
+
+    (_a, b, _c), _tags = three_releases(tmp_path, repo)
+    with FaultProxy(repo.server.url) as proxy:
+        proxy.add(Fault.status(403), method="PUT", path=r"/manifests/sha256:", always=True)
+        first = act(
+            tmp_path,
+            "rb1",
+            {"command": "rollback", "image": f"{proxy.host}/{repo.repo}"},
+            runner_env(tmp_path, run_id="900"),
+        )
+    assert first.status == 6, first.log
+    assert repo.digest("production") == b.digest
+    rerun = act(
+        tmp_path,
+        "rb2",
+        {"command": "rollback", "image": repo.image},
+        runner_env(tmp_path, run_id="900", attempt="2"),
+    )
+    assert rerun.status == 0, rerun.log
+    assert rerun.outputs["changed"] == "false" and rerun.outputs["digest"] == b.digest
+    assert repo.digest("production") == b.digest
+    (_promo, rolled) = index_of(repo.seeder, repo.repo, b.digest)[1]["manifests"]
+    assert rolled["digest"] == rerun.outputs["record-digest"]
+    assert rolled["annotations"][record.ANNOTATION_TAG] == first.outputs["tag"]
+
+
+def bundle_for(statement: dict[str, Any]) -> bytes:
+    """A Sigstore bundle v0.3 as actions/attest pushes it (signature bytes are not checked)."""
+    payload = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(
+        {
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"certificate": {"rawBytes": "MIIB"}},
+            "dsseEnvelope": {
+                "payload": payload,
+                "payloadType": "application/vnd.in-toto+json",
+                "signatures": [{"sig": base64.b64encode(b"not-checked").decode()}],
+            },
+        }
+    ).encode()
