@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-import promote.commands.promote_cmd as promote_cmd
 from tests.commands.helpers import Run, run_action
 from tests.support.registry import RegistryServer
 from tests.support.seed import DEFAULT_PLATFORMS, Seeder
@@ -22,21 +21,6 @@ from tests.support.seed import DEFAULT_PLATFORMS, Seeder
 SHA = "3f2c1ab9d0e4c7f1a2b3c4d5e6f708192a3b4c5d"
 NOW = int(time.time())
 STAGING = f"staging-{SHA[:7]}-{NOW - 600}"
-
-
-@pytest.fixture
-def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every RegistryClient the promote command builds (to read its request stats)."""
-    built: list[Any] = []
-    original = promote_cmd.registry_client
-
-    def keep(ctx: Any, repository: Any) -> Any:
-        client = original(ctx, repository)
-        built.append(client)
-        return client
-
-    monkeypatch.setattr(promote_cmd, "registry_client", keep)
-    return built
 
 
 def promote(tmp_path: Path, server: RegistryServer, repo: str, **inputs: str) -> Run:
