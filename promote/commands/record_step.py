@@ -33,7 +33,7 @@ from promote.commands import Context, Result
 from promote.errors import PromoteError, RecordError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from promote.promotion import Plan
     from promote.registry import Manifest, RegistryClient
@@ -104,13 +104,35 @@ def predicate_for(
     )
 
 
+#: ``HOME`` of a Docker container action: the runner mounts ``$RUNNER_TEMP/_github_home``
+#: there, while ``RUNNER_TEMP`` itself is not mounted into the container.
+CONTAINER_HOME = "/github/home"
+
+
+def predicate_dirs(env: Mapping[str, str]) -> tuple[Path, Path]:
+    """(where to write the predicate file, the same directory as later steps see it).
+
+    In the action's container the file goes to ``/github/home``, which later steps (on the
+    runner) see as ``$RUNNER_TEMP/_github_home``; elsewhere (the CLI, a runner without a
+    container) straight into ``RUNNER_TEMP``, else the system temp dir.
+    """
+    runner_temp = env.get("RUNNER_TEMP", "").strip()
+    home = env.get("HOME", "").strip()
+    if runner_temp and home == CONTAINER_HOME and Path(home).is_dir():
+        return Path(home), Path(runner_temp) / "_github_home"
+    base = Path(runner_temp or tempfile.gettempdir())
+    return base, base
+
+
 def _predicate_file(ctx: Context, digest: str, predicate: dict[str, Any]) -> str:
-    """Write the predicate JSON under ``RUNNER_TEMP`` (else the system temp dir)."""
-    base = Path(ctx.env.get("RUNNER_TEMP") or tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
-    path = base / f"promote-predicate-{digest.partition(':')[2][:16]}.json"
-    path.write_text(json.dumps(predicate, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return str(path)
+    """Write the predicate JSON (see :func:`predicate_dirs`); returns the path later steps
+    use (output ``predicate-path``)."""
+    write_dir, seen_dir = predicate_dirs(ctx.env)
+    write_dir.mkdir(parents=True, exist_ok=True)
+    name = f"promote-predicate-{digest.partition(':')[2][:16]}.json"
+    text = json.dumps(predicate, indent=2, sort_keys=False) + "\n"
+    (write_dir / name).write_text(text, encoding="utf-8")
+    return str(seen_dir / name)
 
 
 def write_record(

@@ -263,3 +263,19 @@ def test_rollback_whose_record_failed_is_not_repeated_by_its_rerun(
     (_promo, rolled) = index_of(repo.seeder, repo.repo, b.digest)[1]["manifests"]
     assert rolled["digest"] == rerun.outputs["record-digest"]
     assert rolled["annotations"][record.ANNOTATION_TAG] == first.outputs["tag"]
+
+
+def test_the_predicate_file_of_a_container_action_is_where_later_steps_see_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the action's container RUNNER_TEMP is not mounted: the file goes to the mounted
+    home, and the output names that directory as the runner sees it."""
+    from promote.commands import record_step
+
+    home = tmp_path / "github-home"
+    home.mkdir()
+    monkeypatch.setattr(record_step, "CONTAINER_HOME", str(home))
+    env = {"RUNNER_TEMP": "/home/runner/work/_temp", "HOME": str(home)}
+    assert record_step.predicate_dirs(env) == (home, Path("/home/runner/work/_temp/_github_home"))
+    plain = {"RUNNER_TEMP": str(tmp_path / "rt")}
+    assert record_step.predicate_dirs(plain) == (tmp_path / "rt", tmp_path / "rt")
