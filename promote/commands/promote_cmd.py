@@ -284,7 +284,6 @@ def run(ctx: Context) -> Result:
     written: list[str] = []
     if dry_run:
         ctx.runner.log("dry run: nothing written")
-        outputs = the_plan.outputs()
     else:
         written = write(
             ctx, the_plan, client, observed.manifest, known_tags=observed.tags, records=records
@@ -293,9 +292,9 @@ def run(ctx: Context) -> Result:
             ctx.runner.log(
                 f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change"
             )
-    from promote.commands.record_step import conclude, write_record
+    from promote.commands.record_step import conclude, record_and_finish
 
-    recorded = write_record(
+    outputs, recorded = record_and_finish(
         ctx,
         the_plan,
         client,
@@ -304,9 +303,8 @@ def run(ctx: Context) -> Result:
         known_tags=observed.tags,
         written=written,
         dry_run=dry_run,
+        records=records,
     )
-    if not dry_run:
-        outputs = finish(the_plan.outputs(written), records)
     return conclude(
         outputs,
         summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),

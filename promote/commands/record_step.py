@@ -35,6 +35,7 @@ from promote.errors import PromoteError, RecordError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from promote.github import PromotionRecords
     from promote.promotion import Plan
     from promote.registry import Manifest, RegistryClient
 
@@ -218,6 +219,37 @@ def write_record(
     where = f"listed in {attached.index_tag}" if attached.via == "fallback" else "referrers API"
     ctx.runner.log(f"wrote promotion record {attached.digest} for {the_plan.digest} ({where})")
     return Recorded(out, note=f"promotion record `{attached.digest}` ({where})")
+
+
+def record_and_finish(
+    ctx: Context,
+    the_plan: Plan,
+    client: RegistryClient,
+    manifest: Manifest,
+    *,
+    kind: str,
+    known_tags: Sequence[str],
+    written: Sequence[str],
+    dry_run: bool,
+    records: PromotionRecords | None,
+) -> tuple[dict[str, str], Recorded]:
+    """The shared end of ``promote`` and ``rollback`` after the tags: the promotion record
+    (:func:`write_record`), then the outputs with the GitHub records' (``finish``)."""
+    from promote.commands.promote_cmd import finish
+
+    recorded = write_record(
+        ctx,
+        the_plan,
+        client,
+        manifest,
+        kind=kind,
+        known_tags=known_tags,
+        written=written,
+        dry_run=dry_run,
+    )
+    if dry_run:
+        return the_plan.outputs(), recorded
+    return finish(the_plan.outputs(list(written)), records), recorded
 
 
 def conclude(outputs: dict[str, str], summary: str, recorded: Recorded) -> Result:

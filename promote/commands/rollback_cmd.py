@@ -219,7 +219,6 @@ def run(ctx: Context) -> Result:
     from promote import promotion, rollback
     from promote.commands.promote_cmd import (
         announce,
-        finish,
         flux_policy,
         records_for,
         registry_client,
@@ -241,7 +240,6 @@ def run(ctx: Context) -> Result:
     reverted: RevertResult | None = None
     if dry_run:
         log("dry run: nothing written")
-        outputs = the_plan.outputs()
         if revert is not None and the_plan.tag in the_plan.writes:
             reverted = do_revert(ctx, revert, the_plan, observed, dry_run=True)
     else:
@@ -282,9 +280,9 @@ def run(ctx: Context) -> Result:
                 f"{the_plan.tag} was already the current {request.target_env} release, so no "
                 "GitOps commit is reverted"
             )
-    from promote.commands.record_step import conclude, write_record
+    from promote.commands.record_step import conclude, record_and_finish
 
-    recorded = write_record(
+    outputs, recorded = record_and_finish(
         ctx,
         the_plan,
         client,
@@ -293,9 +291,8 @@ def run(ctx: Context) -> Result:
         known_tags=observed.tags,
         written=written,
         dry_run=dry_run,
+        records=records,
     )
-    if not dry_run:
-        outputs = finish(the_plan.outputs(written), records)
     if reverted is not None and reverted.reverted:
         outputs["reverted-commit"] = reverted.reverted
         outputs["metadata"] = promotion.metadata(outputs)
