@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -124,8 +126,29 @@ def _read_record(
     return None
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+#: What each string field read from a record must look like; anything else (the record is
+#: registry content anyone with push access can write) is treated as unknown.
+_FIELD_RES = {
+    "kind": re.compile(r"promote|rollback"),
+    "source-tag": naming.TAG_RE,
+    "previous-tag": naming.TAG_RE,
+    "commit-sha": naming.HEX_RE,
+    "version": re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"),
+    "previous-digest": re.compile(r"sha256:[0-9a-f]{64}"),
+    "actor": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\[\]-]{0,99}"),
+    "run-url": re.compile(r"https?://[A-Za-z0-9._~%/?#@!$&'()*+,;=-]{1,400}(?<!:)"),
+}
+
+
+def _field(pred: Mapping[str, Any], key: str, warnings: list[str]) -> str | None:
+    """A string field of the record's predicate, only if it has its expected shape."""
+    value = pred.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _FIELD_RES[key].fullmatch(value) and "::" not in value:
+        return value
+    warnings.append(f"the promotion record's {key} is malformed; ignored")
+    return None
 
 
 def trace(
@@ -162,7 +185,7 @@ def trace(
     pred = found.predicate if found is not None else {}
 
     # the commit: the record, the ref's own tag, the revision annotation, a release tag
-    sha = _str(pred.get("commit-sha"))
+    sha = _field(pred, "commit-sha", warnings)
     parsed_ref = naming.parse_immutable_tag(target_env, ref) or naming.parse_build_tag(
         source_env, ref
     )
@@ -186,21 +209,21 @@ def trace(
 
     flags = lineage.rollbacks(history)
     is_rollback = {h.tag: flag for h, flag in zip(history, flags, strict=True)}
-    source_tag = _str(pred.get("source-tag"))
+    source_tag = _field(pred, "source-tag", warnings)
     if source_tag is None:
         builds = [t for t in naming_tags if naming.parse_build_tag(source_env, t)]
         source_tag = builds[-1] if builds else None
-    previous_tag = _str(pred.get("previous-tag"))
-    previous_digest = _str(pred.get("previous-digest"))
+    previous_tag = _field(pred, "previous-tag", warnings)
+    previous_digest = _field(pred, "previous-digest", warnings)
     if found is None and current_mine is not None:
         before = lineage.previous_of(history, current_mine.tag)
         if before is not None:
             previous_tag, previous_digest = before.tag, digests(before.tag)
-    kind = _str(pred.get("kind"))
+    kind = _field(pred, "kind", warnings)
     if kind is None and current_mine is not None:
         kind = "rollback" if is_rollback[current_mine.tag] else "promote"
     timestamp = pred.get("timestamp")
-    if not isinstance(timestamp, int):
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
         timestamp = current_mine.timestamp if current_mine else None
 
     rollback_tag = rollback_digest = None
@@ -242,11 +265,11 @@ def trace(
         "tags": naming_tags,
         "source-tag": source_tag,
         "commit-sha": sha or (short or None),
-        "version": _str(pred.get("version"))
+        "version": _field(pred, "version", warnings)
         or (str(current_mine.version) if current_mine else None),
         "promoted-at": timestamp,
-        "promoted-by": _str(pred.get("actor")),
-        "run-url": _str(pred.get("run-url")),
+        "promoted-by": _field(pred, "actor", warnings),
+        "run-url": _field(pred, "run-url", warnings),
         "kind": kind,
         "previous-tag": previous_tag,
         "previous-digest": previous_digest,

@@ -273,6 +273,27 @@ def test_trace_reads_a_record_from_a_sigstore_bundle_marked_unverified(
     assert any("does not verify" in ln for ln in result.log.splitlines() if "::warning" in ln)
 
 
+@pytest.mark.registry
+def test_trace_ignores_malformed_record_fields(tmp_path: Path, repo: Repo) -> None:
+    """A record is registry content: fields without their expected shape are unknown."""
+    a, src_a = repo.build(SHA_A, T_A, 111)
+    run = promote(tmp_path, repo, "p1", src_a, runner_env(tmp_path), record="false")
+    assert run.status == 0, run.log
+    predicate = json.loads(Path(run.outputs["predicate-path"]).read_text())
+    predicate.update(
+        {"actor": "::error::pwned", "kind": "deploy", "version": "1.0.0\n::x", "timestamp": True}
+    )
+    push_bundle(repo, a, record.build_statement(repo.image, a.digest, predicate))
+    result = act(tmp_path, "t", {"command": "trace", "image": repo.image})
+    assert result.status == 0, result.log
+    lineage = json.loads(result.outputs["lineage"])
+    assert lineage["promoted-by"] is None
+    assert lineage["kind"] == "promote" and lineage["version"] == "1.0.0"  # from the tags
+    assert lineage["promoted-at"] == int(run.outputs["timestamp"])
+    assert not any(ln.startswith("::error::pwned") for ln in result.log.splitlines())
+    assert sum("malformed" in ln for ln in result.log.splitlines()) == 3
+
+
 GITOPS_POLICY = """\
 apiVersion: image.toolkit.fluxcd.io/v1
 kind: ImageRepository
