@@ -91,6 +91,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": blob == 0,
             }
         )
+    from bench import records
+
+    out += records.targets(results)
     sizes = [r for r in results.get("sizes", []) if r["tool"] == "promote"]
     if len(sizes) >= 2:
         big = max(sizes, key=lambda r: r["bytes"])
@@ -309,7 +312,9 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         add("## 1. Registry requests per promotion\n")
         add(
             "One promotion per tool, image and tag count, through the counting proxy. "
-            "`promote` writes two tags (the immutable one and `production`); skopeo and "
+            "`promote` runs with `record: false` here (tags only, like the other tools; the "
+            "promotion record's cost is in §8) and writes two tags (the immutable one and "
+            "`production`); skopeo and "
             "docker write one (`skopeo copy` to a new tag; `docker pull` + `tag` + `push`). "
             "*Besides ping* excludes `GET /v2/` (and auth, none here). *Digest kept*: the "
             "written tag names the source digest.\n"
@@ -705,6 +710,11 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         add(f"Not measured in this run: {img.get('reason', 'unknown')}.\n")
 
     render_action_startup(results, add)
+    from bench import records
+
+    section = records.render(results, _table)
+    if section:
+        add(section)
     return "\n".join(parts)
 
 

@@ -13,6 +13,8 @@ in front of it, makes sure a Docker engine answers (``scripts/start-dockerd.sh``
 6. the action image: cold build time and size;
 7. the action's start-up in act: the released image pulled by digest against
    ``image: Dockerfile`` built in the job.
+8. the promotion record's requests (with and without ``record``) and ``trace``'s, on
+   1,000 tags (:mod:`bench.records`; measured right after step 1).
 
 Writes ``bench/results/results.json``, ``bench/results/time_vs_size.png`` and
 ``BENCHMARKS.md`` (rendered from the JSON by :mod:`bench.report`; no number is typed in).
@@ -153,6 +155,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
         results["counts"] = counts
         results["count_seeding"] = seeding
+
+        log("7. the promotion record and trace (1,000 tags)")
+        from bench import records
+
+        results["records"] = records.record_costs(proxy, pusher)
+        for p in results["records"]["promotions"]:
+            log(f"  {p['label']}: {p['besides_ping']} requests, {p['record_requests']} record")
+        t = results["records"]["trace"]
+        log(f"  trace: {t['besides_ping']} requests, {t['tag_lists']} tag list, {t['heads']} HEADs")
 
         log("2. wall time against image size")
         results["sizes"], results["size_seeding"] = scenarios.time_vs_size(

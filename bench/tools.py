@@ -73,8 +73,11 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_promote(image: str, source_tag: str) -> Run:
+def run_promote(image: str, source_tag: str, *, record: bool = False) -> Run:
+    """The CLI; ``record`` false (the default here) writes only the tags, as skopeo and
+    docker do, so the comparisons are like for like (the record: ``bench/records.py``)."""
     argv = [*promote_command(), "promote", "--image", image, "--source-tag", source_tag, "--json"]
+    argv += ["--record", "true" if record else "false"]
     seconds, out = _run(argv, env=clean_env())
     outputs = json.loads(out[out.index("{") :])
     written = tuple(line.rsplit(":", 1)[1] for line in outputs["tags"].splitlines() if line)
@@ -96,7 +99,7 @@ def run_promote_inprocess(image: str, source_tag: str) -> Run:
     with tempfile.NamedTemporaryFile("r", prefix="bench-out-", encoding="utf-8") as out:
         log = io.StringIO()
         runner = Runner(out=log, github_output=out.name)
-        raw = {"command": "promote", "image": image, "source-tag": source_tag}
+        raw = {"command": "promote", "image": image, "source-tag": source_tag, "record": "false"}
         started = time.perf_counter()
         status = execute(raw, clean_env(), runner)
         seconds = time.perf_counter() - started

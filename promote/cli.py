@@ -4,9 +4,10 @@
 (``--source-tag``, ``--dry-run true`` ...). Secrets are better passed in the environment:
 ``PROMOTE_PASSWORD`` / ``PROMOTE_USERNAME`` and ``GITHUB_TOKEN`` fill ``--password``,
 ``--username`` and ``--github-token`` when those flags are absent. Outputs are printed on
-stdout as ``name=value`` lines (or one JSON object with ``--json``), also when the command
-fails, and on a runner also appended to ``$GITHUB_OUTPUT``; the log and annotations go to
-stderr. ``promote <command> --help`` lists that command's flags.
+stdout as ``name=value`` lines (or one JSON object with ``--json``; for ``trace`` the
+lineage itself), also when the command fails, and on a runner also appended to
+``$GITHUB_OUTPUT``; the log and annotations go to stderr. ``promote <command> --help``
+lists that command's flags.
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs = parse_github_output(tmp.read())
     finally:
         tmp.close()
-    if as_json:
+    if as_json and raw.get("command") == "trace" and "lineage" in outputs:
+        # `promote trace --json` prints the lineage object itself
+        capture.write(json.dumps(json.loads(outputs["lineage"]), indent=2) + "\n")
+    elif as_json:
         capture.write(json.dumps(outputs, indent=2) + "\n")
     else:
         for key, value in outputs.items():

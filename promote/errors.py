@@ -16,7 +16,8 @@
     ├── PartialPromotionError         some tags were written and some not: the state is named
     ├── PolicyError                   a Flux ImagePolicy is invalid or its evaluation failed
     ├── GitOpsError                   a GitOps tree or repository cannot be read as Flux does
-    └── GitHubError                   a GitHub REST call failed (deployments, tags, releases)
+    ├── GitHubError                   a GitHub REST call failed (deployments, tags, releases)
+    └── RecordError                   the tags are written, the promotion record is not (exit 6)
 
 The action front door prints ``str(error)`` as one ``::error::`` line and exits non-zero;
 nothing else (programming errors) ever reaches the user as a bare traceback either — see
@@ -127,3 +128,10 @@ class GitHubError(PromoteError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RecordError(PromoteError):
+    """The promotion's tags are written and stand, but its promotion record could not be
+    written. The outputs are written anyway; a re-run writes only the missing record."""
+
+    exit_code = 6

@@ -61,13 +61,13 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec(
         "command",
         "What to do: `promote` (default), `rollback`, `check`, `verify-flux`, `build-tags`, "
-        "`automate`, `predict`.",
+        "`automate`, `predict`, `trace`.",
         "promote",
     ),
     InputSpec(
         "image",
         "Image repository without tag, e.g. `ghcr.io/acme/backend`.",
-        commands=("promote", "rollback", "verify-flux", "build-tags"),
+        commands=("promote", "rollback", "verify-flux", "build-tags", "trace"),
     ),
     InputSpec(
         "source-tag",
@@ -79,12 +79,14 @@ INPUTS: tuple[InputSpec, ...] = (
         "The `sha256:` digest to promote; with `source-tag`, both must agree.",
         commands=("promote",),
     ),
-    InputSpec("source-env", "Environment of the source tag.", "staging", commands=("promote",)),
+    InputSpec(
+        "source-env", "Environment of the source tag.", "staging", commands=("promote", "trace")
+    ),
     InputSpec(
         "target-env",
         "Environment to promote to; names the floating and immutable tags.",
         "production",
-        commands=("promote", "rollback"),
+        commands=("promote", "rollback", "trace"),
     ),
     InputSpec(
         "version",
@@ -132,17 +134,17 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec(
         "gitops-path",
         "Path of a GitOps checkout (default: the workspace for `check`).",
-        commands=("check", "verify-flux", "promote", "rollback", "automate", "predict"),
+        commands=("check", "verify-flux", "promote", "rollback", "automate", "predict", "trace"),
     ),
     InputSpec(
         "gitops-repo",
         "GitOps repository `owner/name`, read through the GitHub API.",
-        commands=("verify-flux", "promote", "rollback", "predict"),
+        commands=("verify-flux", "promote", "rollback", "predict", "trace"),
     ),
     InputSpec(
         "gitops-ref",
         "Branch, tag or sha of `gitops-repo` (default: its default branch).",
-        commands=("verify-flux", "promote", "rollback", "automate", "predict"),
+        commands=("verify-flux", "promote", "rollback", "automate", "predict", "trace"),
     ),
     InputSpec(
         "policy",
@@ -227,6 +229,21 @@ INPUTS: tuple[InputSpec, ...] = (
         "false",
         kind="bool",
         commands=("rollback",),
+    ),
+    # --- promotion record and trace (issue 16) ---------------------------------------------
+    InputSpec(
+        "record",
+        "Attach a promotion record (in-toto statement) to the promoted digest as an OCI "
+        "referrer (`true`/`false`).",
+        "true",
+        kind="bool",
+        commands=("promote", "rollback"),
+    ),
+    InputSpec(
+        "ref",
+        "`trace`: the tag or `sha256:` digest to trace (default: the floating `<target-env>` "
+        "tag, i.e. what is deployed now).",
+        commands=("trace",),
     ),
 )
 

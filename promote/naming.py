@@ -242,3 +242,14 @@ def next_timestamp(now: float, existing: Iterable[int], explicit: int | None) ->
     if newest is not None:
         candidate = max(candidate, newest + 1)
     return validate_timestamp(candidate)
+
+
+# -- referrers tags --------------------------------------------------------------------------
+#: The OCI referrers tag schema (``sha256-<64 hex>``): an index of the artifacts attached to
+#: a digest (promotion records, signatures). Never a release: Flux must not select one.
+REFERRERS_TAG_RE = re.compile(r"sha256-[0-9a-f]{64}")
+
+
+def is_referrers_tag(tag: str) -> bool:
+    """Whether ``tag`` is a referrers-tag-schema index tag (not cosign's ``….sig``)."""
+    return REFERRERS_TAG_RE.fullmatch(tag) is not None

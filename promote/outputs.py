@@ -69,6 +69,17 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
         "`predict`: JSON list of `{policy, selected, git, changes}`: the tag each ImagePolicy "
         "would select now, the tag Git carries, whether an automation run would change it.",
     ),
+    # promotion record and trace (issue 16)
+    (
+        "record-digest",
+        "Digest of the promotion record attached to the promoted digest (empty: none written).",
+    ),
+    ("predicate-type", "The promotion record's predicate type (for `actions/attest`)."),
+    (
+        "predicate-path",
+        "File under `RUNNER_TEMP` holding the predicate JSON (for `actions/attest`).",
+    ),
+    ("lineage", "`trace`: JSON lineage of the traced digest (see docs/rollback.md)."),
 )
 
 OUTPUT_NAMES = frozenset(name for name, _ in OUTPUTS)

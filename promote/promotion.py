@@ -307,11 +307,25 @@ def check_flux_selects(policy: Selector, tags: Sequence[str], tag: str) -> None:
     """Refuse (before any write) unless Flux would select ``tag`` from ``tags`` plus it.
 
     The tags are filtered as the ImageRepository stores them (the default exclusion drops
-    ``*.sig``); a win that depends on Go map order (a tie) is refused too.
+    ``*.sig``); a win that depends on Go map order (a tie) is refused too. Referrers index
+    tags (``sha256-<hex>``, promotion records) are never candidates; a policy under which
+    they would change Flux's choice is refused, naming them.
     """
     from promote.flux import filter_out_tags
 
-    outcome = policy.evaluate(filter_out_tags([*tags, tag]))
+    stored = filter_out_tags([*tags, tag])
+    releases = [t for t in stored if not naming.is_referrers_tag(t)]
+    outcome = policy.evaluate(releases)
+    if len(releases) != len(stored):
+        with_referrers = policy.evaluate(stored)
+        if (with_referrers.tag, with_referrers.ambiguous) != (outcome.tag, outcome.ambiguous):
+            admitted = sorted(set(stored) - set(releases))
+            raise RefusedError(
+                f"the ImagePolicy admits the referrers tag(s) {', '.join(admitted[:3])} "
+                "(OCI artifact indexes such as promotion records, never releases) and Flux "
+                f"would select {with_referrers.tag or 'nothing'}; anchor its filterTags "
+                "pattern on the release tags. Nothing was written"
+            )
     if outcome.tag != tag:
         raise RefusedError(
             f"Flux would not select {tag}: the ImagePolicy selects "

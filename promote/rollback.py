@@ -10,14 +10,19 @@ The request sequence against the registry (default target)::
 
     GET  tags/list (every page)                 history                          (1+)
     HEAD manifests/<newest immutable tag>       current production digest         (1)
-    HEAD manifests/<older immutable tags>       newest-first until one differs    (1..k)
+    GET  manifests/sha256-<hex>                 records of the current digest      (0-1)
+    HEAD manifests/<rollback candidates>        until one names another digest    (1..k)
     GET  manifests/<target digest>              the exact bytes to re-tag         (1)
     PUT  manifests/<env>-vX.Y.Z-<sha>-<new ts>  same bytes                        (1)
     GET  tags/list                              race check (promotion.apply)      (1)
     PUT  manifests/<env>                        floating tag, same bytes          (0-1)
 
-``k`` is bounded by :data:`MAX_LOOKBACK`. The version and sha of the new tag come from the
-tag that named the restored digest, so the tag still says which release it is.
+The default target comes from the history (:func:`promote.lineage.default_target`): the
+release before the current one *first* became current, skipping releases that were rolled
+back from; a re-run of the workflow run whose rollback wrote the current tag (its promotion
+record names the run) changes nothing. ``k`` is bounded by :data:`MAX_LOOKBACK`. The
+version and sha of the new tag come from the tag that named the restored digest, so the
+tag still says which release it is.
 
 ``observe`` reads, :func:`plan` is pure and returns a :class:`promotion.Plan` (the outputs
 are those of a promotion), and :func:`promotion.apply` writes.
@@ -29,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from promote import naming
+from promote import lineage, naming
 from promote.errors import ClobberError, InputError, NotFoundError, RefusedError
 from promote.promotion import Plan, Selector, Step, already_current, check_flux_selects
 
@@ -52,6 +57,11 @@ class RollbackRequest:
     target_env: str = "production"
     timestamp: int | None = None
     floating_tag: bool = True
+    #: the workflow run asking (``GITHUB_RUN_ID``): a default rollback whose record says
+    #: this run already wrote the current tag changes nothing (a "Re-run jobs")
+    run_id: str = ""
+    #: read the promotion records of the current digest (``record: true``)
+    records: bool = False
 
     @property
     def to_digest(self) -> bool:
@@ -106,23 +116,25 @@ def observe(
     target_digest: str | None = None
     origin = ""
     if request.rollback_to is None:
-        for candidate in older:
-            digest = _digest_of(client, candidate.tag)
-            if digest is not None and digest != current_digest:
-                target, target_digest = candidate, digest
-                break
-        if target is None:
-            looked = f"the {len(older)} older {env} tags" if older else f"no older {env} tag"
-            raise RefusedError(
-                f"no earlier {env} digest to roll back to: {looked} all name the current "
-                f"{current_digest} ({current.tag}); nothing was written"
-                + (
-                    f" (only the newest {MAX_LOOKBACK} were read; pass rollback-to)"
-                    if len(history) - 1 > MAX_LOOKBACK
-                    else ""
-                )
+        done = (
+            _already_done(client, request, history, current_digest, tags) if request.records else ""
+        )
+        if done:
+            target, target_digest, origin = current, current_digest, done
+            log(f"{current.tag}: {done}")
+        else:
+            first = next(h for h in history if lineage.release_of(h) == lineage.release_of(current))
+            found = lineage.target_with_digest(
+                history, current_digest, lambda t: _digest_of(client, t), limit=MAX_LOOKBACK
             )
-        origin = f"the {env} release before {current.tag}"
+            if found is None:
+                raise RefusedError(
+                    f"no earlier {env} digest to roll back to: nothing was {env} before "
+                    f"{first.tag} (when {current_digest} first became {env}) except releases "
+                    "that were rolled back from; nothing was written (pass rollback-to)"
+                )
+            target, target_digest = found
+            origin = f"the {env} release before {first.tag}"
     elif request.to_digest:
         target_digest = request.rollback_to
         if target_digest == current_digest:
@@ -247,3 +259,41 @@ def _is_rollback(
         h.tag in earlier and h.version == current.version and h.short_sha == current.short_sha
         for h in history
     )
+
+
+def _already_done(
+    client: RegistryClient,
+    request: RollbackRequest,
+    history: Sequence[naming.ImmutableTag],
+    current_digest: str,
+    tags: Sequence[str],
+) -> str:
+    """Why the current tag already is this rollback ("" when it is not).
+
+    The record of the current tag says which run wrote it: the same ``GITHUB_RUN_ID`` (any
+    attempt) means a re-run of a rollback that completed. A current tag that is itself a
+    rollback but has no record (its record could not be written) is treated as done too:
+    going one step further back on a guess is the dangerous choice.
+    """
+    from promote.record import record_refs
+    from promote.registry.referrers import referrers
+
+    current = history[-1]
+    refs = [
+        r
+        for r in record_refs(referrers(client, None, current_digest, tags=tags))
+        if r.ours and r.tag == current.tag
+    ]
+    if refs:
+        if request.run_id and any(
+            r.kind == "rollback" and r.run_id == request.run_id for r in refs
+        ):
+            return f"this workflow run (run id {request.run_id}) already rolled back to it"
+        return ""
+    if lineage.rollbacks(history)[-1]:
+        return (
+            "the current release is a rollback without a promotion record, so promote cannot "
+            "tell which run made it; nothing further is rolled back (pass rollback-to to go "
+            "further back)"
+        )
+    return ""

@@ -39,8 +39,8 @@ def banner(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def promote(image: str, *args: str) -> int:
-    cmd = [str(ROOT / ".venv" / "bin" / "promote"), "promote", "--image", image, *args]
+def promote(image: str, *args: str, command: str = "promote") -> int:
+    cmd = [str(ROOT / ".venv" / "bin" / "promote"), command, "--image", image, *args]
     print("$ " + " ".join(["promote", *cmd[1:]]), flush=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     return subprocess.run(cmd, env=env, check=False).returncode
@@ -84,7 +84,11 @@ def main() -> int:
         if promote(image, "--source-tag", staging_tag) != 0:
             return 1
 
-        banner("registry tags")
+        banner("trace: what is in production, where it came from, what to roll back to")
+        if promote(image, "--json", command="trace") != 0:
+            return 1
+
+        banner("registry tags (sha256-<hex>: the promotion record's referrers index)")
         tags = sorted(seeder.tags(REPO))
         for tag in tags:
             _, _, digest = seeder.raw_manifest(REPO, tag)

@@ -47,3 +47,32 @@ def test_proxy_classifies_registry_requests() -> None:
     assert classify("HEAD", "/v2/a/blobs/sha256:00") == "blob-head"
     assert classify("PATCH", "/v2/a/blobs/uploads/uuid?_state=x") == "blob-upload"
     assert classify("GET", "/token?scope=repository:a:pull") == "token"
+
+
+@pytest.mark.registry
+def test_record_and_trace_scenario_within_the_issue_16_budget(registry: RegistryServer) -> None:
+    """``bench.records`` on a small repository: the same code ``make bench`` runs."""
+    from bench import records
+
+    with CountingProxy(registry.url) as proxy, images.Pusher(registry.url) as pusher:
+        result = records.record_costs(proxy, pusher, tags=5)
+    first, held, off, rerun = result["promotions"]
+    # the first record also uploads the empty config (and asks the referrers API once)
+    assert first["record_requests"] == 9, first["record_sequence"]
+    assert sum(1 for r in first["record_sequence"] if r.startswith("POST blobs")) == 2
+    assert held["record_requests"] == records.RECORD_TARGET, held["record_sequence"]
+    assert [r.split(" ", 1)[0] for r in held["record_sequence"]] == [
+        "POST",
+        "PUT",
+        "PUT",
+        "GET",
+        "PUT",
+        "GET",
+    ]
+    assert off["record_requests"] == 0 and len(off["written"]) == 2
+    assert rerun["written"] == [] and rerun["record_requests"] == records.RECORD_TARGET
+    trace = result["trace"]
+    assert trace["tag_lists"] == 1 and trace["writes"] == 0
+    assert trace["heads"] == trace["distinct_heads"]
+    assert trace["record"] and trace["record_requests"] == records.TRACE_RECORD_TARGET
+    assert all(t["met"] for t in records.targets({"records": result}))

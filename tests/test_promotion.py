@@ -163,6 +163,21 @@ def test_default_policy_ignores_signature_tags_and_selects_the_new_tag() -> None
     assert p.tag.startswith("production-v1.10.1-")
 
 
+def test_referrers_index_tags_are_never_candidates() -> None:
+    """``sha256-<hex>`` (promotion records): the default policy never sees them; a policy
+    under which one would win is refused before any write, naming it."""
+    referrers = "sha256-" + "b" * 64
+    tags = [*HISTORY, referrers]
+    policy = ImagePolicy.from_spec(naming.flux_policy_spec("production"))
+    p = plan(request(), observed(tags, current_digest="sha256:" + OLD), now=NOW, policy=policy)
+    assert p.tag.startswith("production-v1.10.1-")
+    loose = ImagePolicy.from_spec(
+        {"filterTags": {"pattern": "^(production-v|sha256-)"}, "policy": {"alphabetical": {}}}
+    )
+    with pytest.raises(RefusedError, match=f"admits the referrers tag.*{referrers}"):
+        plan(request(), observed(tags, current_digest="sha256:" + OLD), now=NOW, policy=loose)
+
+
 def test_refuses_a_tie_flux_would_break_by_map_order() -> None:
     """A policy keyed on the major version only: every 1.x tag collides on the key "1"."""
     policy = ImagePolicy.from_spec(

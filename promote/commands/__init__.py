@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "build-tags": "promote.commands.build_tags_cmd",
     "automate": "promote.commands.automate_cmd",
     "predict": "promote.commands.predict_cmd",
+    "trace": "promote.commands.trace_cmd",
 }
 
 
@@ -53,6 +54,8 @@ class Result:
     summary: str = ""
     failed: bool = False
     message: str = ""
+    #: exit status of a failed result (``promote``/``rollback`` whose record failed: 6)
+    exit_code: int = 1
 
 
 def resolve(name: str) -> Callable[[Context], Result]:
@@ -92,7 +95,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
         runner.set_outputs(result.outputs)
         if result.failed:
             runner.error(result.message or "command failed")
-            return 1
+            return result.exit_code
         return 0
     except PromoteError as exc:
         runner.error(str(exc))

@@ -284,7 +284,6 @@ def run(ctx: Context) -> Result:
     written: list[str] = []
     if dry_run:
         ctx.runner.log("dry run: nothing written")
-        outputs = the_plan.outputs()
     else:
         written = write(
             ctx, the_plan, client, observed.manifest, known_tags=observed.tags, records=records
@@ -293,8 +292,21 @@ def run(ctx: Context) -> Result:
             ctx.runner.log(
                 f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change"
             )
-        outputs = finish(the_plan.outputs(written), records)
-    return Result(
-        outputs=outputs,
-        summary=summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
+    from promote.commands.record_step import conclude, record_and_finish
+
+    outputs, recorded = record_and_finish(
+        ctx,
+        the_plan,
+        client,
+        observed.manifest,
+        kind="promote",
+        known_tags=observed.tags,
+        written=written,
+        dry_run=dry_run,
+        records=records,
+    )
+    return conclude(
+        outputs,
+        summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
+        recorded,
     )

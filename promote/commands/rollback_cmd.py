@@ -66,12 +66,15 @@ def parse_request(ctx: Context) -> RollbackRequest:
     timestamp = (
         naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
     )
+    run_id = ctx.env.get("GITHUB_RUN_ID", "").strip()
     return RollbackRequest(
         repository=repository,
         rollback_to=rollback_to,
         target_env=target_env,
         timestamp=timestamp,
         floating_tag=inputs.bool("floating-tag"),
+        run_id=run_id if run_id.isdigit() else "",
+        records=inputs.bool("record"),
     )
 
 
@@ -226,7 +229,6 @@ def run(ctx: Context) -> Result:
     from promote import promotion, rollback
     from promote.commands.promote_cmd import (
         announce,
-        finish,
         flux_policy,
         records_for,
         registry_client,
@@ -252,7 +254,6 @@ def run(ctx: Context) -> Result:
     reverted: RevertResult | None = None
     if dry_run:
         log("dry run: nothing written")
-        outputs = the_plan.outputs()
         if revert is not None and the_plan.tag in the_plan.writes:
             reverted = do_revert(ctx, revert, the_plan, observed, dry_run=True)
     else:
@@ -293,14 +294,26 @@ def run(ctx: Context) -> Result:
                 f"{the_plan.tag} was already the current {request.target_env} release, so no "
                 "GitOps commit is reverted"
             )
-        outputs = finish(the_plan.outputs(written), records)
+    from promote.commands.record_step import conclude, record_and_finish
+
+    outputs, recorded = record_and_finish(
+        ctx,
+        the_plan,
+        client,
+        observed.manifest,
+        kind="rollback",
+        known_tags=observed.tags,
+        written=written,
+        dry_run=dry_run,
+        records=records,
+    )
     if reverted is not None and reverted.reverted and not dry_run:
         # a dry run names the commit it would revert in the log and summary, never as done
         outputs["reverted-commit"] = reverted.reverted
         outputs["metadata"] = promotion.metadata(outputs)
-    return Result(
-        outputs=outputs,
-        summary=summary(
+    return conclude(
+        outputs,
+        summary(
             the_plan,
             observed,
             dry_run=dry_run,
@@ -308,6 +321,7 @@ def run(ctx: Context) -> Result:
             policy_origin=policy_origin,
             revert=reverted,
         ),
+        recorded,
     )
 
 

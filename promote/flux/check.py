@@ -18,8 +18,9 @@ Errors (the pull request must not merge):
     the ImagePolicy cannot be evaluated at all (bad regex, no policy chosen...).
 ``policy-rejects-own-tag`` / ``policy-admits-mutable`` / ``policy-admits-other-env``
     each ImagePolicy is tried on a synthetic tag set: its own environment's immutable tag
-    must be selected; the floating tags, ``latest``, other environments' build tags and
-    cosign ``sha256-….sig`` tags must not pass its filter.
+    must be selected; the floating tags, ``latest``, other environments' build tags,
+    cosign ``sha256-….sig`` tags and referrers index tags ``sha256-<hex>`` (promotion
+    records) must not pass its filter.
 
 Warnings: ``policy-alphabetical-timestamps`` (byte-wise order of numbers breaks when the
 width changes), ``policy-semver-rollback`` (a semver policy never selects a re-promoted
@@ -58,6 +59,8 @@ PROBE_TS = 1764100000
 PROBE_VERSION = "1.4.2"
 #: A cosign signature tag: ``sha256-<hex>.sig``.
 PROBE_SIG = "sha256-" + "ab" * 32 + ".sig"
+#: A referrers index tag (``sha256-<hex>``: promotion records, Sigstore bundles).
+PROBE_REFERRERS = "sha256-" + "cd" * 32
 #: Tags that float from build to build; no policy may admit them.
 FLOATING_TAGS = ("latest", *ENVS)
 
@@ -240,7 +243,7 @@ def policy_env(obj: FluxObject) -> str | None:
 def probe_tags(env: str | None) -> tuple[list[str], list[str]]:
     """(tags the policy must select, tags its filter must reject) for ``env``."""
     others = [immutable_tag(e) for e in ENVS if e != env]
-    rejected = [*FLOATING_TAGS, *others, PROBE_SIG]
+    rejected = [*FLOATING_TAGS, *others, PROBE_SIG, PROBE_REFERRERS]
     return ([immutable_tag(env)] if env else []), rejected
 
 
@@ -271,7 +274,7 @@ def check_policy(entry: PolicyEntry) -> Iterable[Finding]:
     for tag in wanted:
         yield from _check_selects(obj, policy, tag, env or "", pattern_line)
     admitted = [t for t in rejected if policy.matches(t)]
-    mutable = [t for t in admitted if t in FLOATING_TAGS or t == PROBE_SIG]
+    mutable = [t for t in admitted if t in FLOATING_TAGS or t in (PROBE_SIG, PROBE_REFERRERS)]
     other = [t for t in admitted if t not in mutable]
     if mutable:
         yield Finding(

@@ -12,7 +12,7 @@ def test_unknown_command_is_one_error_and_nonzero(tmp_path: Path) -> None:
     assert run.status == 2
     assert run.errors == [
         "::error::unknown command 'deploy'; expected one of "
-        "promote, rollback, check, verify-flux, build-tags, automate, predict"
+        "promote, rollback, check, verify-flux, build-tags, automate, predict, trace"
     ]
     assert run.outputs == {}
     assert "Traceback" not in run.log

@@ -161,8 +161,10 @@ def test_caller_workflow_promotes_and_a_later_job_reads_the_outputs(
         "previous-tag": OLD_TAG,
         "previous-digest": history.old.digest,
     }
-    # The registry: exactly one new tag, the floating tag moved, bytes identical.
-    assert history.tags() == sorted([*history.tags_before, tag])
+    # The registry: one new release tag (and the promotion record's referrers index), the
+    # floating tag moved, bytes identical.
+    record_index = "sha256-" + history.staging.digest.split(":", 1)[1]
+    assert history.tags() == sorted([*history.tags_before, tag, record_index])
     history.assert_points_at_staging(tag)
     history.assert_points_at_staging("production")
     data, _, digest = history.seeder.raw_manifest(history.repo, OLD_TAG)
@@ -209,7 +211,9 @@ def test_workflow_dispatch_with_inputs_and_a_registry_secret(
     assert out["previous-tag"] == OLD_TAG
     assert out["previous-digest"] == history.old.digest
     assert out["changed"] == "true"
-    assert history.tags() == sorted([*history.tags_before, out["tag"]])
+    record_index = "sha256-" + history.staging.digest.split(":", 1)[1]
+    assert history.tags() == sorted([*history.tags_before, out["tag"], record_index])
+    assert out["record-digest"].startswith("sha256:")
     history.assert_points_at_staging(out["tag"])
     history.assert_points_at_staging("production")
     assert basic_registry.password not in result.log

@@ -100,6 +100,8 @@ def test_probe_tags_cover_the_issue_list() -> None:
     assert "develop-3f9c2ab-1764100000" in rejected
     assert any(t.startswith("production-v") for t in rejected)
     assert any(t.startswith("sha256-") and t.endswith(".sig") for t in rejected)
+    # the referrers index tag of a promotion record
+    assert any(naming.is_referrers_tag(t) for t in rejected)
 
 
 # -- image rules ---------------------------------------------------------------------------------
@@ -262,6 +264,7 @@ def test_unanchored_policy_admits_signatures_and_floating_tags(tree_dir: Path) -
     mutable = [f for f in only(report) if f.rule == "policy-admits-mutable"]
     assert [(f.file, f.line) for f in mutable] == [(FRONTEND_POLICIES, line)]
     assert ".sig" in mutable[0].message
+    assert "sha256-" + "cd" * 32 in mutable[0].message  # a referrers index tag
     # the staging and production probe tags contain digits too: another env's tags
     assert where(report, "policy-admits-other-env") == {("error", FRONTEND_POLICIES, line)}
 

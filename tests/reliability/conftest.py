@@ -115,6 +115,12 @@ def release(registry: RegistryServer, repo_path: str) -> Iterator[Release]:
 
 
 def promote_inputs(host: str, release: Release, **extra: str) -> dict[str, str]:
-    inputs = {"image": f"{host}/{release.repo}", "source-tag": release.source_tag}
+    """The tag writes alone (``record: false``): the faults here are the tags'; the promotion
+    record's failure and re-run are tests/commands/test_record.py."""
+    inputs = {
+        "image": f"{host}/{release.repo}",
+        "source-tag": release.source_tag,
+        "record": "false",
+    }
     inputs.update(extra)
     return inputs

@@ -83,6 +83,7 @@ class Racer:
             "image": f"{self.proxy.host}/{release.repo}",
             "source-tag": source.tag,
             "timestamp": str(ts),
+            "record": "false",
         }
         self.tmp_path = tmp_path
         self.result: EngineRun | None = None

@@ -58,6 +58,8 @@ VALID: dict[str, str] = {
     "branch": "main",
     "branch-map": "main=staging\ndevelop=develop",
     "revert-local": "false",
+    "record": "true",
+    "ref": "production",
 }
 
 #: Inputs the promote command only reads in some context: that context, for every case.
@@ -71,10 +73,13 @@ CONTEXT: dict[str, dict[str, str]] = {
 }
 #: Inputs read by build-tags only (no registry at all; the sink proves it stays so).
 BUILD_TAGS_ONLY = frozenset({"env", "branch", "branch-map"})
+#: Inputs read by trace only.
+TRACE_ONLY = frozenset({"ref"})
 
 BOOLEANS = (
     *("floating-tag", "dry-run", "revert-commit", "create-deployment", "git-tag", "release"),
     "revert-local",
+    "record",
 )
 BAD_BOOLEANS = ("yes", "1", "tRue", "on", "false!")
 
@@ -177,6 +182,15 @@ SPECIFIC: dict[str, list[tuple[str, str]]] = {
     "env": [("lookalike", "st\u0430ging")],
     "branch": [("lookalike", "m\u0430in")],
     "branch-map": [("lookalike", "m\u0430in=staging")],
+    "ref": [
+        ("type", "sha256:abc"),
+        ("type", "sha512:" + "a" * 128),
+        ("type", "production:latest"),
+        ("traversal", "../production"),
+        ("traversal", "production/../../x"),
+        ("lookalike", "pr\u043eduction"),  # Cyrillic o
+        ("range", "p" * 129),
+    ],
 }
 for _name in BOOLEANS:
     SPECIFIC.setdefault(_name, []).extend(("type", v) for v in BAD_BOOLEANS)
@@ -221,6 +235,8 @@ class Case:
 
 
 def command_for(name: str) -> str:
+    if name in TRACE_ONLY:
+        return "trace"
     return "build-tags" if name in BUILD_TAGS_ONLY else "promote"
 
 

@@ -67,6 +67,13 @@ def base_inputs(name: str, host: str) -> dict[str, str]:
         if name == "branch-map":
             base["branch"] = "main"
         return base
+    if command_for(name) == "trace":
+        return {
+            "command": "trace",
+            "image": VALID["image"].replace(SINK, host),
+            "username": VALID["username"],
+            "password": VALID["password"],
+        }
     return {
         "image": VALID["image"].replace(SINK, host),
         "source-tag": VALID["source-tag"],
