@@ -11,7 +11,9 @@ OIDC, concurrency on GitHub) is listed in docs/workflows.md.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,7 +235,58 @@ def test_the_production_credential_is_read_only_by_the_gated_job() -> None:
 
 def test_the_gated_job_runs_only_the_pinned_action() -> None:
     promote = jobs(PROMOTE)["promote"]
-    assert [s.get("uses", "") for s in promote["steps"]] == [only_action_step(promote)["uses"]]
+    assert [s["uses"] for s in promote["steps"] if "uses" in s] == [
+        only_action_step(promote)["uses"]
+    ]
+    # Any other step is a guard before the write that never sees a secret's value.
+    for step in promote["steps"]:
+        if "uses" not in step:
+            for value in strings(step.get("env", {})):
+                assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ != '' \}\}", value) or (
+                    "secrets." not in value
+                ), value
+
+
+def _run_guard(step: dict[str, Any], ctx: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    env = {k: interpolate(str(v), ctx) for k, v in step.get("env", {}).items()}
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("required", "secret", "refused"),
+    [(True, None, True), (True, "env-secret", False), (False, None, False)],
+    ids=["hardened-without-credential", "hardened", "simple"],
+)
+def test_hardened_mode_fails_closed_without_the_environment_credential(
+    required: bool, secret: str | None, refused: bool
+) -> None:
+    """With require-production-credential the gated job never falls back to
+    REGISTRY_PASSWORD or github.token: an environment without the secret (a new one GitHub
+    created on first use, a renamed one) fails the job before the write."""
+    doc = load(PROMOTE)
+    for trigger in ("workflow_call", "workflow_dispatch"):
+        spec = doc["on"][trigger]["inputs"]["require-production-credential"]
+        assert spec["type"] == "boolean" and spec["default"] is False, trigger
+    promote = doc["jobs"]["promote"]
+    steps = promote["steps"]
+    before_write = steps[: steps.index(only_action_step(promote))]
+    (guard,) = [s for s in before_write if "run" in s]
+    assert "secrets." not in guard.get("if", "")  # GitHub refuses secrets in a step's if:
+    secrets = {"REGISTRY_PASSWORD": "repo-secret"} | ({PRODUCTION_SECRET: secret} if secret else {})
+    ctx = {"inputs": {"require-production-credential": required}, "secrets": secrets}
+    ran = evaluate(guard.get("if", "true"), ctx) is True
+    result = _run_guard(guard, ctx) if ran else None
+    assert (result is not None and result.returncode != 0) is refused, result
+    if result is not None and refused:
+        errors = [line for line in result.stdout.splitlines() if line.startswith("::error::")]
+        assert len(errors) == 1 and PRODUCTION_SECRET in errors[0], result.stdout
+        assert "nothing was written" in errors[0]
 
 
 def test_verify_reads_the_registry_with_its_own_token_never_the_gitops_token() -> None:
