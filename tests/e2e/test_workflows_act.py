@@ -441,6 +441,52 @@ def test_promotion_then_verify_flux_job_waits_for_the_automation_commit(
         assert GITOPS_TOKEN not in result.log
 
 
+def test_a_no_change_plan_still_verifies_flux_for_the_current_tag(
+    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
+) -> None:
+    """The digest already is production (e.g. a re-dispatch after verify-flux timed out):
+    no approval is asked, but verify-flux still checks that Flux committed the current tag,
+    the plan's, exactly as the single-job workflow did before the plan/promote split."""
+    current = "production-v1.4.3-aaaaaaa-1700000200"
+    history.seeder.tag(history.repo, history.source_tag, "production")
+    history.seeder.tag(history.repo, history.source_tag, current)
+    gitops = tmp_path / "gitops"
+    shutil.copytree(GITOPS_EXAMPLE, gitops)
+    init_repo(gitops)
+    repo = service_repo({"promote.yml": REUSABLE})
+    with GitHubServer(token=GITOPS_TOKEN) as github:
+        github.add_repo("acme/gitops", gitops)
+        ref_path = "/repos/acme/gitops/git/refs/heads/main"
+        # Flux commits the current tag once verify-flux has seen the stale marker.
+        flux = FluxAutomation(
+            history, gitops, lambda: github.count("GET", ref_path, status=304) >= 1
+        )
+        try:
+            result = act(
+                repo,
+                "workflow_dispatch",
+                ".github/workflows/promote.yml",
+                inputs={
+                    "image": history.image,
+                    "source-tag": history.source_tag,
+                    "gitops-repo": "acme/gitops",
+                    "policy": POLICY,
+                    "verify-timeout": "90",
+                },
+                secrets={"GITOPS_TOKEN": GITOPS_TOKEN},
+                env={"GITHUB_API_URL": github.url},
+            )
+        finally:
+            flux.stop()
+        report("no change + verify-flux", result)
+        assert result.returncode == 0, result.log[-8000:]
+        assert job_ran(result, "plan") and not job_ran(result, "promote")
+        assert job_ran(result, "verify-flux")
+        out = set_outputs(result)
+        assert flux.tag == current
+        assert out["synced"] == "true" and out["commit"] == flux.sha
+
+
 def gate_caller_with_plan(sha: str) -> str:
     """A GitOps repo's gate that also asks for a dry-run plan (inputs from the dispatch)."""
     return f"""name: gate

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from promote.commands import verify_flux_cmd
-from tests.support.expressions import evaluate, interpolate
+from tests.support.expressions import evaluate, interpolate, job_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -287,6 +287,51 @@ def test_hardened_mode_fails_closed_without_the_environment_credential(
         errors = [line for line in result.stdout.splitlines() if line.startswith("::error::")]
         assert len(errors) == 1 and PRODUCTION_SECRET in errors[0], result.stdout
         assert "nothing was written" in errors[0]
+
+
+#: (id, dry-run, plan result, plan's `changed`, gated job result, verify runs, expected tag)
+VERIFY_CASES = [
+    ("promotion", False, "success", "true", "success", True, "gated-tag"),
+    # the digest already is production: no approval asked, but Flux is still verified (as
+    # before the split; a re-dispatch after a verify timeout verifies again)
+    ("no-change", False, "success", "false", "skipped", True, "plan-tag"),
+    ("dry-run", True, "success", "true", "skipped", False, None),
+    ("gated-job-failed", False, "success", "true", "failure", False, None),
+    ("gated-job-not-approved", False, "success", "true", "skipped", False, None),
+    ("plan-failed", False, "failure", "", "skipped", False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "dry_run", "planned", "changed", "gated", "runs", "expected"),
+    VERIFY_CASES,
+    ids=[c[0] for c in VERIFY_CASES],
+)
+def test_verify_flux_runs_after_a_promotion_and_after_a_no_change_plan(
+    case: str,
+    dry_run: bool,
+    planned: str,
+    changed: str,
+    gated: str,
+    runs: bool,
+    expected: str | None,
+) -> None:
+    verify = jobs(PROMOTE)["verify"]
+    plan_outputs = {"changed": changed, "tag": "plan-tag"} if planned == "success" else {}
+    gated_outputs = {"tag": "gated-tag"} if gated == "success" else {}
+    ctx: dict[str, Any] = {
+        "inputs": {"dry-run": dry_run, "gitops-repo": "acme/gitops"},
+        "needs": {
+            "plan": {"result": planned, "outputs": plan_outputs},
+            "promote": {"result": gated, "outputs": gated_outputs},
+        },
+    }
+    assert job_runs(verify, ctx) is runs
+    assert job_runs(verify, ctx | {"cancelled": True}) is False
+    assert job_runs(verify, ctx | {"inputs": ctx["inputs"] | {"gitops-repo": ""}}) is False
+    if runs:
+        step = only_action_step(verify)
+        assert interpolate(step["with"]["expected-tag"], ctx) == expected
 
 
 def test_verify_reads_the_registry_with_its_own_token_never_the_gitops_token() -> None:
