@@ -487,6 +487,48 @@ def test_a_no_change_plan_still_verifies_flux_for_the_current_tag(
         assert out["synced"] == "true" and out["commit"] == flux.sha
 
 
+def test_the_plan_refuses_a_tag_the_gitops_image_policy_would_not_select(
+    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
+) -> None:
+    """With gitops-repo the plan checks the new tag against that repository's own
+    ImagePolicy, so reviewers are never asked to approve a promotion Flux would not deploy:
+    here the production policy orders by timestamp descending (Flux keeps the oldest), the
+    plan fails with the reason, the gated job never runs and nothing is written."""
+    gitops = tmp_path / "gitops"
+    shutil.copytree(GITOPS_EXAMPLE, gitops)
+    policies = gitops / "flux/bootstrap/infrastructure/image-automation/image-policies-backend.yaml"
+    head, sep, production = policies.read_text(encoding="utf-8").rpartition(
+        "name: backend-production"
+    )
+    assert sep and production.count("order: asc") == 1
+    policies.write_text(head + sep + production.replace("order: asc", "order: desc"))
+    init_repo(gitops)
+    repo = service_repo({"promote.yml": REUSABLE})
+    with GitHubServer(token=GITOPS_TOKEN) as github:
+        github.add_repo("acme/gitops", gitops)
+        result = act(
+            repo,
+            "workflow_dispatch",
+            ".github/workflows/promote.yml",
+            inputs={
+                "image": history.image,
+                "source-tag": history.source_tag,
+                "gitops-repo": "acme/gitops",
+                "policy": POLICY,
+                "verify-timeout": "30",
+            },
+            secrets={"GITOPS_TOKEN": GITOPS_TOKEN},
+            env={"GITHUB_API_URL": github.url},
+        )
+    report("plan against the GitOps ImagePolicy", result)
+    assert result.returncode != 0
+    errors = [line for line in result.log.splitlines() if "::error::" in line]
+    assert any("/plan]" in line and "Flux would not select" in line for line in errors), errors
+    assert not job_ran(result, "promote") and not job_ran(result, "verify-flux")
+    assert "Traceback" not in result.log and GITOPS_TOKEN not in result.log
+    history.assert_unchanged()
+
+
 def gate_caller_with_plan(sha: str) -> str:
     """A GitOps repo's gate that also asks for a dry-run plan (inputs from the dispatch)."""
     return f"""name: gate

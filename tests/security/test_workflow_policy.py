@@ -334,8 +334,17 @@ def test_verify_flux_runs_after_a_promotion_and_after_a_no_change_plan(
         assert interpolate(step["with"]["expected-tag"], ctx) == expected
 
 
-def test_verify_reads_the_registry_with_its_own_token_never_the_gitops_token() -> None:
-    step = only_action_step(jobs(PROMOTE)["verify"])
+def test_the_plan_predicts_flux_with_the_callers_image_policy() -> None:
+    """With gitops-repo the plan checks the new tag against the GitOps repository's own
+    ImagePolicy before anyone is asked to approve (not only the default policy)."""
+    planned = only_action_step(jobs(PROMOTE)["plan"])["with"]
+    for name in ("gitops-repo", "gitops-ref", "policy"):
+        assert planned.get(name) == f"${{{{ inputs.{name} }}}}", name
+
+
+@pytest.mark.parametrize("job", ["plan", "verify"])
+def test_verify_reads_the_registry_with_its_own_token_never_the_gitops_token(job: str) -> None:
+    step = only_action_step(jobs(PROMOTE)[job])
     secrets = {"GITOPS_TOKEN": "gitops-token"}
     for image, want in (("ghcr.io/acme/backend", "job-token"), ("registry.example/app", "")):
         ctx = {"secrets": secrets, "github": {"token": "job-token"}, "inputs": {"image": image}}
