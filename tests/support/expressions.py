@@ -109,7 +109,9 @@ class _Parser:
         return self.chain("||", self.and_, lambda left, right: left if _truthy(left) else right)
 
     def and_(self) -> Any:
-        return self.chain("&&", self.unary, lambda left, right: right if _truthy(left) else left)
+        return self.chain(
+            "&&", self.comparison, lambda left, right: right if _truthy(left) else left
+        )
 
     def chain(self, op: str, operand: Callable[[], Any], combine: Callable[[Any, Any], Any]) -> Any:
         """``operand (op operand)*``, folded left with ``combine`` (both sides evaluated:
@@ -120,19 +122,20 @@ class _Parser:
             value = combine(value, operand())
         return value
 
-    def unary(self) -> Any:
-        if self.peek() == ("op", "!"):
-            self.take()
-            return not _truthy(self.unary())
-        return self.comparison()
-
     def comparison(self) -> Any:
-        left = self.primary()
+        left = self.unary()
         token = self.peek()
         if token is not None and token[1] in ("==", "!=", "<", "<=", ">", ">="):
             self.take()
-            return _compare(token[1], left, self.primary())
+            return _compare(token[1], left, self.unary())
         return left
+
+    def unary(self) -> Any:
+        """``!`` binds tighter than any comparison (GitHub's operator precedence)."""
+        if self.peek() == ("op", "!"):
+            self.take()
+            return not _truthy(self.unary())
+        return self.primary()
 
     def primary(self) -> Any:
         kind, value = self.take()

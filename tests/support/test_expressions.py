@@ -45,3 +45,10 @@ def test_status_functions_and_the_implicit_success_of_needs() -> None:
     assert job_runs({"needs": "a", "if": "x"}, failed) is False  # implicit success()
     assert job_runs({"needs": ["a"], "if": "${{ always() && x }}"}, failed) is True
     assert job_runs({"needs": "a"}, {"needs": {"a": {"result": "success"}}}) is True
+
+
+def test_not_binds_tighter_than_comparison() -> None:
+    # GitHub's precedence: `!` before `==`, so `!a == b` is `(!a) == b`
+    assert evaluate("!a == b", {"a": "x", "b": True}) is False
+    assert evaluate("!a == b", {"a": "x", "b": False}) is True
+    assert evaluate("!(a == b)", {"a": "x", "b": True}) is True
