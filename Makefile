@@ -24,7 +24,7 @@ system-deps:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check promote tests entrypoint.py bench
 	$(VENV)/bin/ruff format --check promote tests entrypoint.py bench
-	$(VENV)/bin/zizmor --offline --persona=pedantic --quiet .github/workflows/ examples/workflows/*.yml action.yml
+	$(VENV)/bin/zizmor --offline --persona=pedantic --strict-collection --quiet .github/workflows/ examples/workflows/*.yml action.yml
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -263,10 +263,13 @@ def test_promote_workflow_contract() -> None:
     assert "inputs.image" in job["concurrency"]["group"]
     assert job["permissions"] == {"contents": "read", "packages": "write"}
     verify = wf["jobs"]["verify"]
-    assert verify["needs"] == "promote" and "inputs.gitops-repo" in verify["if"]
+    assert verify["needs"] == ["plan", "promote"] and "inputs.gitops-repo" in verify["if"]
     (action,) = [s for s in verify["steps"] if "uses" in s]
     assert action["with"]["command"] == "verify-flux"
-    assert action["with"]["expected-tag"] == "${{ needs.promote.outputs.tag }}"
+    # the gated job's tag, or the plan's (the current one) when there was nothing to change;
+    # when each applies is evaluated in tests/security/test_workflow_policy.py
+    assert "needs.promote.outputs.tag }}" in action["with"]["expected-tag"]
+    assert "needs.plan.outputs.tag " in action["with"]["expected-tag"]
 
 
 def test_gate_has_one_always_running_aggregator() -> None:
@@ -352,6 +355,36 @@ def _zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def test_make_lint_fails_on_a_workflow_zizmor_cannot_parse(tmp_path: Path) -> None:
+    """Without --strict-collection zizmor only warns about a file it cannot parse and then
+    reports "No findings": a broken workflow would pass `make lint` unaudited."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    (line,) = [x for x in makefile.splitlines() if "/bin/zizmor " in x]
+    flags = [word for word in line.split() if word.startswith("--")]
+    text = (ROOT / ".github/workflows/promote.yml").read_text(encoding="utf-8")
+    # a plain scalar holding ": " is not YAML (the mistake this test was written after)
+    broken = text.replace(
+        "        description: Plan only, write nothing.\n",
+        "        description: Plan only: write nothing.\n",
+    )
+    assert broken != text
+    workflows = tmp_path / ".github" / "workflows"  # collected as `make lint` collects it
+    workflows.mkdir(parents=True)
+    (workflows / "promote.yml").write_text(broken, encoding="utf-8")
+    # next to a file that parses, as in the repository (with nothing collected zizmor fails)
+    gate = (ROOT / ".github/workflows/gate.yml").read_text(encoding="utf-8")
+    (workflows / "gate.yml").write_text(gate, encoding="utf-8")
+    exe = Path(sys.executable).parent / "zizmor"
+    result = subprocess.run(
+        [str(exe), *flags, str(workflows)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0, (flags, result.stdout + result.stderr)
 
 
 def test_zizmor_pedantic_is_clean_and_would_catch_an_injection(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -402,18 +403,39 @@ class FluxAutomation:
         self.thread.join(timeout=10)
 
 
-def test_promotion_then_verify_flux_job_waits_for_the_automation_commit(
-    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
-) -> None:
+@dataclass
+class GitOpsRun:
+    result: ActResult
+    flux: FluxAutomation | None
+    polls_unchanged: int  # conditional GETs of the GitOps ref answered 304
+
+
+def dispatch_with_gitops(
+    history: History,
+    service_repo: ServiceRepo,
+    act: ActRunner,
+    tmp_path: Path,
+    *,
+    edit: Callable[[Path], None] | None = None,
+    flux: bool = True,
+    verify_timeout: str = "90",
+) -> GitOpsRun:
+    """Dispatch promote.yml with ``gitops-repo`` set: the example GitOps tree (``edit``
+    may change it first) behind the local GitHub server, with a thread playing Flux's
+    automation unless ``flux`` is false."""
     gitops = tmp_path / "gitops"
     shutil.copytree(GITOPS_EXAMPLE, gitops)
+    if edit is not None:
+        edit(gitops)
     init_repo(gitops)
     repo = service_repo({"promote.yml": REUSABLE})
     with GitHubServer(token=GITOPS_TOKEN) as github:
         github.add_repo("acme/gitops", gitops)
         ref_path = "/repos/acme/gitops/git/refs/heads/main"
-        flux = FluxAutomation(
-            history, gitops, lambda: github.count("GET", ref_path, status=304) >= 1
+        automation = (
+            FluxAutomation(history, gitops, lambda: github.count("GET", ref_path, status=304) >= 1)
+            if flux
+            else None
         )
         try:
             result = act(
@@ -425,24 +447,91 @@ def test_promotion_then_verify_flux_job_waits_for_the_automation_commit(
                     "source-tag": history.source_tag,
                     "gitops-repo": "acme/gitops",
                     "policy": POLICY,
-                    "verify-timeout": "90",
+                    "verify-timeout": verify_timeout,
                 },
                 secrets={"GITOPS_TOKEN": GITOPS_TOKEN},
                 env={"GITHUB_API_URL": github.url},
             )
         finally:
-            flux.stop()
-        report("promote + verify-flux", result)
-        assert result.returncode == 0, result.log[-8000:]
-        out = set_outputs(result)
-        assert flux.tag and out["tag"] == flux.tag
-        assert out["synced"] == "true"
-        assert out["commit"] == flux.sha
-        assert out["files"] == DEPLOY
-        history.assert_points_at_staging(flux.tag)
-        # It polled (conditionally) before the automation's commit existed, then saw it.
-        assert github.count("GET", ref_path, status=304) >= 1
-        assert GITOPS_TOKEN not in result.log
+            if automation is not None:
+                automation.stop()
+        return GitOpsRun(result, automation, github.count("GET", ref_path, status=304))
+
+
+def test_promotion_then_verify_flux_job_waits_for_the_automation_commit(
+    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
+) -> None:
+    run = dispatch_with_gitops(history, service_repo, act, tmp_path)
+    result, flux = run.result, run.flux
+    assert flux is not None
+    report("promote + verify-flux", result)
+    assert result.returncode == 0, result.log[-8000:]
+    out = set_outputs(result)
+    assert flux.tag and out["tag"] == flux.tag
+    assert out["synced"] == "true"
+    assert out["commit"] == flux.sha
+    assert out["files"] == DEPLOY
+    history.assert_points_at_staging(flux.tag)
+    # It polled (conditionally) before the automation's commit existed, then saw it.
+    assert run.polls_unchanged >= 1
+    assert GITOPS_TOKEN not in result.log
+
+
+def test_a_no_change_plan_still_verifies_flux_for_the_current_tag(
+    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
+) -> None:
+    """The digest already is production (e.g. a re-dispatch after verify-flux timed out):
+    no approval is asked, but verify-flux still checks that Flux committed the current tag,
+    the plan's, exactly as the single-job workflow did before the plan/promote split."""
+    current = "production-v1.4.3-aaaaaaa-1700000200"
+    history.seeder.tag(history.repo, history.source_tag, "production")
+    history.seeder.tag(history.repo, history.source_tag, current)
+    # Flux commits the current tag once verify-flux has seen the stale marker.
+    run = dispatch_with_gitops(history, service_repo, act, tmp_path)
+    result, flux = run.result, run.flux
+    assert flux is not None
+    report("no change + verify-flux", result)
+    assert result.returncode == 0, result.log[-8000:]
+    assert job_ran(result, "plan") and not job_ran(result, "promote")
+    assert job_ran(result, "verify-flux")
+    out = set_outputs(result)
+    assert flux.tag == current
+    assert out["synced"] == "true" and out["commit"] == flux.sha
+
+
+def _production_policy_keeps_the_oldest(gitops: Path) -> None:
+    policies = gitops / "flux/bootstrap/infrastructure/image-automation/image-policies-backend.yaml"
+    head, sep, production = policies.read_text(encoding="utf-8").rpartition(
+        "name: backend-production"
+    )
+    assert sep and production.count("order: asc") == 1
+    policies.write_text(head + sep + production.replace("order: asc", "order: desc"))
+
+
+def test_the_plan_refuses_a_tag_the_gitops_image_policy_would_not_select(
+    history: History, service_repo: ServiceRepo, act: ActRunner, tmp_path: Path
+) -> None:
+    """With gitops-repo the plan checks the new tag against that repository's own
+    ImagePolicy, so reviewers are never asked to approve a promotion Flux would not deploy:
+    here the production policy orders by timestamp descending (Flux keeps the oldest), the
+    plan fails with the reason, the gated job never runs and nothing is written."""
+    run = dispatch_with_gitops(
+        history,
+        service_repo,
+        act,
+        tmp_path,
+        edit=_production_policy_keeps_the_oldest,
+        flux=False,
+        verify_timeout="30",
+    )
+    result = run.result
+    report("plan against the GitOps ImagePolicy", result)
+    assert result.returncode != 0
+    errors = [line for line in result.log.splitlines() if "::error::" in line]
+    assert any("/plan]" in line and "Flux would not select" in line for line in errors), errors
+    assert not job_ran(result, "promote") and not job_ran(result, "verify-flux")
+    assert "Traceback" not in result.log and GITOPS_TOKEN not in result.log
+    history.assert_unchanged()
 
 
 def gate_caller_with_plan(sha: str) -> str:

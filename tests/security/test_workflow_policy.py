@@ -11,7 +11,9 @@ OIDC, concurrency on GitHub) is listed in docs/workflows.md.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pytest
 import yaml
 
 from promote.commands import verify_flux_cmd
-from tests.support.expressions import evaluate, interpolate
+from tests.support.expressions import evaluate, interpolate, job_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -233,11 +235,116 @@ def test_the_production_credential_is_read_only_by_the_gated_job() -> None:
 
 def test_the_gated_job_runs_only_the_pinned_action() -> None:
     promote = jobs(PROMOTE)["promote"]
-    assert [s.get("uses", "") for s in promote["steps"]] == [only_action_step(promote)["uses"]]
+    assert [s["uses"] for s in promote["steps"] if "uses" in s] == [
+        only_action_step(promote)["uses"]
+    ]
+    # Any other step is a guard before the write that never sees a secret's value.
+    for step in promote["steps"]:
+        if "uses" not in step:
+            for value in strings(step.get("env", {})):
+                assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ != '' \}\}", value) or (
+                    "secrets." not in value
+                ), value
 
 
-def test_verify_reads_the_registry_with_its_own_token_never_the_gitops_token() -> None:
-    step = only_action_step(jobs(PROMOTE)["verify"])
+def _run_guard(step: dict[str, Any], ctx: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    env = {k: interpolate(str(v), ctx) for k, v in step.get("env", {}).items()}
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("required", "secret", "refused"),
+    [(True, None, True), (True, "env-secret", False), (False, None, False)],
+    ids=["hardened-without-credential", "hardened", "simple"],
+)
+def test_hardened_mode_fails_closed_without_the_environment_credential(
+    required: bool, secret: str | None, refused: bool
+) -> None:
+    """With require-production-credential the gated job never falls back to
+    REGISTRY_PASSWORD or github.token: an environment without the secret (a new one GitHub
+    created on first use, a renamed one) fails the job before the write."""
+    doc = load(PROMOTE)
+    for trigger in ("workflow_call", "workflow_dispatch"):
+        spec = doc["on"][trigger]["inputs"]["require-production-credential"]
+        assert spec["type"] == "boolean" and spec["default"] is False, trigger
+    promote = doc["jobs"]["promote"]
+    steps = promote["steps"]
+    before_write = steps[: steps.index(only_action_step(promote))]
+    (guard,) = [s for s in before_write if "run" in s]
+    assert "secrets." not in guard.get("if", "")  # GitHub refuses secrets in a step's if:
+    secrets = {"REGISTRY_PASSWORD": "repo-secret"} | ({PRODUCTION_SECRET: secret} if secret else {})
+    ctx = {"inputs": {"require-production-credential": required}, "secrets": secrets}
+    ran = evaluate(guard.get("if", "true"), ctx) is True
+    result = _run_guard(guard, ctx) if ran else None
+    assert (result is not None and result.returncode != 0) is refused, result
+    if result is not None and refused:
+        errors = [line for line in result.stdout.splitlines() if line.startswith("::error::")]
+        assert len(errors) == 1 and PRODUCTION_SECRET in errors[0], result.stdout
+        assert "nothing was written" in errors[0]
+
+
+#: (id, dry-run, plan result, plan's `changed`, gated job result, verify runs, expected tag)
+VERIFY_CASES = [
+    ("promotion", False, "success", "true", "success", True, "gated-tag"),
+    # the digest already is production: no approval asked, but Flux is still verified (as
+    # before the split; a re-dispatch after a verify timeout verifies again)
+    ("no-change", False, "success", "false", "skipped", True, "plan-tag"),
+    ("dry-run", True, "success", "true", "skipped", False, None),
+    ("gated-job-failed", False, "success", "true", "failure", False, None),
+    ("gated-job-not-approved", False, "success", "true", "skipped", False, None),
+    ("plan-failed", False, "failure", "", "skipped", False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "dry_run", "planned", "changed", "gated", "runs", "expected"),
+    VERIFY_CASES,
+    ids=[c[0] for c in VERIFY_CASES],
+)
+def test_verify_flux_runs_after_a_promotion_and_after_a_no_change_plan(
+    case: str,
+    dry_run: bool,
+    planned: str,
+    changed: str,
+    gated: str,
+    runs: bool,
+    expected: str | None,
+) -> None:
+    verify = jobs(PROMOTE)["verify"]
+    plan_outputs = {"changed": changed, "tag": "plan-tag"} if planned == "success" else {}
+    gated_outputs = {"tag": "gated-tag"} if gated == "success" else {}
+    ctx: dict[str, Any] = {
+        "inputs": {"dry-run": dry_run, "gitops-repo": "acme/gitops"},
+        "needs": {
+            "plan": {"result": planned, "outputs": plan_outputs},
+            "promote": {"result": gated, "outputs": gated_outputs},
+        },
+    }
+    assert job_runs(verify, ctx) is runs
+    assert job_runs(verify, ctx | {"cancelled": True}) is False
+    assert job_runs(verify, ctx | {"inputs": ctx["inputs"] | {"gitops-repo": ""}}) is False
+    if runs:
+        step = only_action_step(verify)
+        assert interpolate(step["with"]["expected-tag"], ctx) == expected
+
+
+def test_the_plan_predicts_flux_with_the_callers_image_policy() -> None:
+    """With gitops-repo the plan checks the new tag against the GitOps repository's own
+    ImagePolicy before anyone is asked to approve (not only the default policy)."""
+    planned = only_action_step(jobs(PROMOTE)["plan"])["with"]
+    for name in ("gitops-repo", "gitops-ref", "policy"):
+        assert planned.get(name) == f"${{{{ inputs.{name} }}}}", name
+
+
+@pytest.mark.parametrize("job", ["plan", "verify"])
+def test_verify_reads_the_registry_with_its_own_token_never_the_gitops_token(job: str) -> None:
+    step = only_action_step(jobs(PROMOTE)[job])
     secrets = {"GITOPS_TOKEN": "gitops-token"}
     for image, want in (("ghcr.io/acme/backend", "job-token"), ("registry.example/app", "")):
         ctx = {"secrets": secrets, "github": {"token": "job-token"}, "inputs": {"image": image}}

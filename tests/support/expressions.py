@@ -4,7 +4,8 @@ Enough of the language to check what a workflow *decides* rather than how its te
 literals (strings, numbers, ``true``/``false``/``null``), context paths with hyphens
 (``needs.plan.outputs.previous-tag``), ``!``, ``==``/``!=``/``<``/``<=``/``>``/``>=``,
 ``&&``/``||`` with GitHub's value semantics (``a && b`` is ``a`` when ``a`` is falsy, else
-``b``; ``a || b`` is ``a`` when truthy, else ``b``), parentheses, and ``startsWith``.
+``b``; ``a || b`` is ``a`` when truthy, else ``b``), parentheses, ``startsWith``,
+and the status functions ``always()`` and ``cancelled()``.
 Comparison follows the documented coercion: strings compare case-insensitively, a string
 against a number or boolean is compared as a number. A missing context value is ``null``.
 Anything else raises ``ExpressionError``, so a workflow that starts using more fails the
@@ -108,7 +109,9 @@ class _Parser:
         return self.chain("||", self.and_, lambda left, right: left if _truthy(left) else right)
 
     def and_(self) -> Any:
-        return self.chain("&&", self.unary, lambda left, right: right if _truthy(left) else left)
+        return self.chain(
+            "&&", self.comparison, lambda left, right: right if _truthy(left) else left
+        )
 
     def chain(self, op: str, operand: Callable[[], Any], combine: Callable[[Any, Any], Any]) -> Any:
         """``operand (op operand)*``, folded left with ``combine`` (both sides evaluated:
@@ -119,19 +122,20 @@ class _Parser:
             value = combine(value, operand())
         return value
 
-    def unary(self) -> Any:
-        if self.peek() == ("op", "!"):
-            self.take()
-            return not _truthy(self.unary())
-        return self.comparison()
-
     def comparison(self) -> Any:
-        left = self.primary()
+        left = self.unary()
         token = self.peek()
         if token is not None and token[1] in ("==", "!=", "<", "<=", ">", ">="):
             self.take()
-            return _compare(token[1], left, self.primary())
+            return _compare(token[1], left, self.unary())
         return left
+
+    def unary(self) -> Any:
+        """``!`` binds tighter than any comparison (GitHub's operator precedence)."""
+        if self.peek() == ("op", "!"):
+            self.take()
+            return not _truthy(self.unary())
+        return self.primary()
 
     def primary(self) -> Any:
         kind, value = self.take()
@@ -153,13 +157,18 @@ class _Parser:
 
     def call(self, name: str) -> Any:
         self.take("(")
-        args = [self.or_()]
+        args = [] if self.peek() == ("op", ")") else [self.or_()]
         while self.peek() == ("op", ","):
             self.take()
             args.append(self.or_())
         self.take(")")
         if name.casefold() == "startswith" and len(args) == 2:
             return str(args[0] or "").casefold().startswith(str(args[1] or "").casefold())
+        # Status functions: the run's state is the context's ``cancelled`` (default false).
+        if name.casefold() == "always" and not args:
+            return True
+        if name.casefold() == "cancelled" and not args:
+            return bool(self.context.get("cancelled", False))
         raise ExpressionError(f"function {name}() is not implemented")
 
     def lookup(self, path: str) -> Any:
@@ -175,6 +184,25 @@ def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Value of ``expression`` (with or without ``${{ }}``) in ``context``."""
     match = _WRAPPED.match(expression)
     return _Parser(match.group("expr") if match else expression, context).parse()
+
+
+STATUS_FUNCTIONS = re.compile(r"\b(?:always|cancelled|success|failure)\s*\(", re.IGNORECASE)
+
+
+def job_runs(job: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """Whether GitHub starts ``job``: an ``if:`` without a status function means
+    ``success() && (...)``, i.e. the run is not cancelled and every job in ``needs``
+    succeeded (``context["needs"][n]["result"]``); with one, the expression alone decides."""
+    condition = str(job.get("if", "true"))
+    needs = job.get("needs", [])
+    needs = [needs] if isinstance(needs, str) else list(needs)
+    if not STATUS_FUNCTIONS.search(condition):
+        if context.get("cancelled", False):
+            return False
+        results = context.get("needs", {})
+        if any(results.get(n, {}).get("result") != "success" for n in needs):
+            return False
+    return _truthy(evaluate(condition, context))
 
 
 def interpolate(text: str, context: Mapping[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.expressions import ExpressionError, evaluate, interpolate
+from tests.support.expressions import ExpressionError, evaluate, interpolate, job_runs
 
 
 def test_and_or_return_values_not_booleans() -> None:
@@ -35,3 +35,20 @@ def test_anything_unimplemented_is_refused() -> None:
         evaluate("contains(a, 'b')", {})
     with pytest.raises(ExpressionError):
         evaluate("a ? b", {})
+
+
+def test_status_functions_and_the_implicit_success_of_needs() -> None:
+    assert evaluate("!cancelled() && a", {"a": "x"}) == "x"
+    assert evaluate("!cancelled()", {"cancelled": True}) is False
+    assert evaluate("always()", {}) is True
+    failed = {"needs": {"a": {"result": "failure"}}, "x": True}
+    assert job_runs({"needs": "a", "if": "x"}, failed) is False  # implicit success()
+    assert job_runs({"needs": ["a"], "if": "${{ always() && x }}"}, failed) is True
+    assert job_runs({"needs": "a"}, {"needs": {"a": {"result": "success"}}}) is True
+
+
+def test_not_binds_tighter_than_comparison() -> None:
+    # GitHub's precedence: `!` before `==`, so `!a == b` is `(!a) == b`
+    assert evaluate("!a == b", {"a": "x", "b": True}) is False
+    assert evaluate("!a == b", {"a": "x", "b": False}) is True
+    assert evaluate("!(a == b)", {"a": "x", "b": True}) is True
