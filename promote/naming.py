@@ -29,6 +29,9 @@ SHORT_SHA_LENGTH = 7
 #: outrank every seconds tag forever under a numerical policy, so they are refused.
 MIN_TIMESTAMP = 1_000_000_000
 MAX_TIMESTAMP = 9_999_999_999
+#: How far ahead of the clock a timestamp may be (clock skew between machines). A tag
+#: further ahead would outrank every later promotion under a numerical policy.
+MAX_FUTURE_SECONDS = 600
 BUMPS = ("patch", "minor", "major")
 #: Environment names become tag prefixes: lower-case, start with a letter.
 ENV_RE = re.compile(r"[a-z][a-z0-9]{0,31}")
@@ -214,12 +217,30 @@ def validate_timestamp(value: int, *, input_name: str = "timestamp") -> int:
     return value
 
 
-def parse_timestamp(text: str, *, input_name: str = "timestamp") -> int:
+def parse_timestamp(text: str, *, now: float | None = None, input_name: str = "timestamp") -> int:
+    """Unix seconds from an input; with ``now``, at most :data:`MAX_FUTURE_SECONDS` ahead."""
     if not re.fullmatch(r"[0-9]{1,19}", text):
         raise InputError(
             f"timestamp {text[:40]!r} must be unix seconds (digits only)", input_name=input_name
         )
-    return validate_timestamp(int(text), input_name=input_name)
+    value = validate_timestamp(int(text), input_name=input_name)
+    if now is not None and value > now + MAX_FUTURE_SECONDS:
+        raise InputError(
+            f"timestamp {value} is {value - int(now)} seconds in the future (more than "
+            f"{MAX_FUTURE_SECONDS} s ahead of now, {int(now)}): such a tag would outrank "
+            "every later promotion under Flux's numerical $ts policy",
+            input_name=input_name,
+        )
+    return value
+
+
+def timestamp_problem(value: int, now: float) -> str:
+    """Why an existing tag's timestamp poisons the order (``""`` when it does not)."""
+    if value > MAX_TIMESTAMP:
+        return "which looks like milliseconds, not unix seconds"
+    if value > now + MAX_FUTURE_SECONDS:
+        return f"{value - int(now)} seconds in the future"
+    return ""
 
 
 def next_timestamp(now: float, existing: Iterable[int], explicit: int | None) -> int:

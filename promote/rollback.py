@@ -14,7 +14,9 @@ The request sequence against the registry (default target)::
     GET  manifests/<target digest>              the exact bytes to re-tag         (1)
     PUT  manifests/<env>-vX.Y.Z-<sha>-<new ts>  same bytes                        (1)
     GET  tags/list                              race check (promotion.apply)      (1)
+    HEAD manifests/<new immutable tag>          still names the digest            (1)
     PUT  manifests/<env>                        floating tag, same bytes          (0-1)
+    HEAD manifests/<new immutable tag>          after the last write              (0-1)
 
 ``k`` is bounded by :data:`MAX_LOOKBACK`. The version and sha of the new tag come from the
 tag that named the restored digest, so the tag still says which release it is.
@@ -31,7 +33,16 @@ from typing import TYPE_CHECKING
 
 from promote import naming
 from promote.errors import ClobberError, InputError, NotFoundError, RefusedError
-from promote.promotion import Plan, Selector, Step, already_current, check_flux_selects
+from promote.promotion import (
+    Plan,
+    Selector,
+    Step,
+    already_current,
+    check_flux_selects,
+    observation_warnings,
+    release_history,
+    tied_tags,
+)
 
 if TYPE_CHECKING:
     from promote.reference import Repository
@@ -72,6 +83,10 @@ class RollbackObserved:
     floating_digest: str | None = None
     #: how the target was chosen, for the log and summary
     origin: str = ""
+    #: immutable tags sharing the newest timestamp (a tie), or ()
+    tied: tuple[str, ...] = ()
+    #: tag names the registry listed that break the OCI tag grammar (ignored)
+    ignored_tags: tuple[str, ...] = ()
 
 
 def _digest_of(client: RegistryClient, tag: str) -> str | None:
@@ -84,11 +99,13 @@ def observe(
     request: RollbackRequest,
     *,
     log: Callable[[str], None] = lambda _m: None,
+    now: float | None = None,
+    policy: Selector | None = None,
 ) -> RollbackObserved:
     """Find the current release and the one to restore; raise before any write."""
     env = request.target_env
     tags = tuple(client.list_tags())
-    history = naming.immutable_tags(env, tags)
+    history = release_history(env, tags, now=now, policy=policy)
     if not history:
         raise RefusedError(
             f"{request.repository.name} has no {env}-v<X.Y.Z>-<sha>-<ts> tag: there is no "
@@ -167,8 +184,9 @@ def observe(
     ):  # pragma: no cover - client checks
         raise RefusedError(f"{target.tag} changed while reading it; nothing was written")
     log(f"restore: {target.tag} -> {manifest.digest} ({origin})")
+    tied = tied_tags(history)
     floating_digest = None
-    if manifest.digest == current_digest and request.floating_tag:
+    if manifest.digest == current_digest and request.floating_tag and not tied:
         floating_digest = _digest_of(client, env)
     return RollbackObserved(
         tags=tags,
@@ -178,6 +196,8 @@ def observe(
         manifest=manifest,
         floating_digest=floating_digest,
         origin=origin,
+        tied=tied,
+        ignored_tags=tuple(client.ignored_tags),
     )
 
 
@@ -193,9 +213,9 @@ def plan(
     manifest = observed.manifest
     target = observed.target
     current = observed.current
-    history = naming.immutable_tags(env, observed.tags)
+    history = release_history(env, observed.tags, now=None, policy=policy)
     floating = env if request.floating_tag else ""
-    warnings: list[str] = []
+    warnings = observation_warnings(observed.ignored_tags, observed.tied)
     common = {
         "image": request.repository.name,
         "digest": manifest.digest,
@@ -211,7 +231,7 @@ def plan(
         "previous_digest": observed.current_digest,
         "flux_tag_pattern": naming.flux_tag_pattern(env),
     }
-    if manifest.digest == observed.current_digest:
+    if manifest.digest == observed.current_digest and not observed.tied:
         # Already deployed (e.g. a re-run of the same rollback): write nothing new.
         return already_current(common, current, observed.floating_digest, manifest.digest)
     earlier = {h.tag for h in history if h.timestamp < current.timestamp}

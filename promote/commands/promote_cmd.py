@@ -71,7 +71,9 @@ def parse_request(ctx: Context) -> Request:
     if commit_sha:
         naming.short_sha(commit_sha)
     timestamp = (
-        naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+        naming.parse_timestamp(inputs.str("timestamp"), now=ctx.clock())
+        if inputs.given("timestamp")
+        else None
     )
     return Request(
         repository=repository,
@@ -226,6 +228,7 @@ def write(
     *,
     known_tags: Sequence[str],
     records: PromotionRecords | None,
+    policy: Selector | None = None,
     after_write: Callable[[list[str]], None] | None = None,
     explain: Callable[[PromoteError], PromoteError] | None = None,
 ) -> list[str]:
@@ -245,6 +248,7 @@ def write(
             client,
             manifest,
             known_tags=known_tags,
+            policy=policy,
             log=ctx.runner.log,
             warn=ctx.runner.warning,
         )
@@ -278,8 +282,9 @@ def run(ctx: Context) -> Result:
     records = records_for(ctx, "promote")
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
-    observed = promotion.observe(client, request, log=ctx.runner.log)
-    the_plan = promotion.plan(request, observed, now=ctx.clock(), policy=policy)
+    now = ctx.clock()
+    observed = promotion.observe(client, request, log=ctx.runner.log, now=now, policy=policy)
+    the_plan = promotion.plan(request, observed, now=now, policy=policy)
     announce(ctx, the_plan)
     written: list[str] = []
     if dry_run:
@@ -287,7 +292,13 @@ def run(ctx: Context) -> Result:
         outputs = the_plan.outputs()
     else:
         written = write(
-            ctx, the_plan, client, observed.manifest, known_tags=observed.tags, records=records
+            ctx,
+            the_plan,
+            client,
+            observed.manifest,
+            known_tags=observed.tags,
+            records=records,
+            policy=policy,
         )
         if not written:
             ctx.runner.log(

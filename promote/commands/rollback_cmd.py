@@ -62,7 +62,9 @@ def parse_request(ctx: Context) -> RollbackRequest:
                     input_name="rollback-to",
                 )
     timestamp = (
-        naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+        naming.parse_timestamp(inputs.str("timestamp"), now=ctx.clock())
+        if inputs.given("timestamp")
+        else None
     )
     return RollbackRequest(
         repository=repository,
@@ -231,8 +233,9 @@ def run(ctx: Context) -> Result:
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
     log = ctx.runner.log
-    observed = rollback.observe(client, request, log=log)
-    the_plan = rollback.plan(request, observed, now=ctx.clock(), policy=policy)
+    now = ctx.clock()
+    observed = rollback.observe(client, request, log=log, now=now, policy=policy)
+    the_plan = rollback.plan(request, observed, now=now, policy=policy)
     announce(ctx, the_plan)
     written: list[str] = []
     reverted: RevertResult | None = None
@@ -269,6 +272,7 @@ def run(ctx: Context) -> Result:
             observed.manifest,
             known_tags=observed.tags,
             records=records,
+            policy=policy,
             after_write=revert_after,
             explain=explain,
         )

@@ -275,8 +275,8 @@ class Transport:
         elapsed = self.clock() - (self._started or self.clock())
         return TransientError(
             f"{method} {safe_url(url)}: the registry deadline of {self.deadline:g}s ran out "
-            f"{what} (after {elapsed:.1f}s); giving up. The registry is slow or unavailable; "
-            "try again later",
+            f"{what} (after {elapsed:.1f}s); giving up (retry deadline {self.deadline:g}s). "
+            "The registry is slow or unavailable; try again later",
             status=None,
             method=method,
             url=safe_url(url),

@@ -117,7 +117,9 @@ def test_exact_request_sequence_for_a_single_image(
         "manifest-head",
         "manifest-put",
         "tags",
+        "manifest-head",  # the immutable tag still names this digest
         "manifest-put",
+        "manifest-head",  # ... and still does after the floating write
     ]
 
 
