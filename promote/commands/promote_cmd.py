@@ -152,7 +152,7 @@ def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
     inputs = ctx.inputs
     source = source_from_inputs(inputs, ctx.env)
     if source is not None:
-        from promote.flux.source import load_policy
+        from promote.flux.source import load_selector
 
         if not inputs.given("policy"):
             raise InputError(
@@ -162,7 +162,7 @@ def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
             )
         ref = inputs.str("policy")
         split_policy_ref(ref)
-        return load_policy(source, ref), f"ImagePolicy {ref} from the GitOps repository"
+        return load_selector(source, ref), f"ImagePolicy {ref} from the GitOps repository"
     spec = naming.flux_policy_spec(target_env)
     policy: Selector = ImagePolicy.from_spec(spec, name=target_env)
     return policy, "the project's default numerical $ts policy"

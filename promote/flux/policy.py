@@ -547,3 +547,21 @@ def _is_nan(key: str) -> bool:
         return math.isnan(parse_float64(key))
     except GoFloatError:
         return False
+
+
+@dataclass(frozen=True)
+class RepositoryPolicy:
+    """An ImagePolicy as it sees tags: through its ImageRepository's ``exclusionList``
+    (empty: the default ``^.*\\.sig$``). Same ``select``/``evaluate`` as the policy."""
+
+    policy: ImagePolicy
+    exclusions: tuple[str, ...] = ()
+
+    def _kept(self, tags: Iterable[str]) -> list[str]:
+        return filter_out_tags(tags, list(self.exclusions) or None)
+
+    def select(self, tags: Iterable[str]) -> str | None:
+        return self.policy.select(self._kept(tags))
+
+    def evaluate(self, tags: Iterable[str]) -> Selection:
+        return self.policy.evaluate(self._kept(tags))

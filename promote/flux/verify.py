@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from promote.errors import GitOpsError, PolicyError
 from promote.flux.gitops import FluxObject, GitOpsTree, Marker, split_image
+from promote.flux.gitops import exclusions_for as exclusions_for  # re-exported
 from promote.flux.source import TreeSource, load_tree
 
 if TYPE_CHECKING:
@@ -155,21 +156,6 @@ class Prediction:
     ambiguous: bool = False
     warnings: tuple[str, ...] = ()
     considered: int = 0
-
-
-def exclusions_for(tree: GitOpsTree, policy_obj: FluxObject) -> list[str]:
-    """The ``exclusionList`` of the ImageRepository the policy reads ([] = the default)."""
-    ref = policy_obj.spec.get("imageRepositoryRef")
-    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-        return []
-    ns = ref.get("namespace") or policy_obj.namespace
-    repo = tree.find("ImageRepository", f"{ns}:{ref['name']}")
-    if repo is None:
-        return []
-    listed = repo.spec.get("exclusionList")
-    if isinstance(listed, list) and listed:
-        return [str(p) for p in listed]
-    return []
 
 
 def predict(
