@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from promote.actions import markdown_table
 from promote.commands import Context, Result
 from promote.errors import InputError
+from promote.flux.gitops import exclusions_for
 from promote.flux.source import load_tree, source_from_inputs, split_policy_ref
 from promote.flux.verify import (
     Prediction,
     Verification,
-    exclusions_for,
     policy_object,
     poll,
     predict,

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 from promote.errors import GitOpsError, PolicyError
 from promote.flux.gitops import FluxObject, GitOpsTree, Marker, split_image
-from promote.flux.gitops import exclusions_for as exclusions_for  # re-exported
 from promote.flux.source import TreeSource, load_tree
 
 if TYPE_CHECKING:
