@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from promote.actions import markdown_table
+from promote.actions import code, markdown_table, md_text
 from promote.commands import Context, Result
 from promote.errors import InputError
 from promote.flux.gitops import exclusions_for
@@ -54,9 +54,11 @@ def _summary(
     out = [f"## Flux verification: `{label}`\n"]
     if prediction is not None:
         verdict = (
-            "as expected" if prediction.ok else f"**not the expected tag**: {prediction.reason}"
+            "as expected"
+            if prediction.ok
+            else f"**not the expected tag**: {md_text(prediction.reason)}"
         )
-        out.append(f"Predicted selection `{prediction.tag}` ({verdict})\n")
+        out.append(f"Predicted selection {code(str(prediction.tag))} ({verdict})\n")
     if verification is not None:
         state = "synced" if verification.synced else "**not synced**"
         out.append(
@@ -68,9 +70,9 @@ def _summary(
         )
         rows = [
             [
-                f"`{s.marker.file}:{s.marker.line}`",
-                s.marker.setter,
-                s.tag or s.marker.value,
+                code(f"{s.marker.file}:{s.marker.line}"),
+                code(s.marker.setter),
+                code(s.tag or s.marker.value),
                 {True: "yes", False: "no", None: "n/a"}[s.carries],
             ]
             for s in verification.markers

@@ -477,6 +477,15 @@ class Transport:
                 response = self.bounded(
                     request, method=method, url=current, what="waiting for the answer"
                 )
+            except ValueError as exc:  # InvalidSchema and InvalidURL are ValueErrors too
+                # requests parses a redirect's Location even with allow_redirects=False
+                self.stats.add(kind, method, safe_url(current), None)
+                raise RegistryError(
+                    f"{method} {safe_url(url)}: the registry sent a malformed URL in its "
+                    f"Location header ({type(exc).__name__}: {str(exc)[:120]})",
+                    method=method,
+                    url=safe_url(url),
+                ) from None
             except TransientError:
                 self.stats.add(kind, method, safe_url(current), None)
                 raise
