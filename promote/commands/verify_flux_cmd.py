@@ -104,9 +104,17 @@ def run(ctx: Context) -> Result:
     prediction = None
     if inputs.given("image"):
         from promote.flux.gitops import find_policies
+        from promote.flux.verify import normalise_image, repository_image
 
         obj = policy_object(tree, policy_ref)
         entry = next(e for e in find_policies(tree) if e.obj is obj)
+        watched = repository_image(tree, policy_ref)
+        given = inputs.str("image")
+        if watched and normalise_image(watched) != normalise_image(given):
+            ctx.runner.warning(
+                f"image {given} is not the image the ImageRepository of {policy_ref} watches "
+                f"({watched}): the prediction reads {given}'s tags, Flux reads {watched}'s"
+            )
         if entry.policy is None:
             raise InputError(
                 f"ImagePolicy {policy_ref} is invalid: {entry.error}", input_name="policy"
@@ -156,12 +164,16 @@ def run(ctx: Context) -> Result:
         message = "; ".join(verification.problems)
     else:
         stale = verification.stale
-        where = ", ".join(f"{s.marker.file}:{s.marker.line} has {s.tag}" for s in stale[:5])
+        where = ", ".join(
+            f"{s.marker.file}:{s.marker.line} {s.problem or f'has {s.tag}'}" for s in stale[:5]
+        )
         waited = f" after {timeout}s" if timeout else ""
         message = f"markers for {policy_ref} do not carry {expected}{waited}: {where}"
     for state in verification.stale:
         ctx.runner.error(
-            f"marker for {policy_ref} carries {state.tag}, not {expected}",
+            f"marker for {policy_ref} {state.problem}"
+            if state.problem
+            else f"marker for {policy_ref} carries {state.tag}, not {expected}",
             file=state.marker.file,
             line=state.marker.line,
         )
