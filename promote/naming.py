@@ -42,6 +42,10 @@ HEX_RE = re.compile(r"[0-9a-fA-F]{7,64}")
 #: and anything longer is a typo or an attack, refused before the first network call.
 VERSION_RE = re.compile(r"v?(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 REVISION_KEY = "org.opencontainers.image.revision"
+#: Largest version part :data:`VERSION_RE` admits.
+MAX_VERSION_PART = 999_999_999
+#: Environments whose tags are builds (``<env>-<sha>-<ts>``), never promotion targets.
+BUILD_ENVS = ("develop", "staging")
 
 
 @dataclass(frozen=True, order=True)
@@ -70,6 +74,20 @@ def validate_env(env: str, *, input_name: str = "env") -> str:
         raise InputError(
             f"environment {env[:40]!r} must be lower-case letters and digits, starting with a "
             "letter",
+            input_name=input_name,
+        )
+    return env
+
+
+def validate_target_env(env: str, *, input_name: str = "target-env") -> str:
+    """A promotion target: a valid env that is not a build env (develop, staging)."""
+    validate_env(env, input_name=input_name)
+    if env in BUILD_ENVS:
+        raise InputError(
+            f"{input_name} {env!r} is a build environment: its tags are {env}-<sha>-<ts> "
+            f"builds that Flux selects with {flux_tag_pattern(env)}, so a promotion tag "
+            f"{env}-v<X.Y.Z>-... would never be deployed; promote into production (or "
+            "another release environment)",
             input_name=input_name,
         )
     return env
@@ -166,6 +184,13 @@ def next_version(
             )
         return explicit
     bumped: semver.Version = getattr(current, f"bump_{bump}")()
+    if max(bumped.major, bumped.minor, bumped.patch) > MAX_VERSION_PART:
+        raise InputError(
+            f"bumping {current} ({bump}) gives {bumped}, which has a part longer than 9 "
+            "digits (versions are X.Y.Z with at most 9 digits per part): give version, or "
+            "bump a higher part",
+            input_name="version",
+        )
     return bumped
 
 

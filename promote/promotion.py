@@ -19,7 +19,8 @@ The checks after the writes (:func:`apply`) are shared by promote and rollback.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -200,9 +201,14 @@ def observe(
     try:
         manifest = client.get_manifest(request.source_ref)
     except NotFoundError as exc:
-        raise InputError(
-            f"source {request.source_ref} not found in {request.repository}: {exc}",
-            input_name="source-tag" if request.source_tag else "source-digest",
+        # the registry's answer, after a network call: exit 1, not a bad input (exit 2)
+        raise NotFoundError(
+            f"source {request.source_ref} not found in {request.repository}: {exc}; nothing "
+            "was written",
+            status=exc.status,
+            method=exc.method,
+            url=exc.url,
+            codes=exc.codes,
         ) from exc
     if request.source_digest and manifest.digest != request.source_digest:
         raise DigestMismatchError(
@@ -218,7 +224,9 @@ def observe(
         annotations=manifest.annotations,
     )
     if found is None:
-        found = _short_sha_from_config(client, manifest)
+        found = _short_sha_from_config(
+            client, manifest, source_tag=request.source_tag, source_env=request.source_env
+        )
     sha, origin = found
 
     tags = tuple(client.list_tags())
@@ -256,6 +264,17 @@ def observe(
         tied=tied,
         ignored_tags=tuple(client.ignored_tags),
     )
+
+
+@contextmanager
+def refused_after_reading() -> Iterator[None]:
+    """An input judged against what the registry holds (a version not greater than the
+    current one, a timestamp not newer) is a refusal, exit 3: exit 2 means "no network call
+    was made", and this check needed the tag list."""
+    try:
+        yield
+    except InputError as exc:
+        raise RefusedError(f"{exc}; nothing was written") from exc
 
 
 def tied_tags(history: Sequence[naming.ImmutableTag]) -> tuple[str, ...]:
@@ -318,7 +337,9 @@ def release_history(
     return history
 
 
-def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[str, str]:
+def _short_sha_from_config(
+    client: RegistryClient, manifest: Manifest, *, source_tag: str | None, source_env: str
+) -> tuple[str, str]:
     """The ``org.opencontainers.image.revision`` label of the image config (one blob read).
 
     For an index, the first child's manifest is read first (one more request).
@@ -328,9 +349,9 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
         children = manifest.parsed().get("manifests") or []
         first = children[0] if isinstance(children, list) and children else None
         if not isinstance(first, dict) or not isinstance(first.get("digest"), str):
-            raise InputError(
-                "the source index lists no usable manifest; pass commit-sha",
-                input_name="commit-sha",
+            raise RefusedError(
+                "the source index lists no usable manifest to read the commit from: pass "
+                "commit-sha; nothing was written"
             )
         target = client.get_manifest(first["digest"])
     config_digest = target.config_digest
@@ -344,16 +365,25 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
         inner = config.get("config") if isinstance(config, dict) else None
         labels = inner.get("Labels") if isinstance(inner, dict) else None
         revision = labels.get(naming.REVISION_KEY, "") if isinstance(labels, dict) else ""
-    if not isinstance(revision, str) or not revision:
-        raise InputError(
-            "cannot tell which commit the image was built from: pass commit-sha, promote a "
-            f"<env>-<sha>-<ts> source tag, or build with the {naming.REVISION_KEY} "
-            "annotation or label",
-            input_name="commit-sha",
+    if isinstance(revision, str) and revision and naming.HEX_RE.fullmatch(revision):
+        return naming.short_sha(revision), f"image config label {naming.REVISION_KEY}"
+    if isinstance(revision, str) and revision:
+        # found after reading the registry: a refusal (exit 3), not a bad input (exit 2)
+        raise RefusedError(
+            f"the image config label {naming.REVISION_KEY} is {revision[:70]!r}, not a commit "
+            "sha (7 to 64 hexadecimal characters): pass commit-sha; nothing was written"
         )
-    return naming.short_sha(
-        revision, input_name="commit-sha"
-    ), f"image config label {naming.REVISION_KEY}"
+    hint = ""
+    if source_tag and naming.parse_build_tag(source_env, source_tag.lower()) is not None:
+        hint = (
+            f" (the source tag {source_tag} has an upper-case sha: build tags are "
+            f"{source_env}-<sha>-<ts> with a lower-case sha)"
+        )
+    raise RefusedError(
+        "cannot tell which commit the image was built from"
+        f"{hint}: pass commit-sha, promote a {source_env}-<sha>-<ts> source tag, or build with "
+        f"the {naming.REVISION_KEY} annotation or label; nothing was written"
+    )
 
 
 def already_current(
@@ -448,8 +478,9 @@ def plan(
             "to go back to it, use command: rollback"
         )
 
-    version = naming.next_version(current_version, bump=request.bump, explicit=request.version)
-    ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+    with refused_after_reading():
+        version = naming.next_version(current_version, bump=request.bump, explicit=request.version)
+        ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
     tag = naming.immutable_tag(env, version, observed.short_sha, ts)
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")

@@ -40,6 +40,7 @@ from promote.promotion import (
     already_current,
     check_flux_selects,
     observation_warnings,
+    refused_after_reading,
     release_history,
     tied_tags,
 )
@@ -240,7 +241,8 @@ def plan(
             f"the current {env} release {current.tag} is itself a rollback; this restores "
             f"{target.tag} ({manifest.digest})"
         )
-    ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+    with refused_after_reading():
+        ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
     tag = naming.immutable_tag(env, target.version, target.short_sha, ts)
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")

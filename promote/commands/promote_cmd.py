@@ -43,7 +43,7 @@ def parse_request(ctx: Context) -> Request:
     inputs = ctx.inputs
     repository = required_image(ctx)
     source_env = naming.validate_env(inputs.str("source-env"), input_name="source-env")
-    target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    target_env = naming.validate_target_env(inputs.str("target-env"), input_name="target-env")
     if source_env == target_env:
         raise InputError(
             f"target-env {target_env!r} must differ from source-env", input_name="target-env"

@@ -48,7 +48,7 @@ def parse_request(ctx: Context) -> RollbackRequest:
 
     inputs = ctx.inputs
     repository = required_image(ctx)
-    target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    target_env = naming.validate_target_env(inputs.str("target-env"), input_name="target-env")
     rollback_to = inputs.str("rollback-to") or None
     if rollback_to is not None:
         if ":" in rollback_to:

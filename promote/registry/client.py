@@ -410,8 +410,9 @@ class RegistryClient:
                 media_type = mediatypes.OCI_MANIFEST
         if media_type not in mediatypes.MANIFEST_MEDIA_TYPES:
             raise RegistryError(
-                f"GET {url}: unsupported manifest media type {media_type!r} (schema 1 and "
-                f"non-image artifacts cannot be promoted); supported: "
+                f"GET {url}: unsupported manifest media type {media_type!r} (only OCI and "
+                "Docker image manifests and indexes can be promoted, artifacts included; "
+                f"schema 1 and other media types cannot); supported: "
                 f"{', '.join(mediatypes.MANIFEST_MEDIA_TYPES)}",
                 method="GET",
                 url=url,

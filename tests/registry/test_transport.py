@@ -337,8 +337,11 @@ def test_unsupported_media_types_are_refused(scripted: Scripted, fake_time: Fake
         ),
     )
     client = make_client(scripted, fake_time)
-    with pytest.raises(RegistryError, match="unsupported manifest media type"):
+    with pytest.raises(RegistryError, match="unsupported manifest media type") as info:
         client.get_manifest("old")
+    # OCI artifacts with an image manifest ARE promoted: the refusal must not deny them
+    assert "non-image artifacts cannot be promoted" not in str(info.value)
+    assert "artifacts included" in str(info.value)
 
 
 def test_media_type_from_content_type_when_body_has_none(
