@@ -313,6 +313,28 @@ def test_overlapping_promotion_finishes_first_then_loser_writes(
     assert f"production-v1.4.3-abc1234-{base + 10}" in release.production_state()
 
 
+def b_overwrites_while_a_is_held(
+    method: str, path: str, nth: list[int] | None = None
+) -> Callable[[Racer, Racer], None]:
+    """Both plan the same tag; A writes it and is held at ``method path``; B overwrites
+    the tag and runs to completion; then A goes on."""
+
+    def choreography(a: Racer, b: Racer) -> None:
+        put_a, put_b = a.gate("PUT", IMMUTABLE), b.gate("PUT", IMMUTABLE)
+        held = a.gate(method, path, nth)
+        a.start()
+        b.start()
+        assert put_a.wait_arrived() and put_b.wait_arrived()  # both planned the same tag
+        put_a.release()
+        assert held.wait_arrived()
+        put_b.release()
+        run_b = b.join()
+        assert run_b.status == 0, run_b.log
+        held.release()
+
+    return choreography
+
+
 def test_rebuild_overwrites_the_tag_after_the_first_run_moved_floating(
     tmp_path: Path, registry: RegistryServer, release: Release
 ) -> None:
@@ -325,19 +347,8 @@ def test_rebuild_overwrites_the_tag_after_the_first_run_moved_floating(
     source_b = rebuild_source(release)
     tag = f"production-v1.4.3-abc1234-{ts}"
 
-    def b_overwrites_while_a_moves_floating(a: Racer, b: Racer) -> None:
-        put_a, put_b = a.gate("PUT", IMMUTABLE), b.gate("PUT", IMMUTABLE)
-        floating_a = a.gate("PUT", FLOATING)
-        a.start()
-        b.start()
-        assert put_a.wait_arrived() and put_b.wait_arrived()  # both planned the same tag
-        put_a.release()
-        assert floating_a.wait_arrived()  # A proved its tag and is about to move production
-        put_b.release()
-        run_b = b.join()
-        assert run_b.status == 0, run_b.log
-        floating_a.release()
-
+    # A proved its tag and is held about to move production while B overwrites it
+    b_overwrites_while_a_moves_floating = b_overwrites_while_a_is_held("PUT", FLOATING)
     a, _b, run_a, run_b = run_pair(
         tmp_path, registry, release, ts, ts, b_overwrites_while_a_moves_floating, source_b
     )
@@ -370,19 +381,7 @@ def test_rebuild_overwrites_the_tag_before_the_first_run_checks(
     source_b = rebuild_source(release)
     tag = f"production-v1.4.3-abc1234-{ts}"
 
-    def b_overwrites_before_a_checks(a: Racer, b: Racer) -> None:
-        put_a, put_b = a.gate("PUT", IMMUTABLE), b.gate("PUT", IMMUTABLE)
-        check_a = a.gate("GET", r"/tags/list", nth=[2])
-        a.start()
-        b.start()
-        assert put_a.wait_arrived() and put_b.wait_arrived()
-        put_a.release()
-        assert check_a.wait_arrived()
-        put_b.release()
-        run_b = b.join()
-        assert run_b.status == 0, run_b.log
-        check_a.release()
-
+    b_overwrites_before_a_checks = b_overwrites_while_a_is_held("GET", r"/tags/list", [2])
     a, _b, run_a, run_b = run_pair(
         tmp_path, registry, release, ts, ts, b_overwrites_before_a_checks, source_b
     )
