@@ -277,6 +277,17 @@ def refused_after_reading() -> Iterator[None]:
         raise RefusedError(f"{exc}; nothing was written") from exc
 
 
+def taken_timestamps(env: str, tags: Iterable[str], now: float) -> list[int]:
+    """Every timestamp ``env``'s immutable tags use (a policy-excluded tag's too: a run
+    never writes a timestamp already present), except poisoned ones (see
+    :func:`release_history`), which would make every next timestamp invalid."""
+    return [
+        h.timestamp
+        for h in naming.immutable_tags(env, tags)
+        if not naming.timestamp_problem(h.timestamp, now)
+    ]
+
+
 def tied_tags(history: Sequence[naming.ImmutableTag]) -> tuple[str, ...]:
     """The tags sharing the newest timestamp when there are several (else ``()``)."""
     if len(history) < 2 or history[-2].timestamp != history[-1].timestamp:
@@ -480,7 +491,8 @@ def plan(
 
     with refused_after_reading():
         version = naming.next_version(current_version, bump=request.bump, explicit=request.version)
-        ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+        taken = taken_timestamps(env, observed.tags, now)
+        ts = naming.next_timestamp(now, taken, request.timestamp)
     tag = naming.immutable_tag(env, version, observed.short_sha, ts)
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")

@@ -42,6 +42,7 @@ from promote.promotion import (
     observation_warnings,
     refused_after_reading,
     release_history,
+    taken_timestamps,
     tied_tags,
 )
 
@@ -242,7 +243,8 @@ def plan(
             f"{target.tag} ({manifest.digest})"
         )
     with refused_after_reading():
-        ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+        taken = taken_timestamps(env, observed.tags, now)
+        ts = naming.next_timestamp(now, taken, request.timestamp)
     tag = naming.immutable_tag(env, target.version, target.short_sha, ts)
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")

@@ -281,3 +281,18 @@ def test_a_link_chain_repeating_the_same_tags_ends_as_an_error(
     assert len(proxy.requests("tags")) == 2
     assert run.elapsed < 5.0
     figures.record("endless Link chain: tag requests before the error", len(proxy.requests("tags")))
+
+
+def test_a_tag_the_policy_excludes_still_holds_its_timestamp(
+    tmp_path: Path, proxy: FaultProxy, release: Release
+) -> None:
+    """An excluded tag is no release, but a run never writes a timestamp already present."""
+    soon = int(time.time()) + 300
+    excluded = f"production-v1.5.0-eeeeeee-{soon}"
+    release.seeder.tag(release.repo, release.previous.digest, excluded)
+    tree = gitops_excluding(tmp_path, f"{proxy.host}/{release.repo}", excluded)
+    policy = {"gitops-path": str(tree), "policy": "flux-system:backend-production"}
+    run = engine(tmp_path, promote_inputs(proxy.host, release, **policy))
+    assert run.status == 0, run.log
+    assert run.outputs["previous-tag"] == PREVIOUS_TAG
+    assert int(run.outputs["timestamp"]) == soon + 1
