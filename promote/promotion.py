@@ -312,8 +312,13 @@ def observation_warnings(ignored: Sequence[str], tied: Sequence[str]) -> list[st
     return warnings
 
 
-def _admits(policy: Selector, tag: str) -> bool:
-    return policy.evaluate([tag]).tag == tag
+def _admitted(policy: Selector, tags: Sequence[str]) -> set[str]:
+    """The tags the policy can see and its ``filterTags`` admits (one pass when the
+    policy offers it, else one evaluation per tag)."""
+    admitted: Callable[[Sequence[str]], set[str]] | None = getattr(policy, "admitted", None)
+    if admitted is not None:
+        return admitted(tags)
+    return {t for t in tags if policy.evaluate([t]).tag == t}
 
 
 def release_history(
@@ -330,7 +335,8 @@ def release_history(
     """
     history = naming.immutable_tags(env, tags)
     if policy is not None:
-        history = [h for h in history if _admits(policy, h.tag)]
+        kept = _admitted(policy, [h.tag for h in history])
+        history = [h for h in history if h.tag in kept]
     if now is None:
         return history
     poisoned = [h for h in history if naming.timestamp_problem(h.timestamp, now)]

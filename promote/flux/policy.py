@@ -434,6 +434,10 @@ class ImagePolicy:
         better = "lower" if self.order == "desc" else "higher"
         return f"tag {winner!r} has a {better} {what} ({winner_key!r}) than {tag!r} ({key!r})"
 
+    def admitted(self, tags: Iterable[str]) -> set[str]:
+        """The tags ``filterTags`` admits (all of them without ``filterTags``): one pass."""
+        return {tag for bucket in self._keyed(list(tags)).values() for tag in bucket}
+
     # -- internals ------------------------------------------------------------------------
 
     def _label(self) -> str:
@@ -565,3 +569,6 @@ class RepositoryPolicy:
 
     def evaluate(self, tags: Iterable[str]) -> Selection:
         return self.policy.evaluate(self._kept(tags))
+
+    def admitted(self, tags: Iterable[str]) -> set[str]:
+        return self.policy.admitted(self._kept(tags))
