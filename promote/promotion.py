@@ -277,14 +277,17 @@ def refused_after_reading() -> Iterator[None]:
         raise RefusedError(f"{exc}; nothing was written") from exc
 
 
-def taken_timestamps(env: str, tags: Iterable[str], now: float) -> list[int]:
-    """Every timestamp ``env``'s immutable tags use (a policy-excluded tag's too: a run
-    never writes a timestamp already present), except poisoned ones (see
-    :func:`release_history`), which would make every next timestamp invalid."""
+def taken_timestamps(
+    env: str, tags: Iterable[str], history: Sequence[naming.ImmutableTag], now: float
+) -> list[int]:
+    """The timestamps ``env``'s immutable tags hold: the releases' (``history``), and those
+    of tags the policy excludes (a run never writes a timestamp already present), except
+    excluded poisoned ones (see :func:`release_history`), which no tag could follow."""
+    releases = {h.tag for h in history}
     return [
         h.timestamp
         for h in naming.immutable_tags(env, tags)
-        if not naming.timestamp_problem(h.timestamp, now)
+        if h.tag in releases or not naming.timestamp_problem(h.timestamp, now)
     ]
 
 
@@ -497,7 +500,7 @@ def plan(
 
     with refused_after_reading():
         version = naming.next_version(current_version, bump=request.bump, explicit=request.version)
-        taken = taken_timestamps(env, observed.tags, now)
+        taken = taken_timestamps(env, observed.tags, history, now)
         ts = naming.next_timestamp(now, taken, request.timestamp)
     tag = naming.immutable_tag(env, version, observed.short_sha, ts)
     if tag in observed.tags:

@@ -243,7 +243,7 @@ def plan(
             f"{target.tag} ({manifest.digest})"
         )
     with refused_after_reading():
-        taken = taken_timestamps(env, observed.tags, now)
+        taken = taken_timestamps(env, observed.tags, history, now)
         ts = naming.next_timestamp(now, taken, request.timestamp)
     tag = naming.immutable_tag(env, target.version, target.short_sha, ts)
     if tag in observed.tags:
