@@ -160,7 +160,9 @@ PURPOSE = {
     "immutable": "immutable tag, same bytes",
     "race": "race check: list tags again after the immutable PUT",
     "race-next": "race check, next page by `last=` (as above)",
+    "verify": "re-read the immutable tag: it still names this digest (before the floating PUT)",
     "floating": "floating tag, same bytes",
+    "confirm": "re-read the immutable tag after the last write: still this digest",
     "other": "",
 }
 BREAKDOWN = (
@@ -171,7 +173,9 @@ BREAKDOWN = (
     ("immutable", "PUT immutable"),
     ("race", "race-check list"),
     ("race-next", "race `last=` follow-up"),
+    ("verify", "HEAD immutable"),
     ("floating", "PUT floating"),
+    ("confirm", "HEAD after"),
 )
 
 
@@ -179,6 +183,7 @@ def annotate(sequence: list[str]) -> list[tuple[str, str]]:
     """(request, category) for each of promote's requests, by position in its algorithm."""
     out: list[tuple[str, str]] = []
     put_seen = False
+    floating_seen = False
     for req in sequence:
         method, _, target = req.partition(" ")
         if target in ("/v2/", "/v2"):
@@ -188,9 +193,10 @@ def annotate(sequence: list[str]) -> list[tuple[str, str]]:
         elif method == "GET" and target.startswith("tags/list"):
             category = ("race" if put_seen else "list") + ("-next" if "last=" in target else "")
         elif method == "HEAD" and target.startswith("manifests/"):
-            category = "previous"
+            category = "confirm" if floating_seen else "verify" if put_seen else "previous"
         elif method == "PUT" and target.startswith("manifests/"):
             category = "floating" if put_seen else "immutable"
+            floating_seen = put_seen
             put_seen = True
         else:
             category = "other"
@@ -374,15 +380,21 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         )
         add(
             "\nIssue 7's five are: source GET, tag list, HEAD previous, PUT immutable, PUT "
-            "floating. The race-check listing is a sixth request by design: issue 6 asks "
-            "that a concurrent promotion computing the same version be detected by listing "
-            "again after the immutable PUT, before the floating tag moves. With a single "
-            "existing tag there is no previous release to HEAD, so the race check takes that "
-            "place in the count. A `last=` follow-up happens only when a tag list answer "
-            "holds exactly `n` = 1,000 tags and no `Link` header: a paginating registry "
-            "would send the next page there, so one more request proves the list complete "
-            "(a truncated list could make promote reuse a version or timestamp). The 1,000-tag "
-            "scenario sits exactly on that boundary; 999 or 1,001 tags cost one request less.\n"
+            "floating. Three more are there by design, for the guarantees at the edges "
+            "(issue 17): the race-check listing after the immutable PUT (a concurrent "
+            "promotion that wrote a newer tag, or one with the same timestamp, which Flux would "
+            "break arbitrarily, is found before the floating tag moves); a HEAD of the "
+            "immutable tag right after that listing (it still names this run's digest: a "
+            "registry without conditional writes lets a concurrent run overwrite it); and one "
+            "more HEAD of it after the floating PUT (an overwrite that landed meanwhile is "
+            "found, and the floating tag put back on Flux's choice). The floating tag's own "
+            "PUT answer (its verified `Docker-Content-Digest`) says what it names, so it is "
+            "not read again. With a single existing tag there is no previous release to HEAD. "
+            "A `last=` follow-up happens only when a tag list answer holds exactly `n` = 1,000 "
+            "tags and no `Link` header: a paginating registry would send the next page there, "
+            "so one more request proves the list complete (a truncated list could make promote "
+            "reuse a version or timestamp). The 1,000-tag scenario sits exactly on that "
+            "boundary; 999 or 1,001 tags cost one request less.\n"
         )
         add("\n### What each of promote's requests is\n")
         for c in counts:
@@ -443,7 +455,7 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         ]
         if extra:
             add(
-                "**Why more than 6 requests at "
+                "**Why more than 8 requests at "
                 + " and ".join(sorted({_n(c["tags"]) + " tags" for c in extra}))
                 + ":** this registry (Debian distribution "
                 + f"`{m['versions'].get('registry', '?').split()[-1]}`) ignores `n` and `last` "

@@ -11,7 +11,12 @@ runner's files. Everything it writes follows the documented workflow-command for
 * annotations are one line: ``%``, CR and LF are escaped as the toolkit does, so a message
   can never start a second workflow command;
 * every secret is announced with ``::add-mask::`` before anything else is printed, and
-  :meth:`Runner.redact` removes secrets from any text we print ourselves.
+  :meth:`Runner.redact` removes secrets from any text we print ourselves;
+* no text is trusted to be ours: registry data, GitOps files, git commits, GitHub answers
+  and error bodies reach the log through :func:`neutralise`, so no line printed can start
+  a workflow command (``::`` after the whitespace the runner trims) and ``##[`` (the
+  legacy form the runner parses anywhere in a line) never appears; summary cells and code
+  spans escape Markdown and HTML (:func:`code`, :func:`markdown_table`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,44 @@ MIN_MASK_LENGTH = 4
 def escape_data(text: str) -> str:
     """Escape a workflow-command message (toolkit ``escapeData``)."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def neutralise_line(line: str) -> str:
+    """One log line that the runner cannot read as a workflow command."""
+    line = line.replace("##[", "#%23[")
+    body = line.lstrip()
+    if body.startswith("::"):
+        return line[: len(line) - len(body)] + "%3A" + body[1:]
+    return line
+
+
+def neutralise(text: str) -> str:
+    """Every line of ``text`` neutralised (see :func:`neutralise_line`)."""
+    return "\n".join(neutralise_line(ln) for ln in text.splitlines())
+
+
+def code(text: str) -> str:
+    """``text`` (from outside promote) as one Markdown code span it cannot break out of:
+    the fence is longer than any backtick run inside, and line breaks become spaces.
+    Inside a code span ``<`` and ``[...](...)`` are shown, never rendered."""
+    import re
+
+    text = text.replace("\r", " ").replace("\n", " ")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_text(text: str) -> str:
+    """``text`` (from outside promote) as literal Markdown: every character Markdown or
+    HTML could act on (links, emphasis, tags, entities) is backslash-escaped."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in text)
+
+
+#: ASCII punctuation that CommonMark lets a backslash escape and that can change rendering.
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+!|~&")
 
 
 def escape_property(text: str) -> str:
@@ -122,10 +165,7 @@ class Runner:
     # -- log and annotations -----------------------------------------------------------
     def log(self, message: str) -> None:
         """A plain log line; never interpreted as a workflow command."""
-        text = self.redact(message)
-        # A line starting with '::' would be parsed by the runner: indent it.
-        lines = [(" " + ln) if ln.startswith("::") else ln for ln in text.splitlines()]
-        self.out.write("\n".join(lines) + "\n")
+        self.out.write(neutralise(self.redact(message)) + "\n")
         self.out.flush()
 
     def annotation(
@@ -149,10 +189,12 @@ class Runner:
             props.append(f"title={escape_property(self.redact(title))}")
         head = f"::{level} {','.join(props)}::" if props else f"::{level}::"
         if self.annotate:
-            self.out.write(head + escape_data(self.redact(message)) + "\n")
+            # one line (escape_data); only "##[" inside could still be a command
+            body = escape_data(self.redact(message)).replace("##[", "#%23[")
+            self.out.write(head.replace("##[", "#%23[") + body + "\n")
         else:
             where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
-            self.out.write(f"{level}: {where}{self.redact(message)}\n")
+            self.out.write(neutralise(f"{level}: {where}{self.redact(message)}") + "\n")
         self.out.flush()
 
     def error(self, message: str, **kw: object) -> None:

@@ -29,6 +29,9 @@ SHORT_SHA_LENGTH = 7
 #: outrank every seconds tag forever under a numerical policy, so they are refused.
 MIN_TIMESTAMP = 1_000_000_000
 MAX_TIMESTAMP = 9_999_999_999
+#: How far ahead of the clock a timestamp may be (clock skew between machines). A tag
+#: further ahead would outrank every later promotion under a numerical policy.
+MAX_FUTURE_SECONDS = 600
 BUMPS = ("patch", "minor", "major")
 #: Environment names become tag prefixes: lower-case, start with a letter.
 ENV_RE = re.compile(r"[a-z][a-z0-9]{0,31}")
@@ -39,6 +42,10 @@ HEX_RE = re.compile(r"[0-9a-fA-F]{7,64}")
 #: and anything longer is a typo or an attack, refused before the first network call.
 VERSION_RE = re.compile(r"v?(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 REVISION_KEY = "org.opencontainers.image.revision"
+#: Largest version part :data:`VERSION_RE` admits.
+MAX_VERSION_PART = 999_999_999
+#: Environments whose tags are builds (``<env>-<sha>-<ts>``), never promotion targets.
+BUILD_ENVS = ("develop", "staging")
 
 
 @dataclass(frozen=True, order=True)
@@ -67,6 +74,20 @@ def validate_env(env: str, *, input_name: str = "env") -> str:
         raise InputError(
             f"environment {env[:40]!r} must be lower-case letters and digits, starting with a "
             "letter",
+            input_name=input_name,
+        )
+    return env
+
+
+def validate_target_env(env: str, *, input_name: str = "target-env") -> str:
+    """A promotion target: a valid env that is not a build env (develop, staging)."""
+    validate_env(env, input_name=input_name)
+    if env in BUILD_ENVS:
+        raise InputError(
+            f"{input_name} {env!r} is a build environment: its tags are {env}-<sha>-<ts> "
+            f"builds that Flux selects with {flux_tag_pattern(env)}, so a promotion tag "
+            f"{env}-v<X.Y.Z>-... would never be deployed; promote into production (or "
+            "another release environment)",
             input_name=input_name,
         )
     return env
@@ -163,6 +184,13 @@ def next_version(
             )
         return explicit
     bumped: semver.Version = getattr(current, f"bump_{bump}")()
+    if max(bumped.major, bumped.minor, bumped.patch) > MAX_VERSION_PART:
+        raise InputError(
+            f"bumping {current} ({bump}) gives {bumped}, which has a part longer than 9 "
+            "digits (versions are X.Y.Z with at most 9 digits per part): give version, or "
+            "bump a higher part",
+            input_name="version",
+        )
     return bumped
 
 
@@ -214,12 +242,30 @@ def validate_timestamp(value: int, *, input_name: str = "timestamp") -> int:
     return value
 
 
-def parse_timestamp(text: str, *, input_name: str = "timestamp") -> int:
+def parse_timestamp(text: str, *, now: float | None = None, input_name: str = "timestamp") -> int:
+    """Unix seconds from an input; with ``now``, at most :data:`MAX_FUTURE_SECONDS` ahead."""
     if not re.fullmatch(r"[0-9]{1,19}", text):
         raise InputError(
             f"timestamp {text[:40]!r} must be unix seconds (digits only)", input_name=input_name
         )
-    return validate_timestamp(int(text), input_name=input_name)
+    value = validate_timestamp(int(text), input_name=input_name)
+    if now is not None and value > now + MAX_FUTURE_SECONDS:
+        raise InputError(
+            f"timestamp {value} is {value - int(now)} seconds in the future (more than "
+            f"{MAX_FUTURE_SECONDS} s ahead of now, {int(now)}): such a tag would outrank "
+            "every later promotion under Flux's numerical $ts policy",
+            input_name=input_name,
+        )
+    return value
+
+
+def timestamp_problem(value: int, now: float) -> str:
+    """Why an existing tag's timestamp poisons the order (``""`` when it does not)."""
+    if value > MAX_TIMESTAMP:
+        return "which looks like milliseconds, not unix seconds"
+    if value > now + MAX_FUTURE_SECONDS:
+        return f"{value - int(now)} seconds in the future"
+    return ""
 
 
 def next_timestamp(now: float, existing: Iterable[int], explicit: int | None) -> int:

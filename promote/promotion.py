@@ -7,16 +7,20 @@ The request sequence against the registry, for a single image or an index alike:
     HEAD manifests/<newest immutable tag>   previous production digest              (0-1)
     PUT  manifests/<env>-vX.Y.Z-<sha>-<ts>  the immutable tag, same bytes           (1)
     GET  tags/list                          race check: did another run write too?  (1)
+    HEAD manifests/<immutable tag>          it still names this digest              (1)
     PUT  manifests/<env>                    the floating tag, same bytes            (0-1)
+    HEAD manifests/<immutable tag>          after the last write: still ours        (0-1)
 
 No blob is read (except the image config, once, when no commit sha is known otherwise),
 no manifest is re-serialised; every PUT is verified by the digest the registry returns.
+The checks after the writes (:func:`apply`) are shared by promote and rollback.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -93,6 +97,10 @@ class Observed:
     promoted_before: tuple[str, ...] = ()
     #: digest of the floating tag; looked up only when the source is already current
     floating_digest: str | None = None
+    #: immutable tags sharing the newest timestamp (a tie Flux breaks arbitrarily), or ()
+    tied: tuple[str, ...] = ()
+    #: tag names the registry listed that break the OCI tag grammar (ignored)
+    ignored_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,16 +188,27 @@ def observe(
     request: Request,
     *,
     log: Callable[[str], None] = lambda _m: None,
+    now: float | None = None,
+    policy: Selector | None = None,
 ) -> Observed:
-    """Read the source once, list tags once, and look up the current target digest."""
+    """Read the source once, list tags once, and look up the current target digest.
+
+    With ``now``, a tag Flux would keep selecting although it can never be outranked (a
+    future or millisecond timestamp) is refused (:func:`release_history`).
+    """
     from promote.errors import DigestMismatchError, NotFoundError
 
     try:
         manifest = client.get_manifest(request.source_ref)
     except NotFoundError as exc:
-        raise InputError(
-            f"source {request.source_ref} not found in {request.repository}: {exc}",
-            input_name="source-tag" if request.source_tag else "source-digest",
+        # the registry's answer, after a network call: exit 1, not a bad input (exit 2)
+        raise NotFoundError(
+            f"source {request.source_ref} not found in {request.repository}: {exc}; nothing "
+            "was written",
+            status=exc.status,
+            method=exc.method,
+            url=exc.url,
+            codes=exc.codes,
         ) from exc
     if request.source_digest and manifest.digest != request.source_digest:
         raise DigestMismatchError(
@@ -205,28 +224,32 @@ def observe(
         annotations=manifest.annotations,
     )
     if found is None:
-        found = _short_sha_from_config(client, manifest)
+        found = _short_sha_from_config(
+            client, manifest, source_tag=request.source_tag, source_env=request.source_env
+        )
     sha, origin = found
 
     tags = tuple(client.list_tags())
-    history = naming.immutable_tags(request.target_env, tags)
+    history = release_history(request.target_env, tags, now=now, policy=policy)
     current = history[-1] if history else None
+    tied = tied_tags(history)
     current_digest = None
     if current is not None:
         desc = client.head_manifest(current.tag)
         current_digest = desc.digest if desc else None
-    # Tags with the same commit may already name this digest (promoted before).
+    # Tags with the same commit may already name this digest (promoted before). Tags in a
+    # tie at the top are not "before": the tie is broken by promoting again.
     promoted: list[str] = []
     for old in history:
-        if old is current or old.short_sha != sha:
+        if old is current or old.short_sha != sha or old.tag in tied:
             continue
         desc = client.head_manifest(old.tag)
         if desc and desc.digest == manifest.digest:
             promoted.append(old.tag)
-    if current is not None and current_digest == manifest.digest:
+    if current is not None and current_digest == manifest.digest and not tied:
         promoted.append(current.tag)
     floating_digest = None
-    if current_digest == manifest.digest and request.floating_tag:
+    if current_digest == manifest.digest and request.floating_tag and not tied:
         desc = client.head_manifest(request.target_env)
         floating_digest = desc.digest if desc else None
     return Observed(
@@ -238,10 +261,105 @@ def observe(
         current_digest=current_digest,
         promoted_before=tuple(promoted),
         floating_digest=floating_digest,
+        tied=tied,
+        ignored_tags=tuple(client.ignored_tags),
     )
 
 
-def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[str, str]:
+@contextmanager
+def refused_after_reading() -> Iterator[None]:
+    """An input judged against what the registry holds (a version not greater than the
+    current one, a timestamp not newer) is a refusal, exit 3: exit 2 means "no network call
+    was made", and this check needed the tag list."""
+    try:
+        yield
+    except InputError as exc:
+        raise RefusedError(f"{exc}; nothing was written") from exc
+
+
+def taken_timestamps(
+    env: str, tags: Iterable[str], history: Sequence[naming.ImmutableTag], now: float
+) -> list[int]:
+    """The timestamps ``env``'s immutable tags hold: the releases' (``history``), and those
+    of tags the policy excludes (a run never writes a timestamp already present), except
+    excluded poisoned ones (see :func:`release_history`), which no tag could follow."""
+    releases = {h.tag for h in history}
+    return [
+        h.timestamp
+        for h in naming.immutable_tags(env, tags)
+        if h.tag in releases or not naming.timestamp_problem(h.timestamp, now)
+    ]
+
+
+def tied_tags(history: Sequence[naming.ImmutableTag]) -> tuple[str, ...]:
+    """The tags sharing the newest timestamp when there are several (else ``()``)."""
+    if len(history) < 2 or history[-2].timestamp != history[-1].timestamp:
+        return ()
+    return tuple(h.tag for h in history if h.timestamp == history[-1].timestamp)
+
+
+def observation_warnings(ignored: Sequence[str], tied: Sequence[str]) -> list[str]:
+    """Warnings about what the registry listed (registry text is quoted with ``repr``)."""
+    warnings = []
+    if ignored:
+        sample = ", ".join(repr(t[:40]) for t in ignored[:3])
+        warnings.append(
+            f"ignored {len(ignored)} tag name{'s' if len(ignored) > 1 else ''} from the "
+            f"registry that break the OCI tag grammar (e.g. {sample})"
+        )
+    if tied:
+        warnings.append(
+            f"the newest tags {', '.join(tied)} share one timestamp (Flux picks one "
+            "arbitrarily); this promotion writes a newer timestamp, which breaks the tie"
+        )
+    return warnings
+
+
+def _admitted(policy: Selector, tags: Sequence[str]) -> set[str]:
+    """The tags the policy can see and its ``filterTags`` admits (one pass when the
+    policy offers it, else one evaluation per tag)."""
+    admitted: Callable[[Sequence[str]], set[str]] | None = getattr(policy, "admitted", None)
+    if admitted is not None:
+        return admitted(tags)
+    return {t for t in tags if policy.evaluate([t]).tag == t}
+
+
+def release_history(
+    env: str, tags: Iterable[str], *, now: float | None, policy: Selector | None
+) -> list[naming.ImmutableTag]:
+    """``env``'s immutable tags that Flux may select, oldest first (shared by promote and
+    rollback).
+
+    A tag the ImagePolicy excludes is no release. A tag it admits whose timestamp is in the
+    future (more than :data:`naming.MAX_FUTURE_SECONDS` ahead of ``now``) or in
+    milliseconds outranks every tag promote could write, so Flux keeps selecting it: that
+    is refused (exit 3), naming the tag and the remedy, instead of failing on a timestamp
+    the user never gave.
+    """
+    history = naming.immutable_tags(env, tags)
+    if policy is not None:
+        kept = _admitted(policy, [h.tag for h in history])
+        history = [h for h in history if h.tag in kept]
+    if now is None:
+        return history
+    poisoned = [h for h in history if naming.timestamp_problem(h.timestamp, now)]
+    if poisoned:
+        bad = poisoned[-1]
+        others = f" (and {len(poisoned) - 1} more)" if len(poisoned) > 1 else ""
+        raise RefusedError(
+            f"the existing tag {bad.tag}{others} has timestamp {bad.timestamp}, "
+            f"{naming.timestamp_problem(bad.timestamp, now)}: Flux's numerical $ts policy "
+            "keeps selecting it, since no tag promote can write is newer. Nothing was written. "
+            f"Remedy: exclude it (docs/rollback.md, way 3: a filterTags pattern or "
+            f"exclusionList that drops {bad.tag}, and pass that policy with gitops-path/"
+            "gitops-repo and policy), or delete the tag; then promote again"
+        )
+    return history
+
+
+def _short_sha_from_config(
+    client: RegistryClient, manifest: Manifest, *, source_tag: str | None, source_env: str
+) -> tuple[str, str]:
     """The ``org.opencontainers.image.revision`` label of the image config (one blob read).
 
     For an index, the first child's manifest is read first (one more request).
@@ -251,9 +369,9 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
         children = manifest.parsed().get("manifests") or []
         first = children[0] if isinstance(children, list) and children else None
         if not isinstance(first, dict) or not isinstance(first.get("digest"), str):
-            raise InputError(
-                "the source index lists no usable manifest; pass commit-sha",
-                input_name="commit-sha",
+            raise RefusedError(
+                "the source index lists no usable manifest to read the commit from: pass "
+                "commit-sha; nothing was written"
             )
         target = client.get_manifest(first["digest"])
     config_digest = target.config_digest
@@ -267,16 +385,25 @@ def _short_sha_from_config(client: RegistryClient, manifest: Manifest) -> tuple[
         inner = config.get("config") if isinstance(config, dict) else None
         labels = inner.get("Labels") if isinstance(inner, dict) else None
         revision = labels.get(naming.REVISION_KEY, "") if isinstance(labels, dict) else ""
-    if not isinstance(revision, str) or not revision:
-        raise InputError(
-            "cannot tell which commit the image was built from: pass commit-sha, promote a "
-            f"<env>-<sha>-<ts> source tag, or build with the {naming.REVISION_KEY} "
-            "annotation or label",
-            input_name="commit-sha",
+    if isinstance(revision, str) and revision and naming.HEX_RE.fullmatch(revision):
+        return naming.short_sha(revision), f"image config label {naming.REVISION_KEY}"
+    if isinstance(revision, str) and revision:
+        # found after reading the registry: a refusal (exit 3), not a bad input (exit 2)
+        raise RefusedError(
+            f"the image config label {naming.REVISION_KEY} is {revision[:70]!r}, not a commit "
+            "sha (7 to 64 hexadecimal characters): pass commit-sha; nothing was written"
         )
-    return naming.short_sha(
-        revision, input_name="commit-sha"
-    ), f"image config label {naming.REVISION_KEY}"
+    hint = ""
+    if source_tag and naming.parse_build_tag(source_env, source_tag.lower()) is not None:
+        hint = (
+            f" (the source tag {source_tag} has an upper-case sha: build tags are "
+            f"{source_env}-<sha>-<ts> with a lower-case sha)"
+        )
+    raise RefusedError(
+        "cannot tell which commit the image was built from"
+        f"{hint}: pass commit-sha, promote a {source_env}-<sha>-<ts> source tag, or build with "
+        f"the {naming.REVISION_KEY} annotation or label; nothing was written"
+    )
 
 
 def already_current(
@@ -353,7 +480,7 @@ def plan(
         raise InputError("target-env must differ from source-env", input_name="target-env")
     env = request.target_env
     manifest = observed.manifest
-    history = naming.immutable_tags(env, observed.tags)
+    history = release_history(env, observed.tags, now=None, policy=policy)
     current = observed.current
     versions = [h.version for h in history]
     current_version = max(versions) if versions else None
@@ -375,7 +502,8 @@ def plan(
     }
 
     # Already current: idempotent success; only a floating tag left behind is completed.
-    if current is not None and observed.current_digest == manifest.digest:
+    # In a tie at the top Flux's choice is arbitrary: promoting again breaks it.
+    if current is not None and observed.current_digest == manifest.digest and not observed.tied:
         return already_current(common, current, observed.floating_digest, manifest.digest)
     if observed.promoted_before:
         raise RefusedError(
@@ -384,12 +512,14 @@ def plan(
             "to go back to it, use command: rollback"
         )
 
-    version = naming.next_version(current_version, bump=request.bump, explicit=request.version)
-    ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+    with refused_after_reading():
+        version = naming.next_version(current_version, bump=request.bump, explicit=request.version)
+        taken = taken_timestamps(env, observed.tags, history, now)
+        ts = naming.next_timestamp(now, taken, request.timestamp)
     tag = naming.immutable_tag(env, version, observed.short_sha, ts)
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
-    warnings: list[str] = []
+    warnings = list(observation_warnings(observed.ignored_tags, observed.tied))
     if policy is not None:
         check_flux_selects(policy, observed.tags, tag)
     steps = [Step("put", tag, "new immutable tag")]
@@ -418,114 +548,259 @@ def apply(
     manifest: Manifest,
     *,
     known_tags: Sequence[str],
+    policy: Selector | None = None,
     log: Callable[[str], None] = lambda _m: None,
     warn: Callable[[str], None] = lambda _m: None,
 ) -> list[str]:
     """Write the planned tags in order (immutable first), verifying each; return them.
 
-    After the immutable tag is written the tag list is read again: if another promotion
-    wrote an immutable tag meanwhile and Flux would prefer it, this run stops before moving
-    the floating tag and raises :class:`RaceError`. A failure after the first write raises
-    :class:`PartialPromotionError` naming what is and is not written.
+    The guarantees promote and rollback share, in one place:
+
+    * before the floating tag moves, the tags are listed again and the immutable tag is
+      re-read: it must still name this digest, no other immutable tag may share its
+      version and timestamp, and the Flux model must select it, unambiguously;
+    * after the last write the immutable tag is read once more (the floating tag's own PUT
+      answer says what it names);
+    * a run that finds a conflict leaves the floating tag on the digest the Flux model
+      selects and raises :class:`RaceError` (exit 4) naming the state and the one command
+      that resolves it;
+    * a failure after a write, or a write whose outcome is unknown, raises
+      :class:`PartialPromotionError` (exit 5) naming what is and is not written.
     """
+    selector = policy if policy is not None else _default_policy(the_plan.tag)
+    guard = _Guard(the_plan, client, manifest, policy=selector, known_tags=known_tags, log=log)
     written: list[str] = []
     for step in the_plan.steps:
         if step.action != "put":
             continue
         try:
-            client.put_manifest(step.tag, manifest)
+            _put_verified(client, step.tag, manifest, warn)
         except PromoteError as exc:
-            if not written:
+            if not written and not _unsure(exc):
                 raise
             raise _partial(the_plan, written, exc, attempted=step.tag) from exc
         written.append(step.tag)
         log(f"wrote {the_plan.image}:{step.tag} -> {the_plan.digest}")
-        if step.tag == the_plan.tag:
-            try:
-                _race_check(the_plan, client, known_tags, warn)
-            except RaceError:
-                raise
-            except PromoteError as exc:
-                raise _partial(the_plan, written, exc) from exc
+        try:
+            if step.tag == the_plan.tag:
+                guard.before_floating(warn)
+            elif step.tag == the_plan.floating and the_plan.tag in written:
+                guard.after_last_write()
+        except RaceError:
+            raise
+        except PromoteError as exc:
+            raise _partial(the_plan, written, exc) from exc
     return written
 
 
-def _race_check(
-    the_plan: Plan,
-    client: RegistryClient,
-    known_tags: Sequence[str],
-    warn: Callable[[str], None],
+def _default_policy(tag: str) -> Selector:
+    from promote.flux import ImagePolicy
+
+    env = tag.split("-v", 1)[0]
+    return ImagePolicy.from_spec(naming.flux_policy_spec(env), name=env)
+
+
+def _unsure(exc: Exception) -> bool:
+    """Whether a failed PUT may still have stored its tag."""
+    from promote.errors import DigestMismatchError, TransientError
+
+    if isinstance(exc, DigestMismatchError):
+        return exc.method == "PUT"
+    return isinstance(exc, TransientError) and exc.status not in NOT_PROCESSED_STATUSES
+
+
+def _put_verified(
+    client: RegistryClient, tag: str, manifest: Manifest, warn: Callable[[str], None]
 ) -> None:
-    env_prefix = the_plan.tag.split("-v", 1)[0]
-    known = set(known_tags)
-    fresh = [
-        t
-        for t in naming.immutable_tags(env_prefix, client.list_tags())
-        if t.tag not in known and t.tag != the_plan.tag
-    ]
-    if not fresh:
-        return
-    newest = max(fresh)
-    ours = naming.parse_immutable_tag(env_prefix, the_plan.tag)
-    assert ours is not None
-    if newest.timestamp < ours.timestamp:
+    """PUT ``tag``; a wrong digest in the answer is settled by re-reading the tag."""
+    from promote.errors import DigestMismatchError
+
+    try:
+        client.put_manifest(tag, manifest)
+    except DigestMismatchError as exc:
+        if exc.method != "PUT":
+            raise
+        desc = client.head_manifest(tag)
+        if desc is not None and desc.digest == manifest.digest:
+            warn(
+                f"the registry's Docker-Content-Digest answer to PUT {tag} was wrong ({exc}); "
+                f"a re-read shows {tag} names {manifest.digest}, as written: going on"
+            )
+            return
+        found = desc.digest if desc else "nothing"
+        raise DigestMismatchError(
+            f"{exc}; a re-read shows {tag} names {found}",
+            method="PUT",
+            url=exc.url,
+        ) from exc
+
+
+class _Guard:
+    """The checks around the floating tag's write (see :func:`apply`)."""
+
+    def __init__(
+        self,
+        the_plan: Plan,
+        client: RegistryClient,
+        manifest: Manifest,
+        *,
+        policy: Selector,
+        known_tags: Sequence[str],
+        log: Callable[[str], None],
+    ) -> None:
+        self.plan = the_plan
+        self.client = client
+        self.manifest = manifest
+        self.policy = policy
+        self.known = set(known_tags)
+        self.log = log
+        self.env = the_plan.tag.split("-v", 1)[0]
+        self.tags: list[str] = [*known_tags, the_plan.tag]
+        self.floating_moved = False
+
+    def _names(self, tag: str) -> str | None:
+        desc = self.client.head_manifest(tag)
+        return desc.digest if desc else None
+
+    def before_floating(self, warn: Callable[[str], None]) -> None:
+        """List again, re-read the immutable tag: prove it is ours and Flux's choice."""
+        from promote.flux import filter_out_tags
+
+        listed = self.client.list_tags()
+        self.tags = [*listed, *([self.plan.tag] if self.plan.tag not in listed else [])]
+        names = self._names(self.plan.tag)
+        ours = naming.parse_immutable_tag(self.env, self.plan.tag)
+        assert ours is not None
+        history = naming.immutable_tags(self.env, self.tags)
+        fresh = [h for h in history if h.tag not in self.known and h.tag != self.plan.tag]
+        twins = [h.tag for h in history if h.tag != ours.tag and h.timestamp == ours.timestamp]
+        outcome = self.policy.evaluate(filter_out_tags(self.tags))
+        if names != self.plan.digest:
+            self.conflict(f"{self.plan.tag} was overwritten right after this run wrote it", names)
+        if twins or outcome.ambiguous or outcome.tag != self.plan.tag:
+            what = (
+                f"{', '.join(twins)} share{'s' if len(twins) == 1 else ''} the timestamp of "
+                f"{self.plan.tag} (a tie Flux breaks arbitrarily)"
+                if twins or outcome.ambiguous
+                else f"another promotion wrote {', '.join(f.tag for f in fresh) or outcome.tag} "
+                f"while this one wrote {self.plan.tag}"
+            )
+            self.conflict(what, names)
         same = [f.tag for f in fresh if f.version == ours.version]
         if same:
             warn(
                 f"a concurrent promotion also wrote version {ours.version} ({', '.join(same)}); "
-                f"this run's {the_plan.tag} is newer and is the one Flux selects"
+                f"this run's {self.plan.tag} is newer and is the one Flux selects"
             )
-        return
-    raise RaceError(
-        f"another promotion wrote {', '.join(f.tag for f in fresh)} while this one wrote "
-        f"{the_plan.tag}; the floating tag was NOT moved. Check which digest should be in "
-        f"{env_prefix} (Flux selects the newest timestamp: {max(newest, ours).tag}), then "
-        "re-run the promotion you want, or roll back. Serialize promotions with the "
-        "workflow's concurrency group."
-    )
+
+    def after_last_write(self) -> None:
+        """The floating tag moved: the immutable tag must still name this digest."""
+        self.floating_moved = True
+        names = self._names(self.plan.tag)
+        if names != self.plan.digest:
+            self.conflict(
+                f"{self.plan.tag} was overwritten while this run moved {self.plan.floating}",
+                names,
+            )
+
+    def conflict(self, what: str, names: str | None) -> None:
+        """Leave the floating tag on Flux's choice, then raise :class:`RaceError`."""
+        from promote.flux import filter_out_tags
+
+        plan = self.plan
+        outcome = self.policy.evaluate(filter_out_tags(self.tags))
+        winner = outcome.tag
+        winner_digest = names if winner == plan.tag else (self._names(winner) if winner else None)
+        if outcome.ambiguous:
+            choice = (
+                f"Flux's choice between {', '.join(outcome.candidates)} is a tie; the "
+                f"project's Flux model picks {winner} ({winner_digest})"
+            )
+        else:
+            choice = f"Flux selects {winner or 'nothing'} ({winner_digest or 'no digest'})"
+        floating = ""
+        if plan.floating:
+            floating = self._settle_floating(winner_digest)
+        ours = f"{plan.tag} names {names or 'nothing'}"
+        if names != plan.digest:
+            ours += f", not this run's {plan.digest} (another run wrote it; no record names it)"
+        if names == plan.digest:
+            fix = (
+                f"only if {plan.digest} should be deployed instead, run command: rollback "
+                f"with rollback-to: {plan.digest} (it writes a newer timestamp)"
+            )
+        else:
+            fix = (
+                f"only if {plan.digest} should be deployed instead, re-run this promotion "
+                "(it writes a new tag with a newer timestamp)"
+            )
+        raise RaceError(
+            f"concurrent promotion: {what}. Registry state: {ours}; {choice}{floating}. "
+            f"To resolve: {fix}. Serialize promotions with the workflow's concurrency group."
+        )
+
+    def _settle_floating(self, digest: str | None) -> str:
+        """Point the floating tag at ``digest`` (Flux's choice) and say where it is."""
+        floating = self.plan.floating
+        try:
+            now = self._names(floating)
+            if digest is None or now == digest:
+                moved = "moved by this run, " if self.floating_moved else ""
+                return f"; {floating} names {now or 'nothing'} ({moved}left there)"
+            source = (
+                self.manifest
+                if digest == self.manifest.digest
+                else self.client.get_manifest(digest)
+            )
+            self.client.put_manifest(floating, source)
+        except PromoteError as exc:
+            return f"; {floating} could not be set to Flux's choice ({exc})"
+        self.log(f"moved {floating} -> {digest} (Flux's choice)")
+        return f"; {floating} now names {digest} (Flux's choice; set by this run)"
 
 
 def _partial(
     the_plan: Plan, written: list[str], exc: Exception, *, attempted: str | None = None
 ) -> PartialPromotionError:
-    """Name the registry state after a failure that followed the first write.
+    """Name the registry state after a failure that followed (or was) a write.
 
-    A write that failed at the connection level (reset, timeout: no status) or with a
-    gateway/server error (500, 502, 504...) may still have been applied by the registry, so
-    that tag is reported as unconfirmed, not as unwritten. Only statuses that say the
-    request was not processed (408, 429, 503) make it "NOT written".
+    A write that failed at the connection level (reset, timeout: no status), with a
+    gateway/server error (500, 502, 504...), or whose answer named the wrong digest may
+    still have been applied by the registry, so that tag is reported as unconfirmed, not
+    as unwritten. Only statuses that say the request was not processed (408, 429, 503)
+    make it "NOT written".
     """
-    from promote.errors import TransientError
+    from promote.errors import DigestMismatchError, TransientError
 
     missing = [t for t in the_plan.writes if t not in written]
-    unsure = (
-        attempted
-        if attempted in missing
-        and isinstance(exc, TransientError)
-        and exc.status not in NOT_PROCESSED_STATUSES
-        else None
-    )
+    unsure = attempted if attempted in missing and _unsure(exc) else None
     not_written = [t for t in missing if t != unsure]
     before = the_plan.previous_digest or "what it named before"
-    state = f"written: {', '.join(written)} -> {the_plan.digest}"
+    state = f"written: {', '.join(written) or 'nothing'}"
+    if written:
+        state += f" -> {the_plan.digest}"
     if not_written:
         state += f"; NOT written: {', '.join(not_written)}"
         if the_plan.floating in not_written:
             state += f" ({the_plan.floating} still names {before})"
     if unsure:
-        status = exc.status if isinstance(exc, TransientError) else None
-        why = (
-            "the registry stopped answering during its write"
-            if status is None
-            else f"its write ended in HTTP {status}, which does not tell whether it was stored"
-        )
-        state += (
-            f"; UNCONFIRMED: {unsure} ({why}: it "
-            f"names {the_plan.digest} if the last attempt landed, else still {before})"
-        )
+        if isinstance(exc, DigestMismatchError):
+            why = "the registry's answer named another digest and a re-read did not confirm it"
+            state += f"; UNCONFIRMED: {unsure} ({why})"
+        else:
+            status = exc.status if isinstance(exc, TransientError) else None
+            why = (
+                "the registry stopped answering during its write"
+                if status is None
+                else f"its write ended in HTTP {status}, which does not tell whether it was stored"
+            )
+            state += (
+                f"; UNCONFIRMED: {unsure} ({why}: it "
+                f"names {the_plan.digest} if the last attempt landed, else still {before})"
+            )
     return PartialPromotionError(
-        f"promotion stopped half-way: {exc}. Registry state: {state}. Re-run the same "
-        "promotion to complete it (it is idempotent).",
+        f"promotion stopped half-way: {str(exc).rstrip('. ')}. Registry state: {state}. "
+        "Re-run the same promotion to complete it (it is idempotent).",
         written=list(written),
         missing=missing,
     )

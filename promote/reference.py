@@ -262,6 +262,14 @@ def _split(text: str) -> tuple[str, str | None, str | None]:
 def parse_repository(text: str) -> Repository:
     """Parse a repository name without tag or digest (``ghcr.io/acme/app``, ``nginx``)."""
     name, tag, digest = _split(text)
+    # "127.0.0.1:15123" or "registry.example:5000": a host and port, no repository
+    if (
+        "/" not in text.split("@", 1)[0]
+        and tag is not None
+        and HOST_RE.fullmatch(text)
+        and ("." in name or name == "localhost")
+    ):
+        raise _fail(text, f"the repository path is missing (give {text}/<path>)")
     if tag is not None or digest is not None:
         raise _fail(text, "give the repository only, without ':tag' or '@digest'")
     return _parse_name(name, text)

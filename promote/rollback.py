@@ -15,7 +15,9 @@ The request sequence against the registry (default target)::
     GET  manifests/<target digest>              the exact bytes to re-tag         (1)
     PUT  manifests/<env>-vX.Y.Z-<sha>-<new ts>  same bytes                        (1)
     GET  tags/list                              race check (promotion.apply)      (1)
+    HEAD manifests/<new immutable tag>          still names the digest            (1)
     PUT  manifests/<env>                        floating tag, same bytes          (0-1)
+    HEAD manifests/<new immutable tag>          after the last write              (0-1)
 
 The default target comes from the history (:func:`promote.lineage.default_target`): the
 release before the current one *first* became current, skipping releases that were rolled
@@ -36,7 +38,18 @@ from typing import TYPE_CHECKING
 
 from promote import lineage, naming
 from promote.errors import ClobberError, InputError, NotFoundError, RefusedError
-from promote.promotion import Plan, Selector, Step, already_current, check_flux_selects
+from promote.promotion import (
+    Plan,
+    Selector,
+    Step,
+    already_current,
+    check_flux_selects,
+    observation_warnings,
+    refused_after_reading,
+    release_history,
+    taken_timestamps,
+    tied_tags,
+)
 
 if TYPE_CHECKING:
     from promote.reference import Repository
@@ -82,6 +95,10 @@ class RollbackObserved:
     floating_digest: str | None = None
     #: how the target was chosen, for the log and summary
     origin: str = ""
+    #: immutable tags sharing the newest timestamp (a tie), or ()
+    tied: tuple[str, ...] = ()
+    #: tag names the registry listed that break the OCI tag grammar (ignored)
+    ignored_tags: tuple[str, ...] = ()
 
 
 def _digest_of(client: RegistryClient, tag: str) -> str | None:
@@ -94,11 +111,13 @@ def observe(
     request: RollbackRequest,
     *,
     log: Callable[[str], None] = lambda _m: None,
+    now: float | None = None,
+    policy: Selector | None = None,
 ) -> RollbackObserved:
     """Find the current release and the one to restore; raise before any write."""
     env = request.target_env
     tags = tuple(client.list_tags())
-    history = naming.immutable_tags(env, tags)
+    history = release_history(env, tags, now=now, policy=policy)
     if not history:
         raise RefusedError(
             f"{request.repository.name} has no {env}-v<X.Y.Z>-<sha>-<ts> tag: there is no "
@@ -179,8 +198,9 @@ def observe(
     ):  # pragma: no cover - client checks
         raise RefusedError(f"{target.tag} changed while reading it; nothing was written")
     log(f"restore: {target.tag} -> {manifest.digest} ({origin})")
+    tied = tied_tags(history)
     floating_digest = None
-    if manifest.digest == current_digest and request.floating_tag:
+    if manifest.digest == current_digest and request.floating_tag and not tied:
         floating_digest = _digest_of(client, env)
     return RollbackObserved(
         tags=tags,
@@ -190,6 +210,8 @@ def observe(
         manifest=manifest,
         floating_digest=floating_digest,
         origin=origin,
+        tied=tied,
+        ignored_tags=tuple(client.ignored_tags),
     )
 
 
@@ -205,9 +227,9 @@ def plan(
     manifest = observed.manifest
     target = observed.target
     current = observed.current
-    history = naming.immutable_tags(env, observed.tags)
+    history = release_history(env, observed.tags, now=None, policy=policy)
     floating = env if request.floating_tag else ""
-    warnings: list[str] = []
+    warnings = observation_warnings(observed.ignored_tags, observed.tied)
     common = {
         "image": request.repository.name,
         "digest": manifest.digest,
@@ -223,7 +245,7 @@ def plan(
         "previous_digest": observed.current_digest,
         "flux_tag_pattern": naming.flux_tag_pattern(env),
     }
-    if manifest.digest == observed.current_digest:
+    if manifest.digest == observed.current_digest and not observed.tied:
         # Already deployed (e.g. a re-run of the same rollback): write nothing new.
         return already_current(common, current, observed.floating_digest, manifest.digest)
     earlier = {h.tag for h in history if h.timestamp < current.timestamp}
@@ -232,7 +254,9 @@ def plan(
             f"the current {env} release {current.tag} is itself a rollback; this restores "
             f"{target.tag} ({manifest.digest})"
         )
-    ts = naming.next_timestamp(now, (h.timestamp for h in history), request.timestamp)
+    with refused_after_reading():
+        taken = taken_timestamps(env, observed.tags, history, now)
+        ts = naming.next_timestamp(now, taken, request.timestamp)
     tag = naming.immutable_tag(env, target.version, target.short_sha, ts)
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")

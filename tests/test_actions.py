@@ -76,7 +76,49 @@ def test_secrets_masked_first_and_redacted() -> None:
 def test_log_lines_never_become_workflow_commands() -> None:
     buf = io.StringIO()
     Runner(out=buf).log("::add-mask::x\nok")
-    assert buf.getvalue() == " ::add-mask::x\nok\n"
+    assert buf.getvalue() == "%3A:add-mask::x\nok\n"
+
+
+FORGED = [
+    "old\n::warning title=Approved::forged",  # the GitOps marker value of issue 17
+    "  \t::error::indented (the runner trims leading whitespace)",
+    "text ##[warning]legacy form anywhere in a line",
+    "##[group]x",
+    "\u00a0::notice::no-break space",
+]
+
+
+def _commands(text: str) -> list[str]:
+    """Lines the runner would parse as workflow commands (ActionCommand.TryParseV2 trims
+    whitespace; the legacy ``##[`` form is found anywhere in a line)."""
+    return [ln for ln in text.splitlines() if ln.strip().startswith("::") or "##[" in ln]
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_no_text_from_outside_can_forge_a_command_in_any_output_path(forged: str) -> None:
+    """Defect 7 of issue 17: log() only indented '::' lines, which the runner trims."""
+    buf = io.StringIO()
+    runner = Runner(out=buf)
+    runner.log(forged)
+    runner.warning(forged, title=forged)
+    runner.error(forged)
+    plain = Runner(out=buf, annotate=False)
+    plain.warning(forged)
+    ours = [ln for ln in buf.getvalue().splitlines() if ln.startswith(("::warning", "::error"))]
+    assert len(ours) == 2  # exactly the annotations promote itself wrote
+    assert _commands(buf.getvalue()) == ours
+    assert "##[" not in buf.getvalue()
+
+
+def test_code_spans_and_text_cannot_break_out_of_the_summary() -> None:
+    from promote.actions import code, md_text
+
+    assert code("a`b") == "``a`b``"
+    assert code("``x") == "``` ``x ```"
+    assert code("x\ny") == "`x y`"
+    assert md_text("[click](http://evil) <img src=x> *a*") == (
+        "\\[click\\]\\(http://evil\\) \\<img src=x\\> \\*a\\*"
+    )
 
 
 def test_summary_appends_and_redacts(tmp_path: Path) -> None:

@@ -149,3 +149,22 @@ def test_build_tag_round_trip() -> None:
 def test_env_grammar(env: str) -> None:
     with pytest.raises(InputError):
         naming.validate_env(env)
+
+
+def test_a_bump_never_produces_a_part_the_input_rules_refuse() -> None:
+    """Issue 17: bumping 1.999999999.999999999 gave 1.1000000000.0, which parse_version
+    itself refuses; now it is a clear error naming the way out."""
+    current = semver.Version(1, 999_999_999, 999_999_999)
+    with pytest.raises(InputError, match="longer than 9 digits") as info:
+        naming.next_version(current, bump="patch", explicit=None)
+    assert "give version" in str(info.value)
+    assert naming.next_version(current, bump="major", explicit=None) == semver.Version(2, 0, 0)
+
+
+def test_an_explicit_timestamp_far_in_the_future_is_refused() -> None:
+    now = 1_796_000_000
+    assert naming.parse_timestamp(str(now + 600), now=now) == now + 600
+    with pytest.raises(InputError, match="seconds in the future"):
+        naming.parse_timestamp(str(now + 601), now=now)
+    with pytest.raises(InputError, match="seconds in the future"):
+        naming.parse_timestamp("9999999999", now=now)

@@ -120,9 +120,9 @@ def test_promoted_before_but_not_current_points_to_rollback() -> None:
 
 def test_explicit_version_and_timestamp_rules() -> None:
     obs = observed(HISTORY, current_digest="sha256:" + OLD)
-    with pytest.raises(InputError, match="not greater"):
+    with pytest.raises(RefusedError, match="not greater"):  # judged after reading: exit 3
         plan(request(version=semver.Version(1, 10, 0)), obs, now=NOW)
-    with pytest.raises(InputError, match="Flux would never select"):
+    with pytest.raises(RefusedError, match="Flux would never select"):
         plan(request(timestamp=1_766_500_000), obs, now=NOW)
     p = plan(request(version=semver.Version(2, 0, 0), timestamp=1_766_500_001), obs, now=NOW)
     assert p.tag == "production-v2.0.0-abc1234-1766500001"

@@ -93,8 +93,7 @@ def latest_refs(
     """
     from promote.commands.promote_cmd import registry_client
     from promote.flux import filter_out_tags
-    from promote.flux.gitops import find_policies
-    from promote.flux.verify import exclusions_for
+    from promote.flux.gitops import exclusions_for, find_policies
     from promote.reference import parse_repository
 
     entries = {e.obj.ref: e for e in find_policies(tree)}

@@ -43,7 +43,7 @@ def parse_request(ctx: Context) -> Request:
     inputs = ctx.inputs
     repository = required_image(ctx)
     source_env = naming.validate_env(inputs.str("source-env"), input_name="source-env")
-    target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    target_env = naming.validate_target_env(inputs.str("target-env"), input_name="target-env")
     if source_env == target_env:
         raise InputError(
             f"target-env {target_env!r} must differ from source-env", input_name="target-env"
@@ -71,7 +71,9 @@ def parse_request(ctx: Context) -> Request:
     if commit_sha:
         naming.short_sha(commit_sha)
     timestamp = (
-        naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+        naming.parse_timestamp(inputs.str("timestamp"), now=ctx.clock())
+        if inputs.given("timestamp")
+        else None
     )
     return Request(
         repository=repository,
@@ -150,7 +152,7 @@ def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
     inputs = ctx.inputs
     source = source_from_inputs(inputs, ctx.env)
     if source is not None:
-        from promote.flux.source import load_policy
+        from promote.flux.source import load_selector
 
         if not inputs.given("policy"):
             raise InputError(
@@ -160,7 +162,7 @@ def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
             )
         ref = inputs.str("policy")
         split_policy_ref(ref)
-        return load_policy(source, ref), f"ImagePolicy {ref} from the GitOps repository"
+        return load_selector(source, ref), f"ImagePolicy {ref} from the GitOps repository"
     spec = naming.flux_policy_spec(target_env)
     policy: Selector = ImagePolicy.from_spec(spec, name=target_env)
     return policy, "the project's default numerical $ts policy"
@@ -226,6 +228,7 @@ def write(
     *,
     known_tags: Sequence[str],
     records: PromotionRecords | None,
+    policy: Selector | None = None,
     after_write: Callable[[list[str]], None] | None = None,
     explain: Callable[[PromoteError], PromoteError] | None = None,
 ) -> list[str]:
@@ -245,6 +248,7 @@ def write(
             client,
             manifest,
             known_tags=known_tags,
+            policy=policy,
             log=ctx.runner.log,
             warn=ctx.runner.warning,
         )
@@ -278,15 +282,22 @@ def run(ctx: Context) -> Result:
     records = records_for(ctx, "promote")
     policy, policy_origin = flux_policy(ctx, request.target_env)
     client = registry_client(ctx, request.repository)
-    observed = promotion.observe(client, request, log=ctx.runner.log)
-    the_plan = promotion.plan(request, observed, now=ctx.clock(), policy=policy)
+    now = ctx.clock()
+    observed = promotion.observe(client, request, log=ctx.runner.log, now=now, policy=policy)
+    the_plan = promotion.plan(request, observed, now=now, policy=policy)
     announce(ctx, the_plan)
     written: list[str] = []
     if dry_run:
         ctx.runner.log("dry run: nothing written")
     else:
         written = write(
-            ctx, the_plan, client, observed.manifest, known_tags=observed.tags, records=records
+            ctx,
+            the_plan,
+            client,
+            observed.manifest,
+            known_tags=observed.tags,
+            records=records,
+            policy=policy,
         )
         if not written:
             ctx.runner.log(

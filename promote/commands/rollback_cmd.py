@@ -50,7 +50,7 @@ def parse_request(ctx: Context) -> RollbackRequest:
 
     inputs = ctx.inputs
     repository = required_image(ctx)
-    target_env = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    target_env = naming.validate_target_env(inputs.str("target-env"), input_name="target-env")
     rollback_to = inputs.str("rollback-to") or None
     if rollback_to is not None:
         if ":" in rollback_to:
@@ -64,7 +64,9 @@ def parse_request(ctx: Context) -> RollbackRequest:
                     input_name="rollback-to",
                 )
     timestamp = (
-        naming.parse_timestamp(inputs.str("timestamp")) if inputs.given("timestamp") else None
+        naming.parse_timestamp(inputs.str("timestamp"), now=ctx.clock())
+        if inputs.given("timestamp")
+        else None
     )
     run_id = ctx.env.get("GITHUB_RUN_ID", "").strip()
     return RollbackRequest(
@@ -247,8 +249,9 @@ def run(ctx: Context) -> Result:
         check_pushable(revert.path, env=ctx.env)  # before anything is written
     client = registry_client(ctx, request.repository)
     log = ctx.runner.log
-    observed = rollback.observe(client, request, log=log)
-    the_plan = rollback.plan(request, observed, now=ctx.clock(), policy=policy)
+    now = ctx.clock()
+    observed = rollback.observe(client, request, log=log, now=now, policy=policy)
+    the_plan = rollback.plan(request, observed, now=now, policy=policy)
     announce(ctx, the_plan)
     written: list[str] = []
     reverted: RevertResult | None = None
@@ -284,6 +287,7 @@ def run(ctx: Context) -> Result:
             observed.manifest,
             known_tags=observed.tags,
             records=records,
+            policy=policy,
             after_write=revert_after,
             explain=explain,
         )

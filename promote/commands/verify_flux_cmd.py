@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from promote.actions import markdown_table
+from promote.actions import code, markdown_table, md_text
 from promote.commands import Context, Result
 from promote.errors import InputError
-from promote.flux.gitops import scan
+from promote.flux.gitops import exclusions_for, scan
 from promote.flux.source import source_from_inputs, split_policy_ref
 from promote.flux.verify import (
     Prediction,
     Verification,
-    exclusions_for,
     policy_object,
     poll,
     predict,
@@ -59,9 +58,11 @@ def _summary(
     out = [f"## Flux verification: `{label}`\n"]
     if prediction is not None:
         verdict = (
-            "as expected" if prediction.ok else f"**not the expected tag**: {prediction.reason}"
+            "as expected"
+            if prediction.ok
+            else f"**not the expected tag**: {md_text(prediction.reason)}"
         )
-        out.append(f"Predicted selection `{prediction.tag}` ({verdict})\n")
+        out.append(f"Predicted selection {code(str(prediction.tag))} ({verdict})\n")
     if verification is not None:
         state = "synced" if verification.synced else "**not synced**"
         out.append(
@@ -73,9 +74,9 @@ def _summary(
         )
         rows = [
             [
-                f"`{s.marker.file}:{s.marker.line}`",
-                s.marker.setter,
-                s.tag or s.marker.value,
+                code(f"{s.marker.file}:{s.marker.line}"),
+                code(s.marker.setter),
+                code(s.tag or s.marker.value),
                 {True: "yes", False: "no", None: "n/a"}[s.carries],
             ]
             for s in verification.markers
@@ -142,9 +143,17 @@ def run(ctx: Context) -> Result:
     prediction = None
     if inputs.given("image"):
         from promote.flux.gitops import find_policies
+        from promote.flux.verify import normalise_image, repository_image
 
         obj = policy_object(tree, policy_ref)
         entry = next(e for e in find_policies(tree) if e.obj is obj)
+        watched = repository_image(tree, policy_ref)
+        given = inputs.str("image")
+        if watched and normalise_image(watched) != normalise_image(given):
+            ctx.runner.warning(
+                f"image {given} is not the image the ImageRepository of {policy_ref} watches "
+                f"({watched}): the prediction reads {given}'s tags, Flux reads {watched}'s"
+            )
         if entry.policy is None:
             raise InputError(
                 f"ImagePolicy {policy_ref} is invalid: {entry.error}", input_name="policy"
@@ -196,12 +205,16 @@ def run(ctx: Context) -> Result:
         message = "; ".join(verification.problems)
     else:
         stale = verification.stale
-        where = ", ".join(f"{s.marker.file}:{s.marker.line} has {s.tag}" for s in stale[:5])
+        where = ", ".join(
+            f"{s.marker.file}:{s.marker.line} {s.problem or f'has {s.tag}'}" for s in stale[:5]
+        )
         waited = f" after {timeout}s" if timeout else ""
         message = f"markers for {policy_ref} do not carry {expected}{waited}: {where}"
     for state in verification.stale:
         ctx.runner.error(
-            f"marker for {policy_ref} carries {state.tag}, not {expected}",
+            f"marker for {policy_ref} {state.problem}"
+            if state.problem
+            else f"marker for {policy_ref} carries {state.tag}, not {expected}",
             file=state.marker.file,
             line=state.marker.line,
         )

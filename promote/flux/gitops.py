@@ -603,3 +603,18 @@ def find_policies(tree: GitOpsTree) -> list[PolicyEntry]:
         except PromoteError as exc:
             entries.append(PolicyEntry(obj, None, str(exc)))
     return entries
+
+
+def exclusions_for(tree: GitOpsTree, policy_obj: FluxObject) -> list[str]:
+    """The ``exclusionList`` of the ImageRepository the policy reads ([] = the default)."""
+    ref = policy_obj.spec.get("imageRepositoryRef")
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        return []
+    ns = ref.get("namespace") or policy_obj.namespace
+    repo = tree.find("ImageRepository", f"{ns}:{ref['name']}")
+    if repo is None:
+        return []
+    listed = repo.spec.get("exclusionList")
+    if isinstance(listed, list) and listed:
+        return [str(p) for p in listed]
+    return []

@@ -434,6 +434,10 @@ class ImagePolicy:
         better = "lower" if self.order == "desc" else "higher"
         return f"tag {winner!r} has a {better} {what} ({winner_key!r}) than {tag!r} ({key!r})"
 
+    def admitted(self, tags: Iterable[str]) -> set[str]:
+        """The tags ``filterTags`` admits (all of them without ``filterTags``): one pass."""
+        return {tag for bucket in self._keyed(list(tags)).values() for tag in bucket}
+
     # -- internals ------------------------------------------------------------------------
 
     def _label(self) -> str:
@@ -547,3 +551,24 @@ def _is_nan(key: str) -> bool:
         return math.isnan(parse_float64(key))
     except GoFloatError:
         return False
+
+
+@dataclass(frozen=True)
+class RepositoryPolicy:
+    """An ImagePolicy as it sees tags: through its ImageRepository's ``exclusionList``
+    (empty: the default ``^.*\\.sig$``). Same ``select``/``evaluate`` as the policy."""
+
+    policy: ImagePolicy
+    exclusions: tuple[str, ...] = ()
+
+    def _kept(self, tags: Iterable[str]) -> list[str]:
+        return filter_out_tags(tags, list(self.exclusions) or None)
+
+    def select(self, tags: Iterable[str]) -> str | None:
+        return self.policy.select(self._kept(tags))
+
+    def evaluate(self, tags: Iterable[str]) -> Selection:
+        return self.policy.evaluate(self._kept(tags))
+
+    def admitted(self, tags: Iterable[str]) -> set[str]:
+        return self.policy.admitted(self._kept(tags))

@@ -36,6 +36,7 @@ from promote.flux.gitops import (
     MAX_FILE_BYTES,
     GitOpsTree,
     PolicyEntry,
+    exclusions_for,
     find_policies,
     is_manifest_name,
     scan,
@@ -43,6 +44,7 @@ from promote.flux.gitops import (
 
 if TYPE_CHECKING:
     from promote.flux import ImagePolicy
+    from promote.flux.policy import RepositoryPolicy
     from promote.inputs import Inputs
 
 __all__ = [
@@ -100,8 +102,11 @@ def load_policy(source: TreeSource | str | os.PathLike[str], ref: str) -> ImageP
     """
     if isinstance(source, (str, os.PathLike)):
         source = LocalSource(Path(source))
+    return _policy_in(load_tree(source), source, ref)
+
+
+def _policy_in(tree: GitOpsTree, source: TreeSource, ref: str) -> ImagePolicy:
     namespace, name = split_policy_ref(ref)
-    tree = load_tree(source)
     for entry in find_policies(tree):
         if entry.obj.namespace == namespace and entry.obj.name == name:
             if entry.policy is None:
@@ -112,6 +117,21 @@ def load_policy(source: TreeSource | str | os.PathLike[str], ref: str) -> ImageP
             return entry.policy
     known = ", ".join(sorted(p.ref for p in tree.policies)) or "none"
     raise GitOpsError(f"ImagePolicy {ref} not found in {source.label} (found: {known})")
+
+
+def load_selector(source: TreeSource | str | os.PathLike[str], ref: str) -> RepositoryPolicy:
+    """:func:`load_policy` plus its ImageRepository's ``exclusionList``: what the policy
+    sees, so a promotion honours a tag excluded there (docs/rollback.md, way 3)."""
+    from promote.flux.policy import RepositoryPolicy
+
+    if isinstance(source, (str, os.PathLike)):
+        source = LocalSource(Path(source))
+    tree = load_tree(source)
+    policy = _policy_in(tree, source, ref)
+    namespace, name = split_policy_ref(ref)
+    obj = tree.find("ImagePolicy", f"{namespace}:{name}")
+    exclusions = exclusions_for(tree, obj) if obj is not None else []
+    return RepositoryPolicy(policy, tuple(exclusions))
 
 
 #: What ``git check-ref-format`` allows, as far as a branch, tag or sha name needs: no

@@ -47,6 +47,8 @@ class MarkerState:
     tag: str | None
     #: ``True``/``False`` whether it carries the expected tag; ``None`` cannot tell
     carries: bool | None
+    #: why it does not carry what it must, beyond the tag (a foreign image), or ""
+    problem: str = ""
 
 
 @dataclass
@@ -84,13 +86,52 @@ def marker_tag(marker: Marker) -> str | None:
     return None
 
 
+def normalise_image(image: str) -> str:
+    """``image`` as Flux compares repositories: Docker Hub spelled ``docker.io`` with the
+    ``library/`` prefix (``nginx`` -> ``docker.io/library/nginx``); unparsable: as given."""
+    from promote.errors import InputError
+    from promote.reference import parse_repository
+
+    try:
+        return parse_repository(image).name
+    except InputError:
+        return image
+
+
+def repository_image(tree: GitOpsTree, policy_ref: str) -> str | None:
+    """The ``spec.image`` of the ImageRepository the policy reads, or ``None``."""
+    obj = tree.find("ImagePolicy", policy_ref)
+    ref = obj.spec.get("imageRepositoryRef") if obj is not None else None
+    if obj is None or not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        return None
+    repo = tree.find("ImageRepository", f"{ref.get('namespace') or obj.namespace}:{ref['name']}")
+    image = repo.spec.get("image") if repo is not None else None
+    return image if isinstance(image, str) and image else None
+
+
+def _judge(marker: Marker, expected: str, image: str | None) -> MarkerState:
+    """What one marker carries: a full marker must hold ``<image>:<expected>``, a ``:tag``
+    marker the tag, a ``:name`` marker the image (``:digest`` is reported only)."""
+    tag = marker_tag(marker)
+    want = normalise_image(image) if image else None
+    if marker.field == "name":
+        if want is not None and normalise_image(marker.value) != want:
+            return MarkerState(marker, None, False, f"names image {marker.value!r}, not {image}")
+        return MarkerState(marker, None, None)
+    if marker.field == "digest":
+        return MarkerState(marker, None, None)
+    if marker.field == "" and want is not None:
+        name = split_image(marker.value)[0]
+        if normalise_image(name) != want:
+            return MarkerState(marker, tag, False, f"holds image {name!r}, not {image}")
+    return MarkerState(marker, tag, tag == expected)
+
+
 def verify_tree(tree: GitOpsTree, policy_ref: str, expected: str) -> Verification:
-    """Whether every tag-bearing marker for ``policy_ref`` carries ``expected``."""
-    states = []
-    for marker in tree.markers_for(policy_ref):
-        tag = marker_tag(marker)
-        carries = None if marker.field in {"name", "digest"} else tag == expected
-        states.append(MarkerState(marker, tag, carries))
+    """Whether every tag-bearing marker for ``policy_ref`` carries ``expected`` (and the
+    policy's ImageRepository image, where the marker holds an image)."""
+    image = repository_image(tree, policy_ref)
+    states = [_judge(m, expected, image) for m in tree.markers_for(policy_ref)]
     result = Verification(policy_ref, expected, states, revision=tree.revision)
     if not states:
         result.problems.append(f"no setter marker for ImagePolicy {policy_ref} in the tree")
@@ -135,7 +176,7 @@ def poll(
         wait = min(delay, remaining)
         log(
             f"{len(result.stale)} marker(s) for {policy_ref} not on {expected} yet "
-            f"(e.g. {result.stale[0].tag}); next read in {wait:.1f}s"
+            f"(e.g. {result.stale[0].problem or result.stale[0].tag}); next read in {wait:.1f}s"
         )
         sleep(wait)
         delay = min(delay * BACKOFF, max_delay)
@@ -155,21 +196,6 @@ class Prediction:
     ambiguous: bool = False
     warnings: tuple[str, ...] = ()
     considered: int = 0
-
-
-def exclusions_for(tree: GitOpsTree, policy_obj: FluxObject) -> list[str]:
-    """The ``exclusionList`` of the ImageRepository the policy reads ([] = the default)."""
-    ref = policy_obj.spec.get("imageRepositoryRef")
-    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
-        return []
-    ns = ref.get("namespace") or policy_obj.namespace
-    repo = tree.find("ImageRepository", f"{ns}:{ref['name']}")
-    if repo is None:
-        return []
-    listed = repo.spec.get("exclusionList")
-    if isinstance(listed, list) and listed:
-        return [str(p) for p in listed]
-    return []
 
 
 def predict(

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from promote.errors import AuthError, InputError, RegistryError
 from promote.reference import Repository, is_loopback_host
-from promote.registry.transport import Transport, error_details, origin, read_limited, safe_url
+from promote.registry.transport import Transport, origin, safe_url
 
 if TYPE_CHECKING:
     import requests
@@ -144,10 +144,15 @@ def credentials_for(
 
 
 def _check_realm(realm: str, registry: Repository) -> str:
-    parts = urlsplit(realm)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(realm)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != -1
+    except ValueError:  # a broken IPv6 literal or port
+        valid = False
+    if not valid or any(ord(c) < 0x21 or ord(c) == 0x7F for c in realm):
         raise AuthError(
-            f"registry {registry.registry} named an invalid token realm {safe_url(realm)!r}"
+            f"registry {registry.registry} named an invalid token realm in its "
+            f"WWW-Authenticate header ({realm[:120]!r}): not an http(s) URL"
         )
     if parts.username or parts.password:
         raise AuthError(f"registry {registry.registry} named a token realm with credentials")
@@ -282,7 +287,7 @@ class Authenticator:
             if response.status_code != 200:
                 return response, None
             try:
-                return response, read_limited(response, MAX_TOKEN_BODY)
+                return response, self.transport.read_body(response, MAX_TOKEN_BODY, method="GET")
             except (
                 requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout,
@@ -306,7 +311,7 @@ class Authenticator:
         where = f"token service {realm_origin[0]}://{realm_origin[1]}"
         response, body = self._token_response(realm, authorize, params)
         if response.status_code in (401, 403):
-            _codes, detail = error_details(response)
+            _codes, detail = self.transport.error_details(response)
             if self.credentials:
                 who = f"user {self.credentials.username!r}"
                 hint = "check the username and password/token"
@@ -323,7 +328,7 @@ class Authenticator:
                 url=safe_url(realm),
             )
         if response.status_code != 200:
-            _codes, detail = error_details(response)
+            _codes, detail = self.transport.error_details(response)
             raise RegistryError(
                 self.redact(
                     f"GET {safe_url(realm)}: the {where} answered HTTP {response.status_code}"

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 from promote import __version__
 from promote.errors import (
@@ -30,15 +29,14 @@ from promote.errors import (
     NotFoundError,
     RegistryError,
 )
-from promote.reference import DIGEST_RE, Repository, validate_digest, validate_tag
+from promote.reference import DIGEST_RE, TAG_RE, Repository, validate_digest, validate_tag
 from promote.registry import mediatypes
 from promote.registry.auth import Authenticator, Credentials
 from promote.registry.transport import (
     RequestStats,
     Transport,
-    error_details,
     origin,
-    read_limited,
+    registry_url,
     safe_url,
 )
 
@@ -199,6 +197,8 @@ class RegistryClient:
         )
         self.auth = Authenticator(repository, credentials, self.transport, on_secret)
         self._pinged = False
+        #: tags the last :meth:`list_tags` dropped because they break the OCI tag grammar
+        self.ignored_tags: list[str] = []
 
     # -- plumbing --------------------------------------------------------------------------
     def _redact(self, text: str) -> str:
@@ -215,7 +215,7 @@ class RegistryClient:
         response = self.transport.send("GET", url, kind="ping")
         try:
             if response.status_code not in (200, 401):
-                _codes, detail = error_details(response)
+                _codes, detail = self.transport.error_details(response)
                 raise RegistryError(
                     f"GET {url}: HTTP {response.status_code}"
                     f"{': ' + detail if detail else ''}; is {self.repository.registry} an OCI "
@@ -289,7 +289,7 @@ class RegistryClient:
             if response.status_code != 200:
                 return response, None
             try:
-                return response, read_limited(response, limit)
+                return response, self.transport.read_body(response, limit, method="GET")
             except (
                 requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout,
@@ -304,7 +304,7 @@ class RegistryClient:
         if origin(url) != origin(self.repository.base_url):
             # a redirect target (blob storage): its query is a presigned signature/token
             url = url.partition("?")[0]
-        codes, detail = error_details(response)
+        codes, detail = self.transport.error_details(response)
         detail = self.auth.redact(detail)
         where = f"{method} {url}"
         suffix = f" ({detail})" if detail else ""
@@ -410,8 +410,9 @@ class RegistryClient:
                 media_type = mediatypes.OCI_MANIFEST
         if media_type not in mediatypes.MANIFEST_MEDIA_TYPES:
             raise RegistryError(
-                f"GET {url}: unsupported manifest media type {media_type!r} (schema 1 and "
-                f"non-image artifacts cannot be promoted); supported: "
+                f"GET {url}: unsupported manifest media type {media_type!r} (only OCI and "
+                "Docker image manifests and indexes can be promoted, artifacts included; "
+                f"schema 1 and other media types cannot); supported: "
                 f"{', '.join(mediatypes.MANIFEST_MEDIA_TYPES)}",
                 method="GET",
                 url=url,
@@ -508,6 +509,7 @@ class RegistryClient:
         tags: list[str] = []
         seen: set[str] = set()
         visited: set[str] = set()
+        self.ignored_tags = []
         for page_number in range(MAX_TAG_PAGES):
             if url is None:
                 return tags
@@ -515,7 +517,7 @@ class RegistryClient:
                 url, kind="tags", limit=MAX_MANIFEST_SIZE * 4, params=params
             )
             if response.status_code == 404:
-                codes, _detail = error_details(response)
+                codes, _detail = self.transport.error_details(response)
                 if page_number == 0 and (not codes or "NAME_UNKNOWN" in codes):
                     return tags
                 if page_number > 0:
@@ -541,7 +543,15 @@ class RegistryClient:
                 self._raise_for(response, "GET")
             request_url = response.url
             visited.add(request_url)
-            link = response.links.get("next", {}).get("url")
+            try:
+                raw_link = response.links.get("next", {}).get("url")
+            except Exception:  # requests' Link parser on a garbled header
+                raw_link = response.headers.get("Link")
+            link = (
+                registry_url(raw_link, base=request_url, header="Link", method="GET", url=url)
+                if raw_link is not None
+                else None
+            )
             try:
                 doc = json.loads(body or b"")
             except ValueError:
@@ -554,11 +564,24 @@ class RegistryClient:
                     f"GET {safe_url(request_url)}: the tag list is not valid JSON",
                     url=safe_url(request_url),
                 )
+            # Registry data is data: a name outside the OCI tag grammar is no tag of ours
+            # (and could carry newlines or workflow commands into the log).
+            bad = [t for t in page if not TAG_RE.fullmatch(t)]
+            if bad:
+                self.ignored_tags.extend(bad)
+                page = [t for t in page if TAG_RE.fullmatch(t)]
             new = [t for t in page if t not in seen]
             seen.update(new)
             tags.extend(new)
             if link:
-                url, params = urljoin(request_url, link), None
+                if not new:
+                    raise RegistryError(
+                        f"GET {safe_url(request_url)}: a tag list page with a Link to a next "
+                        f"page added no new tag (after {len(tags)} tags); refusing to page on",
+                        method="GET",
+                        url=safe_url(request_url),
+                    )
+                url, params = link, None
                 if url in visited:
                     raise RegistryError(
                         f"GET {safe_url(request_url)}: the tag list's Link header loops "

@@ -31,11 +31,12 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from promote.errors import RegistryError, TransientError
@@ -58,6 +59,45 @@ MIN_ATTEMPT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
 #: Error bodies read for messages are cut here: a body is for diagnostics only.
 MAX_ERROR_BODY = 64 * 1024
+#: Seconds an error body may take to arrive when it is read for a message only.
+ERROR_BODY_WAIT = 2.0
+
+T = TypeVar("T")
+
+
+def registry_url(value: str | None, *, base: str, header: str, method: str, url: str) -> str:
+    """``value`` (a URL the registry sent in ``header``) resolved against ``base``.
+
+    Registry data is data: a value that is not an absolute-or-relative ``http(s)`` URL with
+    a host (``file:``, ``ftp:``, a broken IPv6 literal, a bad port, control characters) is
+    a :class:`RegistryError` naming the header, never an internal error.
+    """
+    where = f"{method} {safe_url(url)}"
+    shown = repr(value[:120]) if isinstance(value, str) else "nothing"
+    if not value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value.strip()):
+        raise RegistryError(
+            f"{where}: the registry sent a malformed {header} header ({shown})",
+            method=method,
+            url=safe_url(url),
+        )
+    try:
+        target = urljoin(base, value.strip())
+        parts = urlsplit(target)
+        _port = parts.port
+    except ValueError:
+        raise RegistryError(
+            f"{where}: the registry sent a malformed URL in its {header} header ({shown})",
+            method=method,
+            url=safe_url(url),
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RegistryError(
+            f"{where}: the registry's {header} header names a non-HTTP URL ({shown}); "
+            "refusing to follow it",
+            method=method,
+            url=safe_url(url),
+        )
+    return target
 
 
 @dataclass(frozen=True)
@@ -230,6 +270,73 @@ class Transport:
             return self.deadline
         return self._started + self.deadline - self.clock()
 
+    def deadline_error(self, method: str, url: str, what: str) -> TransientError:
+        """The error for an overall deadline spent during ``what``."""
+        elapsed = self.clock() - (self._started or self.clock())
+        return TransientError(
+            f"{method} {safe_url(url)}: the registry deadline of {self.deadline:g}s ran out "
+            f"{what} (after {elapsed:.1f}s); giving up (retry deadline {self.deadline:g}s). "
+            "The registry is slow or unavailable; try again later",
+            status=None,
+            method=method,
+            url=safe_url(url),
+        )
+
+    def bounded(self, fn: Callable[[], T], *, method: str, url: str, what: str) -> T:
+        """Run ``fn`` (one blocking exchange: headers or a body) within what is left of
+        the overall deadline. Socket timeouts bound each read; this bounds their sum, so a
+        registry trickling bytes cannot stretch a run past its deadline."""
+        if self._started is None:
+            self._started = self.clock()
+        left = self.remaining()
+        if left <= 0:
+            raise self.deadline_error(method, url, what)
+        box: dict[str, object] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # re-raised in the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="promote-registry-io", daemon=True).start()
+        if not done.wait(left):
+            raise self.deadline_error(method, url, what)
+        if "error" in box:
+            raise box["error"]  # type: ignore[misc]
+        return box["value"]  # type: ignore[return-value]
+
+    def read_body(self, response: requests.Response, limit: int, *, method: str) -> bytes | None:
+        """:func:`read_limited` within the overall deadline."""
+        return self.bounded(
+            lambda: read_limited(response, limit),
+            method=method,
+            url=response.url or "",
+            what="while the body was arriving",
+        )
+
+    def error_details(self, response: requests.Response) -> tuple[tuple[str, ...], str]:
+        """:func:`error_details` within the deadline (and at most ``ERROR_BODY_WAIT``):
+        an error body is diagnostics only, so a slow one counts as empty."""
+        saved = self.deadline
+        try:
+            if self._started is not None:
+                self.deadline = min(saved, self.clock() - self._started + ERROR_BODY_WAIT)
+            return self.bounded(
+                lambda: error_details(response),
+                method="GET",
+                url=response.url or "",
+                what="reading an error body",
+            )
+        except TransientError:
+            response.close()
+            return (), ""
+        finally:
+            self.deadline = saved
+
     def backoff(self, attempt: int) -> float:
         """Wait before attempt ``attempt + 1`` (attempt counts from 1), with jitter."""
         base = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
@@ -286,7 +393,7 @@ class Transport:
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), self.wallclock()
                 )
-                _codes, detail = error_details(response)
+                _codes, detail = self.error_details(response)
                 fault = f"HTTP {status}" + (f" ({self.redact(detail)})" if detail else "")
                 last_exc = None
             if retry_after is not None:
@@ -347,32 +454,55 @@ class Transport:
             if credential:
                 sent["Authorization"] = credential
             timeout = min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
-            try:
-                response = self.session.request(
+
+            def request(
+                hop: str = current,
+                hop_params: Mapping[str, str | list[str]] | None = params,
+                sent: dict[str, str] = sent,
+                timeout: float = timeout,
+            ) -> requests.Response:
+                return self.session.request(
                     method,
-                    current,
+                    hop,
                     headers=sent,
                     data=data,
-                    params=params,
+                    params=hop_params,
                     timeout=timeout,
                     allow_redirects=False,
                     stream=True,
                     auth=_NO_NETRC,
                 )
+
+            try:
+                response = self.bounded(
+                    request, method=method, url=current, what="waiting for the answer"
+                )
+            except ValueError as exc:  # InvalidSchema and InvalidURL are ValueErrors too
+                # requests parses a redirect's Location even with allow_redirects=False
+                self.stats.add(kind, method, safe_url(current), None)
+                raise RegistryError(
+                    f"{method} {safe_url(url)}: the registry sent a malformed URL in its "
+                    f"Location header ({type(exc).__name__}: {str(exc)[:120]})",
+                    method=method,
+                    url=safe_url(url),
+                ) from None
+            except TransientError:
+                self.stats.add(kind, method, safe_url(current), None)
+                raise
             except Exception:
                 self.stats.add(kind, method, safe_url(current), None)
                 raise
             self.stats.add(kind, method, safe_url(response.url or current), response.status_code)
             if not (response.is_redirect and method in ("GET", "HEAD")):
                 return response
-            target = urljoin(response.url or current, response.headers["Location"])
             response.close()
-            if urlsplit(target).scheme not in ("http", "https"):
-                raise RegistryError(
-                    f"{method} {safe_url(url)}: refusing a redirect to a non-HTTP URL",
-                    method=method,
-                    url=safe_url(url),
-                )
+            target = registry_url(
+                response.headers.get("Location"),
+                base=response.url or current,
+                header="Location",
+                method=method,
+                url=url,
+            )
             if (
                 origin(current)[0] == "https"
                 and origin(target)[0] == "http"

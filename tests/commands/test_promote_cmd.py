@@ -102,7 +102,9 @@ def test_exact_request_sequence_for_a_single_image(
         "manifest-head",
         "manifest-put",
         "tags",
+        "manifest-head",  # the immutable tag still names this digest
         "manifest-put",
+        "manifest-head",  # ... and still does after the floating write
     ]
 
 
@@ -166,7 +168,8 @@ def _guard_cases() -> list[tuple[str, dict[str, str], str]]:
     return [
         ("latest", {"source-tag": "latest"}, "must be a staging-* tag"),
         ("floating", {"source-tag": "staging"}, "must be a staging-* tag"),
-        ("same env", {"source-tag": STAGING, "target-env": "staging"}, "must differ"),
+        ("same env", {"source-tag": STAGING, "target-env": "staging"}, "is a build environment"),
+        ("build env", {"source-tag": STAGING, "target-env": "develop"}, "is a build environment"),
         ("unknown tag", {"source-tag": "staging-0000000-1700000000"}, "not found"),
         (
             "digest mismatch",
@@ -296,7 +299,8 @@ def test_artifact_without_a_readable_revision_is_one_clear_error(
     tmp_path: Path, registry: RegistryServer, repo_path: str, config: bytes, config_type: str
 ) -> None:
     """No commit sha anywhere and a config that is not an image config (an OCI artifact):
-    an input error naming commit-sha, not an internal error; nothing written."""
+    a refusal (exit 3: the registry was read) naming commit-sha, not an internal error;
+    nothing written."""
     seeder = registry.seeder()
     config_digest = seeder.push_blob(repo_path, config)
     manifest = {
@@ -308,7 +312,7 @@ def test_artifact_without_a_readable_revision_is_one_clear_error(
     data = json.dumps(manifest).encode()
     seeder.push_manifest(repo_path, "staging-artifact", data, manifest["mediaType"])
     run = promote(tmp_path, registry, repo_path, **{"source-tag": "staging-artifact"})
-    assert run.status == 2, run.log
+    assert run.status == 3, run.log  # found after reading the registry: a refusal
     (error,) = run.errors
     assert "commit-sha" in error and "internal error" not in error
     assert seeder.tags(repo_path) == ["staging-artifact"]
@@ -356,3 +360,43 @@ def test_a_tag_moved_since_the_plan_is_refused_before_any_write(
     )
     assert again.status == 0, again.log
     assert again.outputs["digest"] == moved.digest
+
+
+# -- messages that misled (issue 17, "smaller, same cause"): each failed first -------------------
+@pytest.mark.registry
+def test_an_upper_case_build_tag_sha_is_named_as_the_problem(
+    tmp_path: Path, registry: RegistryServer, repo_path: str
+) -> None:
+    seeder = registry.seeder()
+    seeder.oci_image(repo_path, "staging-ABCDEF0-1700000000")  # no revision anywhere
+    run = promote(tmp_path, registry, repo_path, **{"source-tag": "staging-ABCDEF0-1700000000"})
+    assert run.status == 3, run.log
+    (error,) = run.errors
+    assert "the source tag staging-ABCDEF0-1700000000 has an upper-case sha" in error
+
+
+@pytest.mark.registry
+def test_a_bad_revision_label_is_named_not_blamed_on_the_commit_sha_input(
+    tmp_path: Path, registry: RegistryServer, repo_path: str
+) -> None:
+    seeder = registry.seeder()
+    seeder.oci_image(repo_path, "staging-build", label_revision="not-a-sha")
+    run = promote(tmp_path, registry, repo_path, **{"source-tag": "staging-build"})
+    assert run.status == 3, run.log  # found after reading the registry, not a bad input
+    (error,) = run.errors
+    assert "the image config label org.opencontainers.image.revision is 'not-a-sha'" in error
+    assert "commit sha 'not-a-sha' must be" not in error
+
+
+@pytest.mark.registry
+def test_a_refused_timestamp_is_exit_3_as_documented(
+    tmp_path: Path, registry: RegistryServer, repo_path: str
+) -> None:
+    """docs/rollback.md: an explicit timestamp not newer than every tag is a refusal (3)."""
+    seeder = registry.seeder()
+    seed_history(seeder, repo_path, ["1.0.0"])
+    seeder.oci_image(repo_path, STAGING)
+    older = str(NOW - 86400 - 10)
+    run = promote(tmp_path, registry, repo_path, **{"source-tag": STAGING, "timestamp": older})
+    assert run.status == 3, run.log
+    assert "is not newer than the newest existing tag" in run.errors[0]

@@ -107,7 +107,13 @@ def test_two_promotions_of_different_digests_and_the_record_request_budget(
     records = clients[-1].stats.records
     last_tag_put = max(i for i, r in enumerate(records) if r.url.endswith("/manifests/production"))
     spent = [(r.kind, r.method, r.url.rsplit("/", 2)[-2:]) for r in records[last_tag_put + 1 :]]
-    # once the repository holds a record: layer upload 2, manifest 1, index read/write/re-read 3
+    # after its last tag write the run re-reads its immutable tag (issue 17's guarantee; a
+    # request of the tags, not of the record) ...
+    head_kind, head_method, head_url = spent.pop(0)
+    assert (head_kind, head_method) == ("manifest-head", "HEAD")
+    assert head_url[-1] == second.outputs["tag"]
+    # ... then, once the repository holds a record: layer upload 2, manifest 1, index
+    # read/write/re-read 3
     assert [(k, m) for k, m, _ in spent] == [
         ("blob-upload", "POST"),
         ("blob-upload", "PUT"),

@@ -204,6 +204,13 @@ def test_prediction_from_the_registry(
     assert ok.status == 0, ok.log
     assert ok.outputs["predicted-tag"] == NEW and ok.outputs["synced"] == "true"
     assert f"Predicted selection `{NEW}` (as expected)" in ok.summary
+    # the registry read is not the image Flux watches: said, naming both
+    assert any(
+        f"image {image} is not the image the ImageRepository of {POLICY} watches "
+        "(ghcr.io/acme/backend)" in line
+        for line in ok.log.splitlines()
+        if line.startswith("::warning")
+    ), ok.log
 
     # a newer timestamp is already in the registry: Flux will pick it, so fail at once
     newer = "production-v1.4.3-1111111-1764300000"
@@ -269,3 +276,46 @@ def test_every_environment_verifies(
         {"command": "verify-flux", "policy": policy, "expected-tag": NEW, "gitops-path": str(repo)},
     )
     assert other.status == 1 and other.outputs["synced"] == "false"
+
+
+def _set_marker_value(root: Path, value: str) -> None:
+    path = root / DEPLOY
+    text = path.read_text()
+    old = f"ghcr.io/acme/backend:{OLD}"
+    assert old in text
+    path.write_text(text.replace(old, value))
+    commit_all(root, "edit the marker")
+
+
+def test_full_marker_must_carry_the_image_repository_image(tmp_path: Path, repo: Path) -> None:
+    """Defect 8 of issue 17: a full marker holding another image counted as synced."""
+    _set_marker_value(repo, f"docker.io/evil/other:{OLD}")
+    run = run_action(tmp_path, inputs(**{"gitops-path": str(repo), "expected-tag": OLD}))
+    assert run.status == 1, run.log
+    assert run.outputs["synced"] == "false"
+    assert "holds image 'docker.io/evil/other', not ghcr.io/acme/backend" in run.errors[-1]
+
+
+def test_image_comparison_is_normalised_like_flux(tmp_path: Path, repo: Path) -> None:
+    images = repo / "flux/bootstrap/infrastructure/image-automation/image-repositories.yaml"
+    images.write_text(images.read_text().replace("image: ghcr.io/acme/backend", "image: nginx"))
+    _set_marker_value(repo, f"index.docker.io/library/nginx:{OLD}")
+    run = run_action(tmp_path, inputs(**{"gitops-path": str(repo), "expected-tag": OLD}))
+    assert run.status == 0, run.log
+    assert run.outputs["synced"] == "true"
+
+
+def test_a_forged_marker_value_prints_no_workflow_command(tmp_path: Path, repo: Path) -> None:
+    """Defect 7 of issue 17: a GitOps value with a newline and '::warning' reached the log
+    as a line the runner turns into a real warning."""
+    path = repo / DEPLOY
+    text = path.read_text()
+    forged = '"ghcr.io/acme/backend:old\\n::warning title=Approved::forged ##[error]x"'
+    path.write_text(text.replace(f"ghcr.io/acme/backend:{OLD}", forged))
+    commit_all(repo, "forge")
+    run = run_action(tmp_path, inputs(**{"gitops-path": str(repo), "expected-tag": OLD}))
+    assert run.status == 1, run.log
+    assert "##[" not in run.log
+    commands = [ln for ln in run.log.splitlines() if ln.strip().startswith("::")]
+    assert commands and all(ln.startswith("::error") for ln in commands), commands
+    assert not any("title=Approved" in ln.split("::")[1] for ln in commands)

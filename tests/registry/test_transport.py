@@ -337,8 +337,11 @@ def test_unsupported_media_types_are_refused(scripted: Scripted, fake_time: Fake
         ),
     )
     client = make_client(scripted, fake_time)
-    with pytest.raises(RegistryError, match="unsupported manifest media type"):
+    with pytest.raises(RegistryError, match="unsupported manifest media type") as info:
         client.get_manifest("old")
+    # OCI artifacts with an image manifest ARE promoted: the refusal must not deny them
+    assert "non-image artifacts cannot be promoted" not in str(info.value)
+    assert "artifacts included" in str(info.value)
 
 
 def test_media_type_from_content_type_when_body_has_none(
@@ -594,8 +597,8 @@ class CutTokenServer(RawServer):
 
     TOKEN = "tok-0123456789abcdef"
 
-    def __init__(self, plan: list[str]) -> None:
-        self.plan, self.token_gets = list(plan), 0
+    def __init__(self, plan: list[str], realm: str = "") -> None:
+        self.plan, self.token_gets, self.realm = list(plan), 0, realm
         super().__init__()
 
     def respond(self, path: str, headers: dict[str, str], wfile: Any) -> None:
@@ -607,10 +610,16 @@ class CutTokenServer(RawServer):
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
             )
+            if step == "trickle":  # each byte well inside the attempt timeout
+                for i in range(len(body)):
+                    wfile.write(body[i : i + 1])
+                    wfile.flush()
+                    time.sleep(0.3)
+                return
             wfile.write(body if step == "ok" else body[: len(body) // 2])
             return
         if headers.get("authorization") != f"Bearer {self.TOKEN}":
-            realm = f"http://{self.host}/token"
+            realm = self.realm or f"http://{self.host}/token"
             wfile.write(
                 b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
                 + f'WWW-Authenticate: Bearer realm="{realm}",service="t"\r\n'.encode()
@@ -651,5 +660,39 @@ def test_a_token_body_cut_off_for_good_is_a_transient_error(fake_time: FakeTime)
         with pytest.raises(TransientError, match=r"body.*giving up"):
             client.get_manifest("v1")
         assert server.token_gets >= 3
+    finally:
+        server.close()
+
+
+def test_a_trickled_token_body_cannot_outlast_the_deadline() -> None:
+    """Issue 17: one deadline bounds token fetches too (real clock: the bytes arrive 0.3 s
+    apart, inside the 1 s attempt timeout, for about 9 s in all)."""
+    server = CutTokenServer(["trickle"])
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"), deadline=2.0, timeout=1.0
+        )
+        started = time.monotonic()
+        with pytest.raises(TransientError, match=r"deadline of 2s ran out while the body"):
+            client.get_manifest("v1")
+        assert time.monotonic() - started < 3.0
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("realm", ["http://[::1/token", "file:///etc/passwd", "http://h:99999/t"])
+def test_a_malformed_token_realm_is_a_registry_error_naming_the_header(
+    fake_time: FakeTime, realm: str
+) -> None:
+    server = CutTokenServer(["ok"], realm=realm)
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+        )
+        with pytest.raises(RegistryError, match="invalid token realm in its WWW-Authenticate"):
+            client.get_manifest("v1")
+        assert server.token_gets == 0
     finally:
         server.close()

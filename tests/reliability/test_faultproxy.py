@@ -24,7 +24,7 @@ def test_healthy_promotion_through_the_proxy_is_counted(
         "ping": 1,
         "manifest-get": 1,
         "tags": 2,
-        "manifest-head": 1,
+        "manifest-head": 3,
         "manifest-put": 2,
     }
     assert proxy.faults == {}

@@ -120,6 +120,8 @@ class Exchange:
     forwarded: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: bytes = b""
+    #: set by an ``after`` hook: send the body ``(n bytes, every s seconds)``
+    trickle: tuple[int, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -381,7 +383,13 @@ class FaultProxy:
                 self._reset(handler, exchange)
                 return
             if fault.kind == "hook" and fault.fn is not None:
+                # an after-hook may rewrite the answer: status, headers, body, pace
+                before = (exchange.status, dict(exchange.response_headers), resp_body)
                 fault.fn(exchange)
+                if (exchange.status, exchange.response_headers, exchange.response_body) != before:
+                    status = exchange.status or status
+                    resp_headers = list(exchange.response_headers.items())
+                    resp_body = exchange.response_body
 
         handler.send_response(status)
         for key, value in resp_headers:
@@ -392,7 +400,14 @@ class FaultProxy:
             handler.send_header("Content-Length", str(len(resp_body)))
         handler.end_headers()
         if method != "HEAD" and resp_body:
-            handler.wfile.write(resp_body)
+            if exchange.trickle is None:
+                handler.wfile.write(resp_body)
+            else:
+                size, every = exchange.trickle
+                for i in range(0, len(resp_body), size):
+                    handler.wfile.write(resp_body[i : i + size])
+                    handler.wfile.flush()
+                    time.sleep(every)
         handler.wfile.flush()
 
     def _forward(self, exchange: Exchange) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
