@@ -163,6 +163,8 @@ class RegistryClient:
     ``on_secret`` receives every password and token before it is used. ``deadline`` bounds
     all retrying of this client (seconds, from its first request), ``timeout`` one attempt.
     ``session``, ``sleep`` and ``clock`` are injectable for tests and fault proxies.
+    ``ca_file`` names a PEM bundle of CAs to trust for TLS (a registry behind a private CA)
+    instead of the system store.
     """
 
     def __init__(
@@ -178,6 +180,7 @@ class RegistryClient:
         clock: Callable[[], float] = time.monotonic,
         user_agent: str = f"promote/{__version__}",
         wallclock: Callable[[], float] = time.time,
+        ca_file: str | None = None,
     ) -> None:
         self._owns_session = session is None
         if session is None:
@@ -196,6 +199,7 @@ class RegistryClient:
             clock=clock,
             wallclock=wallclock,
             redact=self._redact,
+            ca_file=ca_file,
         )
         self.auth = Authenticator(repository, credentials, self.transport, on_secret)
         self._pinged = False

@@ -17,10 +17,15 @@ What it does for every request the registry client sends:
 3. **Redirects** are followed by hand (GET/HEAD only, at most ``MAX_REDIRECTS``): the
    ``authorize`` callback is asked for an ``Authorization`` value for *each hop's URL*, and
    returns one only for the registry's own origin, so a redirect to blob storage on another
-   host is anonymous. HTTPS -> HTTP downgrades are refused except to loopback. ``.netrc`` is
-   never consulted (``requests`` would otherwise add credentials by itself).
+   host is anonymous. HTTPS -> HTTP downgrades are refused, loopback included (a registry
+   spoken to over TLS never hands a client to plain HTTP). ``.netrc`` is never consulted
+   (``requests`` would otherwise add credentials by itself).
 4. **Counting**: every HTTP request sent (each hop, each attempt) is recorded in
    :class:`RequestStats` under its kind; repeated attempts are counted as ``"retry"``.
+   The counts are thread-safe: a copy (:mod:`promote.registry.copy`) sends from workers.
+5. **Streamed bodies**: ``send(..., retry=False)`` sends once and returns or raises the
+   first answer or fault: a body read from an iterator cannot be sent twice, so the caller
+   (the blob copy) retries the whole transfer instead.
 
 ``sleep``, ``clock`` (monotonic, for the deadline) and ``wallclock`` (for HTTP-date
 ``Retry-After``) are injectable so tests run without waiting.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -39,7 +45,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from promote.errors import RegistryError, TransientError
-from promote.reference import is_loopback_host
 
 if TYPE_CHECKING:
     import requests
@@ -81,10 +86,12 @@ class RequestStats:
 
     counts: Counter[str] = field(default_factory=Counter)
     records: list[RequestRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, kind: str, method: str, url: str, status: int | None) -> None:
-        self.counts[kind] += 1
-        self.records.append(RequestRecord(kind, method, url, status))
+        with self._lock:
+            self.counts[kind] += 1
+            self.records.append(RequestRecord(kind, method, url, status))
 
     def __getitem__(self, kind: str) -> int:
         return self.counts[kind]
@@ -211,8 +218,12 @@ class Transport:
         wallclock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         redact: Callable[[str], str] = lambda s: s,
+        ca_file: str | None = None,
     ) -> None:
         self.session = session
+        #: a PEM bundle to verify TLS with, passed on every request (so that neither the
+        #: system store nor ``REQUESTS_CA_BUNDLE`` replaces it); None: the defaults
+        self.ca_file = ca_file
         self.stats = stats
         self.deadline = deadline
         self.timeout = timeout
@@ -242,11 +253,17 @@ class Transport:
         *,
         kind: str,
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: bytes | Iterable[bytes] | None = None,
         authorize: Authorize | None = None,
         params: Mapping[str, str | list[str]] | None = None,
+        retry: bool = True,
     ) -> requests.Response:
-        """Send with retries; return the first non-retryable response (body streamed)."""
+        """Send with retries; return the first non-retryable response (body streamed).
+
+        ``retry=False``: one attempt only (a streamed ``data`` cannot be replayed); the
+        first response is returned whatever its status, a connection fault raised as
+        :class:`TransientError`.
+        """
         import requests
 
         if self._started is None:
@@ -280,7 +297,7 @@ class Transport:
                 last_exc: Exception | None = exc
                 status: int | None = None
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
+                if response.status_code not in RETRYABLE_STATUSES or not retry:
                     return response
                 status = response.status_code
                 retry_after = parse_retry_after(
@@ -294,7 +311,7 @@ class Transport:
             else:
                 wait = self.backoff(attempt)
             remaining = self.remaining()
-            if wait >= remaining:
+            if wait >= remaining or not retry:
                 elapsed = self.clock() - (self._started or 0.0)
                 asked = (
                     f"; the registry asked to retry after {retry_after:g}s"
@@ -336,7 +353,7 @@ class Transport:
         *,
         kind: str,
         headers: Mapping[str, str] | None,
-        data: bytes | None,
+        data: bytes | Iterable[bytes] | None,
         authorize: Authorize | None,
         params: Mapping[str, str | list[str]] | None,
     ) -> requests.Response:
@@ -347,6 +364,7 @@ class Transport:
             if credential:
                 sent["Authorization"] = credential
             timeout = min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+            extra: dict[str, str] = {"verify": self.ca_file} if self.ca_file else {}
             try:
                 response = self.session.request(
                     method,
@@ -358,6 +376,7 @@ class Transport:
                     allow_redirects=False,
                     stream=True,
                     auth=_NO_NETRC,
+                    **extra,  # type: ignore[arg-type]
                 )
             except Exception:
                 self.stats.add(kind, method, safe_url(current), None)
@@ -373,11 +392,7 @@ class Transport:
                     method=method,
                     url=safe_url(url),
                 )
-            if (
-                origin(current)[0] == "https"
-                and origin(target)[0] == "http"
-                and not is_loopback_host(urlsplit(target).netloc)
-            ):
+            if origin(current)[0] == "https" and origin(target)[0] == "http":
                 raise RegistryError(
                     f"{method} {safe_url(url)}: refusing a redirect from HTTPS to plain HTTP "
                     f"({safe_url(target)})",
