@@ -56,6 +56,13 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("labels", "`build-tags`: newline `key=value` OCI labels."),
     ("annotations", "`build-tags`: newline `key=value` OCI annotations."),
     ("json", "`build-tags`: JSON of the build-tags outputs."),
+    # across repositories and registries
+    ("source-image", "The repository the source was read from (`image` unless `source-image`)."),
+    (
+        "copy",
+        "JSON `{blobs-mounted, blobs-copied, blobs-skipped, bytes-copied, manifests-copied, "
+        "signatures-copied}` of the copy into `image` (all 0 within one repository).",
+    ),
 )
 
 OUTPUT_NAMES = frozenset(name for name, _ in OUTPUTS)

@@ -69,6 +69,18 @@ class Request:
     commit_sha: str = ""
     timestamp: int | None = None
     floating_tag: bool = True
+    #: where ``source_tag``/``source_digest`` live when not in ``repository`` (a copy)
+    source_repository: Repository | None = None
+
+    @property
+    def source(self) -> Repository:
+        """The repository the source is read from (``repository`` unless another)."""
+        return self.source_repository or self.repository
+
+    @property
+    def across(self) -> bool:
+        """True when the source is another repository (the image is copied first)."""
+        return self.source != self.repository
 
     @property
     def source_ref(self) -> str:
@@ -180,15 +192,21 @@ def observe(
     request: Request,
     *,
     log: Callable[[str], None] = lambda _m: None,
+    source: RegistryClient | None = None,
 ) -> Observed:
-    """Read the source once, list tags once, and look up the current target digest."""
+    """Read the source once, list tags once, and look up the current target digest.
+
+    ``source`` is the client of another repository holding the source (a copy); the
+    source manifest and its config are read there, everything else from ``client``.
+    """
     from promote.errors import DigestMismatchError, NotFoundError
 
+    reader = source or client
     try:
-        manifest = client.get_manifest(request.source_ref)
+        manifest = reader.get_manifest(request.source_ref)
     except NotFoundError as exc:
         raise InputError(
-            f"source {request.source_ref} not found in {request.repository}: {exc}",
+            f"source {request.source_ref} not found in {reader.repository}: {exc}",
             input_name="source-tag" if request.source_tag else "source-digest",
         ) from exc
     if request.source_digest and manifest.digest != request.source_digest:
@@ -205,7 +223,7 @@ def observe(
         annotations=manifest.annotations,
     )
     if found is None:
-        found = _short_sha_from_config(client, manifest)
+        found = _short_sha_from_config(reader, manifest)
     sha, origin = found
 
     tags = tuple(client.list_tags())

@@ -151,9 +151,9 @@ def _from_auths(auths: Mapping[str, Any], host: str, path: Path) -> Credentials 
                 ) from None
             if sep and user and password:
                 return Credentials(user, password)
-        user, password = entry.get("username"), entry.get("password")
-        if isinstance(user, str) and isinstance(password, str) and user and password:
-            return Credentials(user, password)
+        name, secret = entry.get("username"), entry.get("password")
+        if isinstance(name, str) and isinstance(secret, str) and name and secret:
+            return Credentials(name, secret)
         if entry.get("identitytoken") or entry.get("registrytoken"):
             raise AuthError(
                 f"the Docker config {path} holds an identity/registry token for {key}, which "
