@@ -218,17 +218,21 @@ def source_client(ctx: Context, request: Request, target: RegistryClient) -> Reg
         and source.registry == request.repository.registry
         and target.auth.credentials is not None
     ):
-        return registry_client(ctx, source, target.auth.credentials)
+        client = registry_client(ctx, source, target.auth.credentials)
+        client.auth.actions = "pull"
+        return client
     creds = resolve_credentials(ctx, source, prefix="source-")
     from promote.registry import RegistryClient
 
-    return RegistryClient(
+    client = RegistryClient(
         source,
         creds,
         on_secret=ctx.runner.add_secret,
         ca_file=ca_file(ctx),
         **client_limits(ctx.env),
     )
+    client.auth.actions = "pull"  # only read: a token service may refuse push (Docker Hub)
+    return client
 
 
 def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:

@@ -521,3 +521,81 @@ def test_a_corrupted_source_blob_is_refused_and_never_lands(
     assert "upload was aborted" in run.log
     assert dst.tags(repo_path) == []
     assert blob_status(dst, repo_path, seeded.layer_digests[0]) == 404
+
+
+# -- registry facts ---------------------------------------------------------------------------
+@pytest.mark.registry
+def test_a_201_without_location_is_a_success(
+    tmp_path: Path, registry: RegistryServer, repo_path: str
+) -> None:
+    seeder = registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = seeder.oci_image(src_repo, STAGING)
+
+    def drop_location(exchange: Any) -> None:
+        exchange.response_headers.pop("Location", None)
+
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(Fault.hook(drop_location, after=True), method="POST", path=r"mount=")
+        run = run_action(
+            tmp_path,
+            {
+                "image": f"{proxy.host}/{repo_path}",
+                "source-image": f"{proxy.host}/{src_repo}",
+                "source-tag": STAGING,
+            },
+        )
+        mounts = [e for e in proxy.requests("blob-upload") if "mount=" in e.path]
+    assert run.status == 0, run.log
+    assert mounts and all(e.status == 201 for e in mounts)
+    assert all("Location" not in e.response_headers for e in mounts)
+    assert copy_counts(run)["blobs-mounted"] == 2
+    assert_same_image(seeder, src_repo, seeder, repo_path, seeded.digest)
+
+
+@pytest.mark.registry
+def test_a_tag_immutable_target_names_floating_tag_false(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    src_repo = f"staging/{repo_path}"
+    registry.seeder().oci_image(src_repo, STAGING)
+    refusal = (
+        "TAG_INVALID",
+        "The image tag 'production' already exists in the repository and cannot be "
+        "overwritten because the repository is immutable.",
+    )
+    with FaultProxy(basic_registry.url) as proxy:
+        proxy.add(Fault.status(400, error=refusal), method="PUT", path=r"/manifests/production$")
+        run = run_action(
+            tmp_path,
+            {
+                "image": f"{proxy.host}/{repo_path}",
+                "source-image": f"{registry.host}/{src_repo}",
+                "source-tag": STAGING,
+                "username": basic_registry.username or "",
+                "password": basic_registry.password or "",
+            },
+        )
+    assert run.status == 5, run.log
+    assert len(run.errors) == 1
+    assert "floating-tag: false" in run.errors[0] and "immutable" in run.errors[0]
+
+
+@pytest.mark.registry
+def test_the_source_token_asks_pull_only(
+    tmp_path: Path,
+    source_registry: RegistryServer,
+    target_registry: RegistryServer,
+    repo_path: str,
+) -> None:
+    """Docker Hub and others refuse (or narrow) push on a repository one only reads."""
+    assert source_registry.token_service is not None
+    src_repo = f"staging/{repo_path}"
+    source_registry.seeder().oci_image(src_repo, STAGING)
+    before = len(source_registry.token_service.issued)
+    run = run_action(tmp_path, inputs_for(source_registry, target_registry, repo_path))
+    assert run.status == 0, run.log
+    issued = source_registry.token_service.issued[before:]
+    assert issued
+    assert all(f"repository:{src_repo}:pull" in t.scopes for t in issued)
+    assert not any("push" in s for t in issued for s in t.scopes)
