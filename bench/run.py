@@ -10,7 +10,9 @@ in front of it, makes sure a Docker engine answers (``scripts/start-dockerd.sh``
 3. tag listing at 10,000 and 100,000 tags (seeded by HTTP PUTs, timed);
 4. the Flux ImagePolicy model over the 100,000 tags;
 5. start-up of the entrypoint and the CLI;
-6. the action image: cold build time and size.
+6. the action image: cold build time and size;
+7. promotion across registries and repositories against ``skopeo copy --all
+   --preserve-digests`` (:mod:`bench.copying`).
 
 Writes ``bench/results/results.json``, ``bench/results/time_vs_size.png`` and
 ``BENCHMARKS.md`` (rendered from the JSON by :mod:`bench.report`; no number is typed in).
@@ -32,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import copying, report, scenarios, tools
 from bench import images as im
-from bench import report, scenarios, tools
 from bench.proxy import CountingProxy
 
 RESULTS = tools.ROOT / "bench" / "results"
@@ -174,6 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         log("6. action image (cold build)")
         results["image"] = scenarios.action_image(log=log)
+    log("7. across registries and repositories (promote vs skopeo copy --all)")
+    results["copy"] = copying.copy_benchmark(
+        log,
+        layer_payload=8 * copying.MiB if args.quick else copying.LAYER_PAYLOAD,
+        repeats=1 if args.quick else copying.REPEATS,
+    )
     results["load_after"] = list(os.getloadavg())
     results["duration_seconds"] = time.perf_counter() - started
     return results

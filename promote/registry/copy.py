@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ DEFAULT_PARALLELISM = 4
 MAX_PARALLELISM = 16
 #: Piece size of a streamed blob (read from the source, written to the target).
 CHUNK = 1024 * 1024
+#: Pieces read ahead of the upload, per blob (memory: ``parallelism`` x this x ``CHUNK``).
+READ_AHEAD = 4
 #: Whole-transfer attempts of one blob (each after a fault cut the previous one off).
 BLOB_ATTEMPTS = 3
 #: cosign's tag suffixes for a digest ``sha256:<hex>``: ``sha256-<hex><suffix>``.
@@ -498,9 +501,11 @@ def plan(
 class _HashingBody:
     """A blob body streamed from ``response`` with its sha256 and size checked on the way.
 
-    The last piece is held back until the whole body has been read and checked, so a wrong
-    body ends the upload short (the target never commits it). ``len()`` is the declared
-    size, sent as ``Content-Length``.
+    A reader thread receives and hashes the next pieces while the upload sends the previous
+    ones (at most ``READ_AHEAD`` pieces in between, so memory stays bounded). The last
+    piece is held back until the whole body has been read and checked, so a wrong body
+    ends the upload short (the target never commits it). ``len()`` is the declared size,
+    sent as ``Content-Length``.
     """
 
     def __init__(self, response: requests.Response, blob: Blob, where: str) -> None:
@@ -512,38 +517,73 @@ class _HashingBody:
     def __len__(self) -> int:
         return self.blob.size
 
-    def __iter__(self) -> Iterator[bytes]:
+    def _read(self, pieces: queue.Queue[object], stop: threading.Event) -> None:
+        """Reader thread: pieces, then the digest string (or the exception) at the end."""
         digest = hashlib.sha256()
         size = 0
-        held = b""
-        for piece in self.response.iter_content(CHUNK):
-            if not piece:
-                continue
-            size += len(piece)
-            if size > self.blob.size:
+
+        def put(item: object) -> bool:
+            while not stop.is_set():
+                try:
+                    pieces.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for piece in self.response.iter_content(CHUNK):
+                if not piece:
+                    continue
+                size += len(piece)
+                if size > self.blob.size:
+                    raise DigestMismatchError(
+                        f"GET {self.where}: the source sent more than the {self.blob.size} "
+                        f"bytes its manifest declares for {self.blob.digest}; the upload was "
+                        "aborted, nothing was written"
+                    )
+                digest.update(piece)
+                if not put(piece):
+                    return
+            got = "sha256:" + digest.hexdigest()
+            if size != self.blob.size or got != self.blob.digest:
                 raise DigestMismatchError(
-                    f"GET {self.where}: the source sent more than the {self.blob.size} bytes "
-                    f"its manifest declares for {self.blob.digest}; nothing was written"
+                    f"GET {self.where}: the source sent {size} bytes with sha256 {got}, not "
+                    f"the {self.blob.size} bytes of {self.blob.digest}; the upload was "
+                    "aborted, nothing was written"
                 )
-            digest.update(piece)
+            put(_Verified())
+        except BaseException as exc:  # handed to the sending side, raised there
+            put(exc)
+
+    def __iter__(self) -> Iterator[bytes]:
+        pieces: queue.Queue[object] = queue.Queue(maxsize=READ_AHEAD)
+        stop = threading.Event()
+        reader = threading.Thread(target=self._read, args=(pieces, stop), daemon=True)
+        reader.start()
+        held = b""
+        try:
+            while True:
+                item = pieces.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, _Verified):
+                    break
+                assert isinstance(item, bytes)
+                if held:
+                    self.sent += len(held)
+                    yield held
+                held = item
             if held:
                 self.sent += len(held)
                 yield held
-            held = piece
-        got = "sha256:" + digest.hexdigest()
-        if size != self.blob.size or got != self.blob.digest:
-            raise DigestMismatchError(
-                f"GET {self.where}: the source sent {size} bytes with sha256 {got}, not the "
-                f"{self.blob.size} bytes of {self.blob.digest}; the upload was aborted, "
-                "nothing was written"
-            )
-        if held:
-            self.sent += len(held)
-            yield held
+        finally:
+            stop.set()
+            reader.join(timeout=5)
 
 
-class _Aborted(Exception):
-    """The upload body raised (a digest mismatch): carry it past ``requests``."""
+class _Verified:
+    """End of a body whose size and sha256 were checked."""
 
 
 def _upload_location(response: requests.Response) -> str:
