@@ -65,6 +65,24 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def entry_reference_type(entry: dict[str, Any]) -> str:
+    """``vnd.docker.reference.type`` of an index entry (buildx attestations), else ``""``."""
+    annotations = entry.get("annotations") or {}
+    kind = annotations.get("vnd.docker.reference.type") if isinstance(annotations, dict) else ""
+    return str(kind) if kind == _ATTESTATION_REFERENCE_TYPE else ""
+
+
+def entry_platform(entry: dict[str, Any]) -> str | None:
+    """``os/arch[/variant]`` of an index entry; None without a ``platform``."""
+    platform = entry.get("platform")
+    if not isinstance(platform, dict):
+        return None
+    parts = [str(platform.get("os", "")), str(platform.get("architecture", ""))]
+    if platform.get("variant"):
+        parts.append(str(platform["variant"]))
+    return "/".join(parts)
+
+
 def _strip_params(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -121,21 +139,11 @@ class Manifest:
             return []
         result: list[str] = []
         for entry in self.parsed().get("manifests") or []:
-            if not isinstance(entry, dict):
+            if not isinstance(entry, dict) or entry_reference_type(entry):
                 continue
-            annotations = entry.get("annotations") or {}
-            if (
-                isinstance(annotations, dict)
-                and annotations.get("vnd.docker.reference.type") == _ATTESTATION_REFERENCE_TYPE
-            ):
-                continue
-            platform = entry.get("platform")
-            if not isinstance(platform, dict):
-                continue
-            parts = [str(platform.get("os", "")), str(platform.get("architecture", ""))]
-            if platform.get("variant"):
-                parts.append(str(platform["variant"]))
-            result.append("/".join(parts))
+            platform = entry_platform(entry)
+            if platform is not None:
+                result.append(platform)
         return result
 
     @property

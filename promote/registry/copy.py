@@ -49,7 +49,7 @@ from urllib.parse import urljoin
 from promote.errors import DigestMismatchError, PromoteError, RegistryError, TransientError
 from promote.reference import DIGEST_RE
 from promote.registry import mediatypes
-from promote.registry.client import Manifest
+from promote.registry.client import Manifest, entry_platform, entry_reference_type
 from promote.registry.transport import RETRYABLE_STATUSES, error_details, safe_url
 
 if TYPE_CHECKING:
@@ -259,17 +259,8 @@ def _descriptor_blobs(doc: Mapping[str, Any], what: str) -> tuple[Blob, ...]:
     return tuple(blobs)
 
 
-def _platform(entry: Mapping[str, Any]) -> str:
-    platform = entry.get("platform")
-    annotations = entry.get("annotations")
-    if isinstance(annotations, dict) and annotations.get("vnd.docker.reference.type"):
-        return str(annotations["vnd.docker.reference.type"])
-    if not isinstance(platform, dict):
-        return "child"
-    parts = [str(platform.get("os", "")), str(platform.get("architecture", ""))]
-    if platform.get("variant"):
-        parts.append(str(platform["variant"]))
-    return "/".join(parts)
+def _platform(entry: dict[str, Any]) -> str:
+    return entry_reference_type(entry) or entry_platform(entry) or "child"
 
 
 def _node(

@@ -69,6 +69,17 @@ def inputs_for(
     return raw
 
 
+def raw_inputs(
+    image: str, source: str, login: RegistryServer | None = None, **more: str
+) -> dict[str, str]:
+    """Inputs promoting ``STAGING`` from ``source`` into ``image`` (``login``: the target's
+    credentials)."""
+    raw = {"image": image, "source-image": source, "source-tag": STAGING, **more}
+    if login is not None and login.username:
+        raw |= {"username": login.username, "password": login.password or ""}
+    return raw
+
+
 def nodes(seeded: Seeded) -> list[Seeded]:
     return [seeded, *seeded.children]
 
@@ -353,13 +364,9 @@ def test_same_registry_mounts_every_blob_and_uploads_nothing(
     with FaultProxy(token_registry.url) as proxy:
         run = run_action(
             tmp_path,
-            {
-                "image": f"{proxy.host}/{repo_path}",
-                "source-image": f"{proxy.host}/{src_repo}",
-                "source-tag": STAGING,
-                "username": token_registry.username or "",
-                "password": token_registry.password or "",
-            },
+            raw_inputs(
+                f"{proxy.host}/{repo_path}", f"{proxy.host}/{src_repo}", login=token_registry
+            ),
         )
         uploads = proxy.requests("blob-upload")
     assert run.status == 0, run.log
@@ -391,11 +398,7 @@ def test_a_registry_ignoring_mount_gets_a_streamed_copy(
         proxy.add(Fault.hook(ignore_mount), method="POST", path=r"mount=")
         run = run_action(
             tmp_path,
-            {
-                "image": f"{proxy.host}/{repo_path}",
-                "source-image": f"{proxy.host}/{src_repo}",
-                "source-tag": STAGING,
-            },
+            raw_inputs(f"{proxy.host}/{repo_path}", f"{proxy.host}/{src_repo}"),
         )
     assert run.status == 0, run.log
     counts = copy_counts(run)
@@ -413,11 +416,7 @@ def test_same_repository_stays_a_retag_with_nothing_copied(
     with FaultProxy(registry.url) as proxy:
         run = run_action(
             tmp_path,
-            {
-                "image": f"{proxy.host}/{repo_path}",
-                "source-image": f"{proxy.host}/{repo_path}",
-                "source-tag": STAGING,
-            },
+            raw_inputs(f"{proxy.host}/{repo_path}", f"{proxy.host}/{repo_path}"),
         )
         kinds = set(proxy.counts)
     assert run.status == 0, run.log
@@ -437,14 +436,12 @@ def test_a_reset_blob_upload_leaves_no_tag_and_the_rerun_uploads_only_what_is_mi
     victim = seeded.children[1].layer_digests[0].split(":")[1]
     with FaultProxy(basic_registry.url) as proxy:
         proxy.add(Fault.reset(), method="PUT", path=rf"digest=sha256%3A{victim}", always=True)
-        raw = {
-            "image": f"{proxy.host}/{repo_path}",
-            "source-image": f"{registry.host}/{src_repo}",
-            "source-tag": STAGING,
-            "username": basic_registry.username or "",
-            "password": basic_registry.password or "",
-            "copy-parallelism": "1",
-        }
+        raw = raw_inputs(
+            f"{proxy.host}/{repo_path}",
+            f"{registry.host}/{src_repo}",
+            login=basic_registry,
+            **{"copy-parallelism": "1"},
+        )
         env = {"PROMOTE_REGISTRY_DEADLINE": "6"}
         run = run_action(tmp_path, raw, env)
         assert run.status != 0, run.log
@@ -477,13 +474,9 @@ def test_a_lasting_503_on_manifest_put_leaves_no_tag_and_the_rerun_completes(
     seeded = src.oci_index(src_repo, STAGING)
     with FaultProxy(basic_registry.url) as proxy:
         proxy.add(Fault.status(503), method="PUT", path=r"/manifests/", always=True)
-        raw = {
-            "image": f"{proxy.host}/{repo_path}",
-            "source-image": f"{registry.host}/{src_repo}",
-            "source-tag": STAGING,
-            "username": basic_registry.username or "",
-            "password": basic_registry.password or "",
-        }
+        raw = raw_inputs(
+            f"{proxy.host}/{repo_path}", f"{registry.host}/{src_repo}", login=basic_registry
+        )
         env = {"PROMOTE_REGISTRY_DEADLINE": "3"}
         run = run_action(tmp_path, raw, env)
         assert run.status != 0, run.log
@@ -539,11 +532,7 @@ def test_a_201_without_location_is_a_success(
         proxy.add(Fault.hook(drop_location, after=True), method="POST", path=r"mount=")
         run = run_action(
             tmp_path,
-            {
-                "image": f"{proxy.host}/{repo_path}",
-                "source-image": f"{proxy.host}/{src_repo}",
-                "source-tag": STAGING,
-            },
+            raw_inputs(f"{proxy.host}/{repo_path}", f"{proxy.host}/{src_repo}"),
         )
         mounts = [e for e in proxy.requests("blob-upload") if "mount=" in e.path]
     assert run.status == 0, run.log
@@ -568,13 +557,9 @@ def test_a_tag_immutable_target_names_floating_tag_false(
         proxy.add(Fault.status(400, error=refusal), method="PUT", path=r"/manifests/production$")
         run = run_action(
             tmp_path,
-            {
-                "image": f"{proxy.host}/{repo_path}",
-                "source-image": f"{registry.host}/{src_repo}",
-                "source-tag": STAGING,
-                "username": basic_registry.username or "",
-                "password": basic_registry.password or "",
-            },
+            raw_inputs(
+                f"{proxy.host}/{repo_path}", f"{registry.host}/{src_repo}", login=basic_registry
+            ),
         )
     assert run.status == 5, run.log
     assert len(run.errors) == 1
