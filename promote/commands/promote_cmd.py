@@ -441,6 +441,8 @@ def copy_image(
             ) from exc
         raise type(exc)(message) from exc
     ctx.runner.log("copied: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    # the tag writes get a retry budget of their own, however long the copy took
+    target.transport.restart_deadline()
     return copy_plan, dict(result.counts)
 
 

@@ -250,8 +250,12 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
         params: dict[str, str | list[str]] | None = None,
+        timeout: float | None = None,
     ) -> requests.Response:
-        """Ping if needed, send with auth; one new token and one retry on a 401 challenge."""
+        """Ping if needed, send with auth; one new token and one retry on a 401 challenge.
+
+        ``timeout`` fixes the per-attempt timeout (see :meth:`Transport.send`).
+        """
         self.ping()
         response = self.transport.send(
             method,
@@ -261,6 +265,7 @@ class RegistryClient:
             data=data,
             params=params,
             authorize=self.auth.header_for,
+            timeout=timeout,
         )
         if response.status_code == 401 and self.auth.refresh(response):
             response.close()
@@ -272,6 +277,7 @@ class RegistryClient:
                 data=data,
                 params=params,
                 authorize=self.auth.header_for,
+                timeout=timeout,
             )
         return response
 

@@ -619,6 +619,7 @@ class Copier:
         response = self.target._send(
             "POST",
             url,
+            timeout=self.target.transport.timeout,
             kind="blob-upload",
             params=params or None,
             headers={"Content-Length": "0"},
@@ -634,7 +635,9 @@ class Copier:
     def _stream(self, blob: Blob, location: str) -> None:
         """GET the blob from the source and PUT it to ``location`` while hashing it."""
         url = self.source._url("blobs", blob.digest)
-        response = self.source._send("GET", url, kind="blob")
+        # a transfer is not cut short by the retry deadline: each socket wait gets the
+        # client's full per-attempt timeout however long the whole copy has taken
+        response = self.source._send("GET", url, kind="blob", timeout=self.source.transport.timeout)
         if response.status_code != 200:
             self.source._raise_for(response, "GET")
         declared = response.headers.get("Content-Length", "")
@@ -662,6 +665,7 @@ class Copier:
                 params={"digest": blob.digest},
                 authorize=self.target.auth.header_for,
                 retry=False,
+                timeout=self.target.transport.timeout,
             )
         finally:
             response.close()

@@ -241,6 +241,10 @@ class Transport:
             return self.deadline
         return self._started + self.deadline - self.clock()
 
+    def restart_deadline(self) -> None:
+        """Start a new deadline at the next request (a new phase: the tags after a copy)."""
+        self._started = None
+
     def backoff(self, attempt: int) -> float:
         """Wait before attempt ``attempt + 1`` (attempt counts from 1), with jitter."""
         base = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
@@ -257,12 +261,14 @@ class Transport:
         authorize: Authorize | None = None,
         params: Mapping[str, str | list[str]] | None = None,
         retry: bool = True,
+        timeout: float | None = None,
     ) -> requests.Response:
         """Send with retries; return the first non-retryable response (body streamed).
 
         ``retry=False``: one attempt only (a streamed ``data`` cannot be replayed); the
         first response is returned whatever its status, a connection fault raised as
-        :class:`TransientError`.
+        :class:`TransientError`. ``timeout``: the per-attempt timeout as given, not cut to
+        what remains of the deadline (a blob transfer may outlast the retry budget).
         """
         import requests
 
@@ -281,6 +287,7 @@ class Transport:
                     data=data,
                     authorize=authorize,
                     params=params,
+                    timeout=timeout,
                 )
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
@@ -356,14 +363,20 @@ class Transport:
         data: bytes | Iterable[bytes] | None,
         authorize: Authorize | None,
         params: Mapping[str, str | list[str]] | None,
+        timeout: float | None = None,
     ) -> requests.Response:
         current = url
+        fixed_timeout = timeout
         for _hop in range(MAX_REDIRECTS + 1):
             sent = {"User-Agent": self.user_agent, **(headers or {})}
             credential = authorize(current) if authorize else None
             if credential:
                 sent["Authorization"] = credential
-            timeout = min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+            timeout = (
+                fixed_timeout
+                if fixed_timeout is not None
+                else min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+            )
             extra: dict[str, str] = {"verify": self.ca_file} if self.ca_file else {}
             try:
                 response = self.session.request(

@@ -299,3 +299,41 @@ def test_an_https_to_http_redirect_is_refused(tmp_path: Path, repo_path: str) ->
         source.stop()
         target.stop()
         store.close()
+
+
+class RecordingSession:
+    """A stand-in session that answers 200 and keeps each request's timeout."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        import requests
+
+        self.timeouts.append(kwargs["timeout"])
+        response = requests.Response()
+        response.status_code, response.url, response._content = 200, url, b""
+        return response
+
+
+def test_a_transfer_timeout_is_not_cut_by_the_deadline_and_a_phase_restarts_it() -> None:
+    from promote.registry.transport import MIN_ATTEMPT_TIMEOUT, RequestStats, Transport
+
+    now = [0.0]
+    session = RecordingSession()
+    transport = Transport(
+        session,  # type: ignore[arg-type]
+        stats=RequestStats(),
+        deadline=10.0,
+        timeout=30.0,
+        user_agent="t",
+        clock=lambda: now[0],
+    )
+    url = "http://127.0.0.1:9/v2/x/blobs/sha256:" + "0" * 64
+    transport.send("GET", url, kind="blob")
+    now[0] = 50.0  # the retry budget is spent
+    transport.send("GET", url, kind="blob")
+    transport.send("GET", url, kind="blob", timeout=30.0)  # a blob transfer
+    transport.restart_deadline()  # the tag writes after the copy
+    transport.send("GET", url, kind="manifest-get")
+    assert session.timeouts == [10.0, MIN_ATTEMPT_TIMEOUT, 30.0, 10.0]
