@@ -97,6 +97,9 @@ class CountingProxy:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.log: list[Seen] = []
+        #: body bytes by kind: sent by clients (``uploaded``) and by the registry
+        self.uploaded: Counter[str] = Counter()
+        self.downloaded: Counter[str] = Counter()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -133,6 +136,8 @@ class CountingProxy:
         with self.lock:
             self.counts.clear()
             self.log.clear()
+            self.uploaded.clear()
+            self.downloaded.clear()
 
     def snapshot(self) -> dict[str, int]:
         with self.lock:
@@ -196,6 +201,8 @@ class CountingProxy:
             conn.endheaders()
             if body is not None:
                 for piece in body:
+                    with self.lock:
+                        self.uploaded[kind] += len(piece)
                     if chunked:
                         conn.send(f"{len(piece):X}\r\n".encode() + piece + b"\r\n")
                     else:
@@ -226,6 +233,8 @@ class CountingProxy:
                 handler.send_header("Content-Length", length)
                 handler.end_headers()
                 while piece := response.read(PIECE):
+                    with self.lock:
+                        self.downloaded[kind] += len(piece)
                     handler.wfile.write(piece)
             else:
                 data = response.read()

@@ -105,6 +105,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     out.extend(startup_targets(results))
+    out.extend(copy_targets(results))
     return out
 
 
@@ -727,6 +728,7 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
     section = records.render(results, _table)
     if section:
         add(section)
+    parts.extend(copy_section(results))
     return "\n".join(parts)
 
 
@@ -822,3 +824,97 @@ def write(results: dict[str, Any], results_dir: Path, markdown: Path) -> None:
         plot(results, plot_path)
     rel = plot_path.relative_to(markdown.parent).as_posix()
     markdown.write_text(render(results, rel))
+
+
+# -- 7. across registries (issue 13) ---------------------------------------------------------------
+def _mib(n: float) -> str:
+    return f"{n / (1024 * 1024):,.1f} MiB"
+
+
+def copy_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """promote's registry-to-registry wall time no more than skopeo's (median)."""
+    rows = {(r["scenario"], r["tool"]): r for r in (results.get("copy") or {}).get("rows", [])}
+    mine, theirs = (
+        rows.get(("registry-to-registry", "promote")),
+        rows.get(("registry-to-registry", "skopeo")),
+    )
+    if not mine or not theirs:
+        return []
+    same = rows.get(("same-registry", "promote"))
+    out = [
+        {
+            "target": "registry to registry: promote's wall time no more than skopeo copy --all's",
+            "measured": f"{_s(mine['median'])} vs {_s(theirs['median'])}",
+            "met": mine["median"] <= theirs["median"],
+        }
+    ]
+    if same:
+        out.append(
+            {
+                "target": "same registry, other repository: 0 blob bytes uploaded by promote",
+                "measured": _mib(same["uploaded"]),
+                "met": same["uploaded"] == 0,
+            }
+        )
+    return out
+
+
+def copy_section(results: dict[str, Any]) -> list[str]:
+    copy = results.get("copy")
+    if not copy:
+        return []
+    parts = ["## 9. Across registries and repositories\n"]
+    parts.append(
+        f"A {copy['platforms']}-platform OCI index with {_mib(copy['layer_bytes'])} of layers, "
+        "promoted with `source-image` (`promote promote --image B/... --source-image A/...`, "
+        "the CLI: immutable and floating tag written) and copied by `skopeo copy --all "
+        "--preserve-digests` (one tag), into a fresh repository each run; registry to "
+        "registry uses a fresh target registry each run, so neither tool can mount from an "
+        "earlier run. Both registries are behind counting proxies; *requests* counts both, "
+        "*downloaded* is blob bytes read from the source, *uploaded* blob bytes sent to the "
+        f"target. Medians of {copy['repeats']} runs; wall time includes each tool's start-up.\n"
+    )
+    parts.append(
+        _table(
+            [
+                "scenario",
+                "tool",
+                "wall time",
+                "runs",
+                "requests",
+                "downloaded",
+                "uploaded",
+                "digest kept",
+            ],
+            [
+                [
+                    r["scenario"],
+                    r["tool"],
+                    _s(r["median"]),
+                    ", ".join(_s(x) for x in r["runs"]),
+                    f"{r['requests']:g}",
+                    _mib(r["downloaded"]),
+                    _mib(r["uploaded"]),
+                    "yes" if r["digest_kept"] else "**no**",
+                ]
+                for r in copy["rows"]
+            ],
+            "llrlrrrl",
+        )
+    )
+    parts.append("\nRequests by kind (last run of each):\n")
+    parts.append(
+        _table(
+            ["scenario", "tool", "requests by kind"],
+            [
+                [
+                    r["scenario"],
+                    r["tool"],
+                    ", ".join(f"{k} {v}" for k, v in r["by_kind"].items()),
+                ]
+                for r in copy["rows"]
+            ],
+        )
+    )
+    parts.append("")
+    return parts

@@ -15,6 +15,8 @@ in front of it, makes sure a Docker engine answers (``scripts/start-dockerd.sh``
    ``image: Dockerfile`` built in the job.
 8. the promotion record's requests (with and without ``record``) and ``trace``'s, on
    1,000 tags (:mod:`bench.records`; measured right after step 1).
+9. promotion across registries and repositories against ``skopeo copy --all
+   --preserve-digests`` (:mod:`bench.copying`).
 
 Writes ``bench/results/results.json``, ``bench/results/time_vs_size.png`` and
 ``BENCHMARKS.md`` (rendered from the JSON by :mod:`bench.report`; no number is typed in).
@@ -36,8 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import copying, report, scenarios, tools
 from bench import images as im
-from bench import report, scenarios, tools
 from bench.proxy import CountingProxy
 
 RESULTS = tools.ROOT / "bench" / "results"
@@ -192,6 +194,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         log("7. action start-up in act: prebuilt image by digest against image: Dockerfile")
         results["action_startup"] = scenarios.action_startup(log=log)
+    log("9. across registries and repositories (promote vs skopeo copy --all)")
+    results["copy"] = copying.copy_benchmark(
+        log,
+        layer_payload=8 * copying.MiB if args.quick else copying.LAYER_PAYLOAD,
+        repeats=1 if args.quick else copying.REPEATS,
+    )
     results["load_after"] = list(os.getloadavg())
     results["duration_seconds"] = time.perf_counter() - started
     return results

@@ -245,6 +245,48 @@ INPUTS: tuple[InputSpec, ...] = (
         "tag, i.e. what is deployed now).",
         commands=("trace",),
     ),
+    # --- across repositories and registries (issue 13) -------------------------------------
+    InputSpec(
+        "source-image",
+        "Repository holding `source-tag`/`source-digest` (default: `image`). Another "
+        "repository or registry: every blob is mounted or copied and every manifest copied "
+        "byte for byte into `image` before any tag is written there.",
+        commands=("promote",),
+    ),
+    InputSpec(
+        "source-username",
+        "User name for `source-image` (default: `username` on the same registry host, else "
+        "the Docker config; for ghcr.io `GITHUB_ACTOR`).",
+        commands=("promote",),
+    ),
+    InputSpec(
+        "source-password",
+        "Password or token for `source-image` (default: `password` on the same registry "
+        "host, else the Docker config; for ghcr.io `github-token`).",
+        kind="secret",
+        commands=("promote",),
+    ),
+    InputSpec(
+        "copy-signatures",
+        "Also copy cosign `.sig`/`.att`/`.sbom` tags and OCI referrers of the digest and of "
+        "each child (`true`/`false`).",
+        "true",
+        kind="bool",
+        commands=("promote",),
+    ),
+    InputSpec(
+        "copy-parallelism",
+        "Blobs copied at once across repositories (1-16).",
+        "4",
+        kind="int",
+        commands=("promote",),
+    ),
+    InputSpec(
+        "ca-file",
+        "PEM bundle of CA certificates (a path in the workspace) to trust for the registries' "
+        "TLS, e.g. a private CA; loopback registries are then spoken to over HTTPS too.",
+        commands=("promote", "rollback"),
+    ),
 )
 
 INPUT_NAMES: frozenset[str] = frozenset(spec.name for spec in INPUTS)

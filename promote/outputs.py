@@ -80,6 +80,13 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
         "File under `RUNNER_TEMP` holding the predicate JSON (for `actions/attest`).",
     ),
     ("lineage", "`trace`: JSON lineage of the traced digest (see docs/rollback.md)."),
+    # across repositories and registries
+    ("source-image", "The repository the source was read from (`image` unless `source-image`)."),
+    (
+        "copy",
+        "JSON `{blobs-mounted, blobs-copied, blobs-skipped, bytes-copied, manifests-copied, "
+        "signatures-copied}` of the copy into `image` (all 0 within one repository).",
+    ),
 )
 
 OUTPUT_NAMES = frozenset(name for name, _ in OUTPUTS)

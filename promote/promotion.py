@@ -73,6 +73,18 @@ class Request:
     commit_sha: str = ""
     timestamp: int | None = None
     floating_tag: bool = True
+    #: where ``source_tag``/``source_digest`` live when not in ``repository`` (a copy)
+    source_repository: Repository | None = None
+
+    @property
+    def source(self) -> Repository:
+        """The repository the source is read from (``repository`` unless another)."""
+        return self.source_repository or self.repository
+
+    @property
+    def across(self) -> bool:
+        """True when the source is another repository (the image is copied first)."""
+        return self.source != self.repository
 
     @property
     def source_ref(self) -> str:
@@ -190,20 +202,24 @@ def observe(
     log: Callable[[str], None] = lambda _m: None,
     now: float | None = None,
     policy: Selector | None = None,
+    source: RegistryClient | None = None,
 ) -> Observed:
     """Read the source once, list tags once, and look up the current target digest.
 
     With ``now``, a tag Flux would keep selecting although it can never be outranked (a
-    future or millisecond timestamp) is refused (:func:`release_history`).
+    future or millisecond timestamp) is refused (:func:`release_history`). ``source`` is
+    the client of another repository holding the source (a copy); the source manifest and
+    its config are read there, everything else from ``client``.
     """
     from promote.errors import DigestMismatchError, NotFoundError
 
+    reader = source or client
     try:
-        manifest = client.get_manifest(request.source_ref)
+        manifest = reader.get_manifest(request.source_ref)
     except NotFoundError as exc:
         # the registry's answer, after a network call: exit 1, not a bad input (exit 2)
         raise NotFoundError(
-            f"source {request.source_ref} not found in {request.repository}: {exc}; nothing "
+            f"source {request.source_ref} not found in {reader.repository}: {exc}; nothing "
             "was written",
             status=exc.status,
             method=exc.method,
@@ -225,7 +241,7 @@ def observe(
     )
     if found is None:
         found = _short_sha_from_config(
-            client, manifest, source_tag=request.source_tag, source_env=request.source_env
+            reader, manifest, source_tag=request.source_tag, source_env=request.source_env
         )
     sha, origin = found
 

@@ -25,6 +25,8 @@ Docker Hub defaulting (the only defaulting done): no host, ``index.docker.io`` a
 
 Transport: plain HTTP is used only for loopback hosts (``localhost``, ``127.0.0.0/8``,
 ``[::1]``, any port); everything else is HTTPS. There is no "insecure registry" switch.
+A loopback registry served over TLS (a private CA, the ``ca-file`` input) is a
+:class:`Repository` with ``tls=True``: HTTPS then, like any other host.
 
 Refused with :class:`~promote.errors.ReferenceError_` and one clear message: credentials
 (``user:pass@host/...``), a URL scheme, whitespace, non-ASCII, upper case in the path,
@@ -144,6 +146,8 @@ class Repository:
 
     registry: str
     path: str
+    #: HTTPS even for a loopback host (set when a ``ca-file`` names the registry's CA)
+    tls: bool = False
 
     @property
     def name(self) -> str:
@@ -157,8 +161,8 @@ class Repository:
 
     @property
     def scheme(self) -> str:
-        """``http`` only for loopback registries, ``https`` for everything else."""
-        return "http" if is_loopback_host(self.registry) else "https"
+        """``http`` only for loopback registries (unless ``tls``), ``https`` otherwise."""
+        return "http" if is_loopback_host(self.registry) and not self.tls else "https"
 
     @property
     def base_url(self) -> str:

@@ -76,3 +76,20 @@ def test_record_and_trace_scenario_within_the_issue_16_budget(registry: Registry
     assert trace["heads"] == trace["distinct_heads"]
     assert trace["record"] and trace["record_requests"] == records.TRACE_RECORD_TARGET
     assert all(t["met"] for t in records.targets({"records": result}))
+
+
+def test_copy_benchmark_runs_and_reports() -> None:
+    """Section 7 (``bench.copying``) end to end with a small index: both tools keep the
+    digest, promote uploads nothing on the same registry, the report renders the rows."""
+    from bench import copying, report
+
+    result = copying.copy_benchmark(lambda _m: None, layer_payload=256 * 1024, repeats=1)
+    rows = {(r["scenario"], r["tool"]): r for r in result["rows"]}
+    assert set(rows) == {(s, t) for s in copying.SCENARIOS for t in copying.COPY_TOOLS}
+    assert all(r["digest_kept"] for r in rows.values())
+    assert rows[("same-registry", "promote")]["uploaded"] == 0
+    assert rows[("registry-to-registry", "promote")]["uploaded"] >= result["layer_bytes"]
+    assert rows[("registry-to-registry", "skopeo")]["uploaded"] >= result["layer_bytes"]
+    text = "\n".join(report.copy_section({"copy": result}))
+    assert "## 9. Across registries and repositories" in text
+    assert len(report.copy_targets({"copy": result})) == 2

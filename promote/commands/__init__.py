@@ -81,7 +81,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
     """
     from promote.errors import PromoteError
 
-    for name in ("password", "github-token"):
+    for name in ("password", "github-token", "source-password"):
         runner.add_secret(raw.get(name, "").strip())
     try:
         inputs = Inputs(raw)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from promote.github import PromotionRecords
     from promote.promotion import Plan, Request, Selector
     from promote.reference import Repository
-    from promote.registry import Manifest, RegistryClient
+    from promote.registry import Credentials, Manifest, RegistryClient
+    from promote.registry.copy import CopyPlan
 
 
 def required_image(ctx: Context) -> Repository:
@@ -32,7 +33,7 @@ def required_image(ctx: Context) -> Repository:
         raise InputError(
             "input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image"
         )
-    return parse_repository(ctx.inputs.str("image"))
+    return with_tls(ctx, parse_repository(ctx.inputs.str("image")))
 
 
 def parse_request(ctx: Context) -> Request:
@@ -42,6 +43,7 @@ def parse_request(ctx: Context) -> Request:
 
     inputs = ctx.inputs
     repository = required_image(ctx)
+    source_repository = source_image(ctx, repository)
     source_env = naming.validate_env(inputs.str("source-env"), input_name="source-env")
     target_env = naming.validate_target_env(inputs.str("target-env"), input_name="target-env")
     if source_env == target_env:
@@ -86,7 +88,49 @@ def parse_request(ctx: Context) -> Request:
         commit_sha=commit_sha,
         timestamp=timestamp,
         floating_tag=inputs.bool("floating-tag"),
+        source_repository=source_repository,
     )
+
+
+def ca_file(ctx: Context) -> str | None:
+    """The ``ca-file`` input: a readable PEM bundle (relative: to the workspace), or None."""
+    from pathlib import Path
+
+    if not ctx.inputs.given("ca-file"):
+        return None
+    path = Path(ctx.inputs.str("ca-file"))
+    if not path.is_absolute() and ctx.env.get("GITHUB_WORKSPACE"):
+        path = Path(ctx.env["GITHUB_WORKSPACE"]) / path
+    try:
+        text = path.read_bytes()[: 4 * 1024 * 1024]
+    except OSError as exc:
+        raise InputError(
+            f"ca-file {str(path)[:200]!r} cannot be read: {exc.strerror}", input_name="ca-file"
+        ) from None
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        raise InputError(
+            f"ca-file {str(path)[:200]!r} holds no PEM certificate", input_name="ca-file"
+        )
+    return str(path)
+
+
+def with_tls(ctx: Context, repository: Repository) -> Repository:
+    """With ``ca-file``, a loopback registry is spoken to over HTTPS too."""
+    import dataclasses
+
+    if ctx.inputs.given("ca-file"):
+        return dataclasses.replace(repository, tls=True)
+    return repository
+
+
+def source_image(ctx: Context, repository: Repository) -> Repository | None:
+    """The ``source-image`` input (None: the source is ``image`` itself)."""
+    from promote.reference import parse_repository
+
+    if not ctx.inputs.given("source-image"):
+        return None
+    source = with_tls(ctx, parse_repository(ctx.inputs.str("source-image")))
+    return None if source == repository else source
 
 
 #: Environment knobs (seconds) for the registry client: the overall retry deadline and the
@@ -125,23 +169,72 @@ def client_limits(env: Mapping[str, str]) -> ClientLimits:
     return limits
 
 
-def registry_client(ctx: Context, repository: Repository) -> RegistryClient:
-    """A registry client with the inputs' credentials; every secret is masked first."""
-    from promote.registry import RegistryClient, credentials_for
+def resolve_credentials(ctx: Context, repository: Repository, *, prefix: str) -> Credentials | None:
+    """Credentials for ``repository``: the ``<prefix>username``/``<prefix>password`` inputs,
+    else the Docker config, else the ghcr.io default (``github-token``); every secret is
+    masked before use."""
+    from promote.registry import credentials_for, dockerconfig
 
     inputs = ctx.inputs
-    creds = credentials_for(
-        repository,
-        username=inputs.str("username"),
-        password=inputs.secret("password"),
-        github_token=inputs.secret("github-token"),
-        env=ctx.env,
-    )
+    username, password = inputs.str(f"{prefix}username"), inputs.secret(f"{prefix}password")
+    creds = None
+    if not (username or password):
+        creds = dockerconfig.credentials(repository.registry, ctx.env)
+    if creds is None:
+        creds = credentials_for(
+            repository,
+            username=username,
+            password=password,
+            github_token=inputs.secret("github-token"),
+            env=ctx.env,
+        )
     if creds is not None:
         ctx.runner.add_secret(creds.password)
+    return creds
+
+
+def registry_client(
+    ctx: Context, repository: Repository, credentials: Credentials | None = None
+) -> RegistryClient:
+    """A registry client with the inputs' credentials; every secret is masked first."""
+    from promote.registry import RegistryClient
+
+    creds = credentials or resolve_credentials(ctx, repository, prefix="")
     return RegistryClient(
-        repository, creds, on_secret=ctx.runner.add_secret, **client_limits(ctx.env)
+        repository,
+        creds,
+        on_secret=ctx.runner.add_secret,
+        ca_file=ca_file(ctx),
+        **client_limits(ctx.env),
     )
+
+
+def source_client(ctx: Context, request: Request, target: RegistryClient) -> RegistryClient:
+    """The client of ``source-image``: its own inputs, else the target's credentials on the
+    same registry host, else the Docker config / ghcr.io default for its host."""
+    source = request.source
+    inputs = ctx.inputs
+    if (
+        not inputs.given("source-username")
+        and not inputs.given("source-password")
+        and source.registry == request.repository.registry
+        and target.auth.credentials is not None
+    ):
+        client = registry_client(ctx, source, target.auth.credentials)
+        client.auth.actions = "pull"
+        return client
+    creds = resolve_credentials(ctx, source, prefix="source-")
+    from promote.registry import RegistryClient
+
+    client = RegistryClient(
+        source,
+        creds,
+        on_secret=ctx.runner.add_secret,
+        ca_file=ca_file(ctx),
+        **client_limits(ctx.env),
+    )
+    client.auth.actions = "pull"  # only read: a token service may refuse push (Docker Hub)
+    return client
 
 
 def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
@@ -274,17 +367,130 @@ def finish(outputs: dict[str, str], records: PromotionRecords | None) -> dict[st
     return outputs
 
 
+def copy_parallelism(ctx: Context) -> int:
+    """The ``copy-parallelism`` input (1-16, default 4)."""
+    from promote.registry.copy import MAX_PARALLELISM
+
+    return ctx.inputs.int("copy-parallelism", minimum=1, maximum=MAX_PARALLELISM)
+
+
+def copy_rows(copy_plan: CopyPlan, counts: dict[str, int], *, dry_run: bool) -> str:
+    """The job summary's copy section: source, target, what was (would be) moved."""
+    verb = "would be" if dry_run else "were"
+    rows = [
+        ("Source image", f"`{copy_plan.source}`"),
+        ("Target image", f"`{copy_plan.target}`"),
+        ("Mode", "cross-repository mount" if copy_plan.same_registry else "streamed copy"),
+        *((key, str(value)) for key, value in counts.items()),
+    ]
+    return f"\n### Copy (what {verb} moved)\n\n" + markdown_table(["", ""], rows)
+
+
+def copy_image(
+    ctx: Context,
+    request: Request,
+    target: RegistryClient,
+    source: RegistryClient,
+    manifest: Manifest,
+    *,
+    dry_run: bool,
+) -> tuple[CopyPlan, dict[str, int]]:
+    """Observe and plan the copy into ``image``; apply it unless ``dry_run``.
+
+    Runs before any tag is written: a copy that fails leaves no tag in the target, and a
+    re-run copies only what is missing.
+    """
+    from promote.errors import PromoteError, RegistryError
+    from promote.registry import copy
+
+    parallelism = copy_parallelism(ctx)
+    same_registry = request.source.registry == request.repository.registry
+    if same_registry:
+        # one token for both: push,pull on the target and pull on the source
+        target.auth.add_scope(request.source.scope("pull"))
+    graph, held = copy.observe(
+        source,
+        target,
+        manifest,
+        signatures=ctx.inputs.bool("copy-signatures"),
+        parallelism=parallelism,
+        warn=ctx.runner.warning,
+    )
+    copy_plan = copy.plan(
+        graph,
+        held,
+        source=request.source.name,
+        destination=request.repository.name,
+        same_registry=same_registry,
+    )
+    for warning in copy_plan.warnings:
+        ctx.runner.warning(warning)
+    for step in copy_plan.steps:
+        ctx.runner.log(f"copy plan: {step.line()}")
+    ctx.runner.log(f"copy plan: {copy_plan.summary()}")
+    if dry_run:
+        return copy_plan, copy_plan.predicted()
+    copier = copy.Copier(source, target, parallelism=parallelism, log=ctx.runner.log)
+    try:
+        result = copier.apply(copy_plan, graph)
+    except PromoteError as exc:
+        message = (
+            f"the copy into {request.repository} stopped: {exc}. No tag was written in "
+            f"{request.repository}; re-run the same promotion to finish (only what is "
+            "missing is copied)."
+        )
+        if isinstance(exc, RegistryError):
+            raise type(exc)(
+                message, status=exc.status, method=exc.method, url=exc.url, codes=exc.codes
+            ) from exc
+        raise type(exc)(message) from exc
+    ctx.runner.log("copied: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    # the tag writes get a retry budget of their own, however long the copy took
+    target.transport.restart_deadline()
+    return copy_plan, dict(result.counts)
+
+
+def immutable_hint(exc: PromoteError) -> PromoteError:
+    """A floating-tag PUT refused by a tag-immutable repository (ECR, GAR): say how out."""
+    from promote.errors import PartialPromotionError
+
+    text = str(exc)
+    if isinstance(exc, PartialPromotionError) and (
+        "immutable" in text.lower() or "TAG_INVALID" in text or "MANIFEST_INVALID" in text
+    ):
+        return PartialPromotionError(
+            f"{text} The repository refuses to move tags (tag immutability, as on ECR or "
+            "Artifact Registry): promote with floating-tag: false there.",
+            written=exc.written,
+            missing=exc.missing,
+        )
+    return exc
+
+
 def run(ctx: Context) -> Result:
     from promote import promotion
+    from promote.registry.copy import counts_json
 
     request = parse_request(ctx)
     dry_run = ctx.inputs.bool("dry-run")
     records = records_for(ctx, "promote")
     policy, policy_origin = flux_policy(ctx, request.target_env)
+    if request.across:
+        copy_parallelism(ctx)  # validated before the first network call
     client = registry_client(ctx, request.repository)
+    source = source_client(ctx, request, client) if request.across else None
     now = ctx.clock()
-    observed = promotion.observe(client, request, log=ctx.runner.log, now=now, policy=policy)
+    observed = promotion.observe(
+        client, request, log=ctx.runner.log, now=now, policy=policy, source=source
+    )
     the_plan = promotion.plan(request, observed, now=now, policy=policy)
+    copied: dict[str, int] = {}
+    copy_summary = ""
+    if source is not None:
+        copy_plan, copied = copy_image(
+            ctx, request, client, source, observed.manifest, dry_run=dry_run
+        )
+        copy_summary = copy_rows(copy_plan, copied, dry_run=dry_run)
     announce(ctx, the_plan)
     written: list[str] = []
     if dry_run:
@@ -298,6 +504,7 @@ def run(ctx: Context) -> Result:
             known_tags=observed.tags,
             records=records,
             policy=policy,
+            explain=immutable_hint,
         )
         if not written:
             ctx.runner.log(
@@ -316,8 +523,11 @@ def run(ctx: Context) -> Result:
         dry_run=dry_run,
         records=records,
     )
+    outputs["source-image"] = request.source.name
+    outputs["copy"] = counts_json(copied)
     return conclude(
         outputs,
-        summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin),
+        summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin)
+        + copy_summary,
         recorded,
     )

@@ -185,6 +185,8 @@ class Authenticator:
         self.bearer: Challenge | None = None
         self._origin = origin(repository.base_url)
         self._secrets: list[str] = []
+        #: more scopes asked with ours (a cross-repository mount: ``pull`` on the source)
+        self.extra_scopes: list[str] = []
         if credentials:
             self._remember(credentials.password)
 
@@ -255,11 +257,19 @@ class Authenticator:
 
     def scopes(self, challenge: Challenge) -> list[str]:
         """Our ``push,pull`` scope plus any different scope the challenge names."""
-        wanted = [self.repository.scope(self.actions)]
+        wanted = [self.repository.scope(self.actions), *self.extra_scopes]
         for extra in challenge.params.get("scope", "").split(" "):
             if extra and extra not in wanted:
                 wanted.append(extra)
         return wanted
+
+    def add_scope(self, scope: str) -> None:
+        """Ask for ``scope`` too from now on (a Bearer token held is fetched again)."""
+        if scope in self.extra_scopes or scope == self.repository.scope(self.actions):
+            return
+        self.extra_scopes.append(scope)
+        if self.scheme == "bearer" and self.bearer is not None:
+            self.fetch_token(self.bearer)
 
     def _token_response(
         self,

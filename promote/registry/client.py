@@ -63,6 +63,24 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def entry_reference_type(entry: dict[str, Any]) -> str:
+    """``vnd.docker.reference.type`` of an index entry (buildx attestations), else ``""``."""
+    annotations = entry.get("annotations") or {}
+    kind = annotations.get("vnd.docker.reference.type") if isinstance(annotations, dict) else ""
+    return str(kind) if kind == _ATTESTATION_REFERENCE_TYPE else ""
+
+
+def entry_platform(entry: dict[str, Any]) -> str | None:
+    """``os/arch[/variant]`` of an index entry; None without a ``platform``."""
+    platform = entry.get("platform")
+    if not isinstance(platform, dict):
+        return None
+    parts = [str(platform.get("os", "")), str(platform.get("architecture", ""))]
+    if platform.get("variant"):
+        parts.append(str(platform["variant"]))
+    return "/".join(parts)
+
+
 def _strip_params(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -119,21 +137,11 @@ class Manifest:
             return []
         result: list[str] = []
         for entry in self.parsed().get("manifests") or []:
-            if not isinstance(entry, dict):
+            if not isinstance(entry, dict) or entry_reference_type(entry):
                 continue
-            annotations = entry.get("annotations") or {}
-            if (
-                isinstance(annotations, dict)
-                and annotations.get("vnd.docker.reference.type") == _ATTESTATION_REFERENCE_TYPE
-            ):
-                continue
-            platform = entry.get("platform")
-            if not isinstance(platform, dict):
-                continue
-            parts = [str(platform.get("os", "")), str(platform.get("architecture", ""))]
-            if platform.get("variant"):
-                parts.append(str(platform["variant"]))
-            result.append("/".join(parts))
+            platform = entry_platform(entry)
+            if platform is not None:
+                result.append(platform)
         return result
 
     @property
@@ -161,6 +169,8 @@ class RegistryClient:
     ``on_secret`` receives every password and token before it is used. ``deadline`` bounds
     all retrying of this client (seconds, from its first request), ``timeout`` one attempt.
     ``session``, ``sleep`` and ``clock`` are injectable for tests and fault proxies.
+    ``ca_file`` names a PEM bundle of CAs to trust for TLS (a registry behind a private CA)
+    instead of the system store.
     """
 
     def __init__(
@@ -176,6 +186,7 @@ class RegistryClient:
         clock: Callable[[], float] = time.monotonic,
         user_agent: str = f"promote/{__version__}",
         wallclock: Callable[[], float] = time.time,
+        ca_file: str | None = None,
     ) -> None:
         self._owns_session = session is None
         if session is None:
@@ -194,6 +205,7 @@ class RegistryClient:
             clock=clock,
             wallclock=wallclock,
             redact=self._redact,
+            ca_file=ca_file,
         )
         self.auth = Authenticator(repository, credentials, self.transport, on_secret)
         self._pinged = False
@@ -238,8 +250,12 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
         params: dict[str, str | list[str]] | None = None,
+        timeout: float | None = None,
     ) -> requests.Response:
-        """Ping if needed, send with auth; one new token and one retry on a 401 challenge."""
+        """Ping if needed, send with auth; one new token and one retry on a 401 challenge.
+
+        ``timeout`` fixes the per-attempt timeout (see :meth:`Transport.send`).
+        """
         self.ping()
         response = self.transport.send(
             method,
@@ -249,6 +265,7 @@ class RegistryClient:
             data=data,
             params=params,
             authorize=self.auth.header_for,
+            timeout=timeout,
         )
         if response.status_code == 401 and self.auth.refresh(response):
             response.close()
@@ -260,6 +277,7 @@ class RegistryClient:
                 data=data,
                 params=params,
                 authorize=self.auth.header_for,
+                timeout=timeout,
             )
         return response
 

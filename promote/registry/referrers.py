@@ -82,12 +82,13 @@ def _manifests(doc: object) -> list[dict[str, Any]]:
 
 
 def _from_api(client: RegistryClient, digest: str) -> list[dict[str, Any]] | None:
-    """The referrers API's answer; ``None`` when the registry has no such API (404/400/405)."""
+    """The referrers API's answer; ``None`` when the registry has no such API (400, 404, 405,
+    or 406 from a registry that does not know the index media type)."""
     url = client._url("referrers", digest)
     response, body = client._get_body(
         url, kind="referrers", limit=MAX_INDEX_SIZE, headers={"Accept": OCI_INDEX}
     )
-    if response.status_code in (400, 404, 405):
+    if response.status_code in (400, 404, 405, 406):
         response.close()
         return None
     if response.status_code != 200:

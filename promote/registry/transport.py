@@ -17,10 +17,15 @@ What it does for every request the registry client sends:
 3. **Redirects** are followed by hand (GET/HEAD only, at most ``MAX_REDIRECTS``): the
    ``authorize`` callback is asked for an ``Authorization`` value for *each hop's URL*, and
    returns one only for the registry's own origin, so a redirect to blob storage on another
-   host is anonymous. HTTPS -> HTTP downgrades are refused except to loopback. ``.netrc`` is
-   never consulted (``requests`` would otherwise add credentials by itself).
+   host is anonymous. HTTPS -> HTTP downgrades are refused, loopback included (a registry
+   spoken to over TLS never hands a client to plain HTTP). ``.netrc`` is never consulted
+   (``requests`` would otherwise add credentials by itself).
 4. **Counting**: every HTTP request sent (each hop, each attempt) is recorded in
    :class:`RequestStats` under its kind; repeated attempts are counted as ``"retry"``.
+   The counts are thread-safe: a copy (:mod:`promote.registry.copy`) sends from workers.
+5. **Streamed bodies**: ``send(..., retry=False)`` sends once and returns or raises the
+   first answer or fault: a body read from an iterator cannot be sent twice, so the caller
+   (the blob copy) retries the whole transfer instead.
 
 ``sleep``, ``clock`` (monotonic, for the deadline) and ``wallclock`` (for HTTP-date
 ``Retry-After``) are injectable so tests run without waiting.
@@ -40,7 +45,6 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from promote.errors import RegistryError, TransientError
-from promote.reference import is_loopback_host
 
 if TYPE_CHECKING:
     import requests
@@ -121,10 +125,12 @@ class RequestStats:
 
     counts: Counter[str] = field(default_factory=Counter)
     records: list[RequestRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, kind: str, method: str, url: str, status: int | None) -> None:
-        self.counts[kind] += 1
-        self.records.append(RequestRecord(kind, method, url, status))
+        with self._lock:
+            self.counts[kind] += 1
+            self.records.append(RequestRecord(kind, method, url, status))
 
     def __getitem__(self, kind: str) -> int:
         return self.counts[kind]
@@ -251,8 +257,12 @@ class Transport:
         wallclock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         redact: Callable[[str], str] = lambda s: s,
+        ca_file: str | None = None,
     ) -> None:
         self.session = session
+        #: a PEM bundle to verify TLS with, passed on every request (so that neither the
+        #: system store nor ``REQUESTS_CA_BUNDLE`` replaces it); None: the defaults
+        self.ca_file = ca_file
         self.stats = stats
         self.deadline = deadline
         self.timeout = timeout
@@ -337,6 +347,10 @@ class Transport:
         finally:
             self.deadline = saved
 
+    def restart_deadline(self) -> None:
+        """Start a new deadline at the next request (a new phase: the tags after a copy)."""
+        self._started = None
+
     def backoff(self, attempt: int) -> float:
         """Wait before attempt ``attempt + 1`` (attempt counts from 1), with jitter."""
         base = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1))
@@ -349,11 +363,19 @@ class Transport:
         *,
         kind: str,
         headers: Mapping[str, str] | None = None,
-        data: bytes | None = None,
+        data: bytes | Iterable[bytes] | None = None,
         authorize: Authorize | None = None,
         params: Mapping[str, str | list[str]] | None = None,
+        retry: bool = True,
+        timeout: float | None = None,
     ) -> requests.Response:
-        """Send with retries; return the first non-retryable response (body streamed)."""
+        """Send with retries; return the first non-retryable response (body streamed).
+
+        ``retry=False``: one attempt only (a streamed ``data`` cannot be replayed); the
+        first response is returned whatever its status, a connection fault raised as
+        :class:`TransientError`. ``timeout``: the per-attempt timeout as given, not cut to
+        what remains of the deadline (a blob transfer may outlast the retry budget).
+        """
         import requests
 
         if self._started is None:
@@ -371,6 +393,7 @@ class Transport:
                     data=data,
                     authorize=authorize,
                     params=params,
+                    timeout=timeout,
                 )
             except requests.exceptions.SSLError as exc:
                 raise RegistryError(
@@ -387,7 +410,7 @@ class Transport:
                 last_exc: Exception | None = exc
                 status: int | None = None
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
+                if response.status_code not in RETRYABLE_STATUSES or not retry:
                     return response
                 status = response.status_code
                 retry_after = parse_retry_after(
@@ -401,7 +424,7 @@ class Transport:
             else:
                 wait = self.backoff(attempt)
             remaining = self.remaining()
-            if wait >= remaining:
+            if wait >= remaining or not retry:
                 elapsed = self.clock() - (self._started or 0.0)
                 asked = (
                     f"; the registry asked to retry after {retry_after:g}s"
@@ -443,17 +466,24 @@ class Transport:
         *,
         kind: str,
         headers: Mapping[str, str] | None,
-        data: bytes | None,
+        data: bytes | Iterable[bytes] | None,
         authorize: Authorize | None,
         params: Mapping[str, str | list[str]] | None,
+        timeout: float | None = None,
     ) -> requests.Response:
         current = url
+        fixed_timeout = timeout
+        extra: dict[str, str] = {"verify": self.ca_file} if self.ca_file else {}
         for _hop in range(MAX_REDIRECTS + 1):
             sent = {"User-Agent": self.user_agent, **(headers or {})}
             credential = authorize(current) if authorize else None
             if credential:
                 sent["Authorization"] = credential
-            timeout = min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+            timeout = (
+                fixed_timeout
+                if fixed_timeout is not None
+                else min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+            )
 
             def request(
                 hop: str = current,
@@ -471,12 +501,18 @@ class Transport:
                     allow_redirects=False,
                     stream=True,
                     auth=_NO_NETRC,
+                    **extra,  # type: ignore[arg-type]
                 )
 
             try:
-                response = self.bounded(
-                    request, method=method, url=current, what="waiting for the answer"
-                )
+                if fixed_timeout is not None:
+                    # a copy's blob transfer: bounded by its own per-attempt timeout, which
+                    # outlasts the tag phase's deadline (the copy restarts that afterwards)
+                    response = request()
+                else:
+                    response = self.bounded(
+                        request, method=method, url=current, what="waiting for the answer"
+                    )
             except ValueError as exc:  # InvalidSchema and InvalidURL are ValueErrors too
                 # requests parses a redirect's Location even with allow_redirects=False
                 self.stats.add(kind, method, safe_url(current), None)
@@ -503,11 +539,7 @@ class Transport:
                 method=method,
                 url=url,
             )
-            if (
-                origin(current)[0] == "https"
-                and origin(target)[0] == "http"
-                and not is_loopback_host(urlsplit(target).netloc)
-            ):
+            if origin(current)[0] == "https" and origin(target)[0] == "http":
                 raise RegistryError(
                     f"{method} {safe_url(url)}: refusing a redirect from HTTPS to plain HTTP "
                     f"({safe_url(target)})",

@@ -60,6 +60,12 @@ VALID: dict[str, str] = {
     "revert-local": "false",
     "record": "true",
     "ref": "production",
+    "source-image": f"{SINK}/staging/app",
+    "source-username": "source-promoter",
+    "source-password": "s0urce-Pa55word",
+    "copy-signatures": "true",
+    "copy-parallelism": "4",
+    "ca-file": f"{GITOPS}/ca.pem",
 }
 
 #: Inputs the promote command only reads in some context: that context, for every case.
@@ -70,6 +76,8 @@ CONTEXT: dict[str, dict[str, str]] = {
     "gitops-ref": {"gitops-repo": "acme/gitops", "policy": POLICY},
     "repository": {"create-deployment": "true", "github-token": "ghs_ctx0123456789"},
     "environment-url": {"create-deployment": "true", "github-token": "ghs_ctx0123456789"},
+    "copy-parallelism": {"source-image": f"{SINK}/staging/app"},
+    "copy-signatures": {"source-image": f"{SINK}/staging/app"},
 }
 #: Inputs read by build-tags only (no registry at all; the sink proves it stays so).
 BUILD_TAGS_ONLY = frozenset({"env", "branch", "branch-map"})
@@ -80,6 +88,7 @@ BOOLEANS = (
     *("floating-tag", "dry-run", "revert-commit", "create-deployment", "git-tag", "release"),
     "revert-local",
     "record",
+    "copy-signatures",
 )
 BAD_BOOLEANS = ("yes", "1", "tRue", "on", "false!")
 
@@ -190,6 +199,31 @@ SPECIFIC: dict[str, list[tuple[str, str]]] = {
         ("traversal", "production/../../x"),
         ("lookalike", "pr\u043eduction"),  # Cyrillic o
         ("range", "p" * 129),
+    ],
+    "source-image": [
+        ("credentials", f"promoter:hunter2-in-ref@{SINK}/staging/app"),
+        ("credentials", f"https://{SINK}/staging/app"),
+        ("traversal", f"{SINK}/staging/../../app"),
+        ("traversal", f"{SINK}//staging/app"),
+        ("lookalike", f"{SINK}/st\u0430ging/app"),
+        ("type", f"{SINK}/staging/app:staging-abc1234-1767000000"),
+        ("type", f"{SINK}/Staging/App"),
+        ("range", f"{SINK}/" + "a" * 300),
+    ],
+    "source-username": [("lookalike", "s\u043eurce-promoter")],
+    "copy-parallelism": [
+        ("range", "0"),
+        ("range", "17"),
+        ("type", "-1"),
+        ("type", "four"),
+        ("type", "2.5"),
+        ("range", "9" * 25),
+    ],
+    "ca-file": [
+        ("type", "/nonexistent/ca.pem"),
+        ("type", f"{GITOPS}/policies.yaml"),  # readable, but no PEM certificate
+        ("traversal", "../../../../../../nonexistent/ca.pem"),
+        ("type", f"{GITOPS}"),  # a directory
     ],
 }
 for _name in BOOLEANS:

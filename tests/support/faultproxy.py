@@ -23,7 +23,8 @@ Faults (``Fault.*``):
 * ``delay(seconds)``: wait, then forward normally (slow registry; longer than the client's
   per-attempt timeout makes it a read timeout).
 * ``hook(fn, after=False)``: call ``fn(request)`` (an :class:`Exchange`) before or after
-  forwarding, then go on normally. Used to move tags in the real registry at an exact point,
+  forwarding, then go on normally (before: it may edit ``path``; after: the answer's
+  ``response_headers``). Used to move tags in the real registry at an exact point,
   or to pause a request until a test releases it (:class:`Gate`).
 
 Matching: ``method`` (exact, or ``None`` for any), ``path`` (``re.search`` on the path with
@@ -134,10 +135,19 @@ class Fault:
     seconds: float = 0.0
     after: bool = False
     fn: Callable[[Exchange], None] | None = None
+    #: OCI error code and message of the answer's body (default: by status)
+    error: tuple[str, str] | None = None
 
     @classmethod
-    def status(cls, code: int, *, retry_after: str | None = None, after: bool = False) -> Fault:
-        return cls("status", code=code, retry_after=retry_after, after=after)
+    def status(
+        cls,
+        code: int,
+        *,
+        retry_after: str | None = None,
+        after: bool = False,
+        error: tuple[str, str] | None = None,
+    ) -> Fault:
+        return cls("status", code=code, retry_after=retry_after, after=after, error=error)
 
     @classmethod
     def reset(cls, *, after: bool = False) -> Fault:
@@ -450,16 +460,11 @@ class FaultProxy:
 
     @staticmethod
     def _answer_fault(handler: _Handler, exchange: Exchange, fault: Fault) -> None:
-        body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "code": "TOOMANYREQUESTS" if fault.code == 429 else "UNAVAILABLE",
-                        "message": f"faultproxy injected HTTP {fault.code}",
-                    }
-                ]
-            }
-        ).encode()
+        code, message = fault.error or (
+            "TOOMANYREQUESTS" if fault.code == 429 else "UNAVAILABLE",
+            f"faultproxy injected HTTP {fault.code}",
+        )
+        body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
         exchange.status = fault.code
         handler.send_response(fault.code)
         handler.send_header("Content-Type", "application/json")

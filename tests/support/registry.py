@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -61,6 +62,85 @@ class RegistryStartError(RuntimeError):
     """The registry could not be started (binary missing, crashed, never answered)."""
 
 
+def write_tls_material(directory: Path) -> tuple[Path, Path]:
+    """A throwaway CA (``ca.pem``) and a server certificate for 127.0.0.1 it signed."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "promote-test-private-ca")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path, key_path = directory / "server.pem", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,11 +162,21 @@ class RegistryServer:
     """One running registry. ``host`` is ``127.0.0.1:PORT``, ``url`` ``http://host``."""
 
     def __init__(
-        self, auth: str = "none", *, username: str = "promoter", keep_in: Path | None = None
+        self,
+        auth: str = "none",
+        *,
+        username: str = "promoter",
+        tls: bool = False,
+        extra_config: str = "",
+        keep_in: Path | None = None,
     ) -> None:
         if auth not in MODES:
             raise ValueError(f"auth must be one of {MODES}")
         self.auth = auth
+        #: serve HTTPS with a certificate for 127.0.0.1 from a throwaway CA (``ca_path``)
+        self.tls = tls
+        #: top-level YAML appended to the config (e.g. a ``middleware:`` section)
+        self.extra_config = extra_config
         self.username: str | None = username if auth != "none" else None
         self.password: str | None = f"pw-{secrets.token_hex(12)}" if auth != "none" else None
         self.token_service: TokenService | None = None
@@ -105,7 +195,19 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The PEM of the CA that signed this registry's certificate (``tls=True``)."""
+        assert self.workdir is not None and self.tls
+        return self.workdir / "ca.pem"
+
+    @property
+    def storage(self) -> Path:
+        """The filesystem storage root (blobs under ``docker/registry/v2/blobs``)."""
+        assert self.workdir is not None
+        return self.workdir / "storage"
 
     @property
     def log_path(self) -> Path:
@@ -142,6 +244,12 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 """
+        if self.tls:
+            cert, key = write_tls_material(self.workdir)
+            config += f"""  tls:
+    certificate: {cert}
+    key: {key}
+"""
         if self.auth == "basic":
             assert self.username and self.password
             htpasswd = require_binary(HTPASSWD_BINARY, "apache2-utils")
@@ -170,7 +278,7 @@ http:
     issuer: {self.token_service.issuer}
     rootcertbundle: {bundle}
 """
-        return config
+        return config + self.extra_config
 
     def start(self) -> RegistryServer:
         binary = require_binary(REGISTRY_BINARY, "docker-registry")
@@ -208,11 +316,14 @@ http:
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT
         expected = 200 if self.auth == "none" else 401
+        context = ssl.create_default_context(cafile=str(self.ca_path)) if self.tls else None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return f"exited with {self.process.returncode}; log:\n{self.log_tail()}"
             try:
-                with urllib.request.urlopen(f"{self.url}/v2/", timeout=1) as response:
+                with urllib.request.urlopen(
+                    f"{self.url}/v2/", timeout=1, context=context
+                ) as response:
                     status = response.status
             except urllib.error.HTTPError as exc:
                 status = exc.code
@@ -262,13 +373,22 @@ http:
 
         if self._seeder is None:
             self._seeder = Seeder(self.url, self.username, self.password)
+            if self.tls:
+                # REQUESTS_CA_BUNDLE (set on machines behind a TLS proxy) would win otherwise
+                self._seeder.session.trust_env = False
+                self._seeder.session.verify = str(self.ca_path)
         return self._seeder
 
     def repository(self, path: str) -> Repository:
         """``promote.reference.Repository`` for ``path`` on this registry."""
         from promote.reference import parse_repository
 
-        return parse_repository(f"{self.host}/{path}")
+        repository = parse_repository(f"{self.host}/{path}")
+        if self.tls:
+            import dataclasses
+
+            repository = dataclasses.replace(repository, tls=True)
+        return repository
 
     def credentials(self) -> Credentials | None:
         """``promote.registry.Credentials`` for this registry, or None (auth ``none``)."""
