@@ -35,7 +35,12 @@ import yaml
 
 from tests.e2e.conftest import ServiceRepo
 from tests.e2e.test_packaging import _zizmor as zizmor
-from tests.e2e.test_workflows_act import History, report
+from tests.e2e.test_workflows_act import (
+    EXAMPLE_IMAGE_LINE,
+    History,
+    assert_planned_then_promoted,
+    report,
+)
 from tests.support import docker as d
 from tests.support.docker import ROOT
 from tests.support.registry import RegistryServer
@@ -163,7 +168,16 @@ def test_release_pushes_one_digest_under_every_tag(
     out = released.result
     image = f"{release_registry.host}/{IMAGE_PATH}"
     sha = released.head
-    assert set(out) >= {"version", "digest", "image", "staging-tag", "production-tag", "tag"}
+    # Exactly the keys: the release workflow turns every one into a step output.
+    assert set(out) == {
+        "version",
+        "digest",
+        "image",
+        "staging-tag",
+        "production-tag",
+        "tag",
+        "commit",
+    }
     assert out["version"] == VERSION and out["tag"] == f"v{VERSION}"
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", out["digest"])
     assert out["image"] == f"{image}@{out['digest']}"
@@ -331,10 +345,14 @@ def test_a_service_repository_runs_the_released_workflow_from_the_prebuilt_image
         f"{REPOSITORY}@{action_commit}": extract(repo, action_commit, tmp_path / "action"),
         f"{REPOSITORY}@{release_commit}": extract(repo, release_commit, tmp_path / "release"),
     }
-    caller = show(repo, out["commit"], "examples/workflows/service-promote.yml")
-    assert f"{REPOSITORY}/.github/workflows/promote.yml@{release_commit}" in caller
+    released_caller = show(repo, out["commit"], "examples/workflows/service-promote.yml")
+    assert f"{REPOSITORY}/.github/workflows/promote.yml@{release_commit}" in released_caller
     history = History(release_registry, repo_path)
     request.addfinalizer(history.close)
+    # The example fixes its image (ghcr.io/acme/backend): only that line is pointed at the
+    # loopback registry, as in test_workflows_act.py; the released pins stay as tagged.
+    assert released_caller.count(EXAMPLE_IMAGE_LINE) == 1
+    caller = released_caller.replace(EXAMPLE_IMAGE_LINE, f"      image: {history.image}\n")
     remove_local_images(f"{release_registry.host}/{IMAGE_PATH}")
     service = service_repo({"promote.yml": caller})
     result = d.run_act(
@@ -342,14 +360,21 @@ def test_a_service_repository_runs_the_released_workflow_from_the_prebuilt_image
         "workflow_dispatch",
         workflow=".github/workflows/promote.yml",
         home=tmp_path / "act-home",
-        inputs={"image": history.image, "source-tag": history.source_tag},
+        inputs={"source-tag": history.source_tag},
         local_repositories=local,
     )
     report("service repo -> released promote.yml -> prebuilt image", result)
     assert result.returncode == 0, result.log[-8000:]
     assert "docker build" not in result.log
-    pulls = [line for line in result.log.splitlines() if "docker pull" in line]
-    assert any(out["image"] in line for line in pulls), pulls
+    # Both the plan and the gated job ran the released image, pulled by digest.
+    for job in ("plan", "promote"):
+        pulls = [
+            line
+            for line in result.log.splitlines()
+            if f"/{job}]" in line and "docker pull" in line and out["image"] in line
+        ]
+        assert pulls, (job, result.log[-4000:])
+    assert_planned_then_promoted(result, history)
     promoted = result.values("promoted.")
     assert promoted["digest"] == history.staging.digest
     assert promoted["version"] == "1.4.3"
