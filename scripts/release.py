@@ -522,11 +522,19 @@ def changelog_for(
     if previous is not None:
         _h, sections = _split_changelog(previous)
         sections.pop("Unreleased", None)
+    older = "".join(f"## {title}\n{text}" for title, text in sections.items())
+    # main's notes stay on main after a release: the ones an earlier release shipped are not
+    # listed again.
+    unreleased = "\n".join(item for item in _notes(unreleased) if item.strip() not in older).strip()
     body = f"## v{version} ({date})\n\n{section_body.strip()}\n"
     if unreleased:
         body += f"\n{unreleased}\n"
-    older = "".join(f"## {title}\n{text}" for title, text in sections.items())
     return f"{header.rstrip()}\n\n{body}\n{older}".rstrip() + "\n"
+
+
+def _notes(text: str) -> list[str]:
+    """The items of a notes block: each ``- ``/``* `` line with its continuation lines."""
+    return [item.rstrip("\n") for item in re.split(r"(?m)^(?=[-*] )", text) if item.strip()]
 
 
 def _split_changelog(text: str) -> tuple[str, dict[str, str]]:

@@ -227,3 +227,18 @@ def test_release_workflow_contract() -> None:
         "repository",
         "major",
     }
+
+
+def test_notes_an_earlier_release_shipped_are_not_repeated() -> None:
+    # Releases live on their own commits: main's *Unreleased* still holds the notes the last
+    # release shipped until someone deletes them. The next release must not list them again.
+    main = "# Changelog\n\n## Unreleased\n\n- shipped in 1.0.0\n  (two lines)\n"
+    first = release.changelog_for(main, None, "1.0.0", "Image: `x`", "2026-12-01")
+    later_main = main + "- new in 1.0.1\n"
+    second = release.changelog_for(later_main, first, "1.0.1", "Image: `y`", "2026-12-02")
+    assert second.count("- shipped in 1.0.0") == 1
+    assert second.index("## v1.0.1") < second.index("- new in 1.0.1") < second.index("## v1.0.0")
+    assert second.index("## v1.0.0") < second.index("- shipped in 1.0.0")
+    # Nothing new at all: the section has the release's own lines only.
+    third = release.changelog_for(main, second, "1.0.2", "Image: `z`", "2026-12-03")
+    assert third.count("- shipped in 1.0.0") == 1 and third.count("- new in 1.0.1") == 1
