@@ -26,7 +26,8 @@ runs ``scripts/release.py --version ... --image ...``. In order, stopping at the
    calls to the release commit. The last one is tagged ``vX.Y.Z`` (annotated: the digest and
    the image tags);
 5. prints, last, one JSON line: ``version``, ``digest``, ``image``, ``staging-tag``,
-   ``production-tag``, ``tag``, ``commit`` (and ``action-commit``).
+   ``production-tag``, ``tag``, ``commit`` (exactly these; the action commit is named in the
+   tag's message and is the first commit after ``HEAD`` in the tagged chain).
 
 A staging tag pushed before a failed smoke test stays (it is a build, never a release); no
 ``production*`` tag, commit or git tag exists until the steps before it passed. Registry
@@ -719,7 +720,6 @@ def release(args: argparse.Namespace) -> dict[str, str]:
         "production-tag": production_tag,
         "tag": tag,
         "commit": commit,
-        "action-commit": action_commit,
     }
 
 

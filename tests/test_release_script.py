@@ -202,28 +202,46 @@ def test_release_workflow_contract() -> None:
     base = (ROOT / "Dockerfile").read_text()
     assert test["steps"][-1]["env"]["PROMOTE_TEST_BASE_IMAGE"] == dockerfile_base(base)
     assert job["needs"] == "test" and job["environment"] == "release"
-    assert job["permissions"] == {
-        "contents": "write",
-        "packages": "write",
-        "id-token": "write",
-        "attestations": "write",
-    }
+    # Per-job permissions: tests/security/test_workflow_policy.py RELEASE_PERMISSIONS.
+    assert job["permissions"]["packages"] == "write"
     steps = {step.get("id") or step["name"]: step for step in job["steps"]}
     make = steps["release"]
     assert make["env"]["IMAGE"] == "ghcr.io/${{ github.repository }}"
     assert "make release " in make["run"] and 'IMAGE="${IMAGE,,}"' in make["run"]
-    attest = next(s for s in job["steps"] if "attest-build-provenance" in s.get("uses", ""))
-    assert attest["with"]["subject-digest"] == "${{ steps.release.outputs.digest }}"
-    assert attest["with"]["push-to-registry"] is True
-    push = next(s for s in job["steps"] if "git tag --force" in s.get("run", ""))
+    # The job outputs are the JSON line's keys (plus the two derived ones), passed through.
+    assert job["outputs"] == {
+        key: f"${{{{ steps.release.outputs.{key} }}}}"
+        for key in (
+            *("version", "digest", "image", "staging-tag", "production-tag", "tag", "commit"),
+            *("repository", "major"),
+        )
+    }
+    attest_job, publish = wf["jobs"]["attest"], wf["jobs"]["publish"]
+    assert attest_job["needs"] == "release"
+    attest = next(s for s in attest_job["steps"] if "attest-build-provenance" in s.get("uses", ""))
+    assert re.fullmatch(r"actions/attest-build-provenance@[0-9a-f]{40}", attest["uses"])
+    assert attest["with"]["subject-digest"] == "${{ needs.release.outputs.digest }}"
+    assert attest["with"]["subject-name"] == "${{ needs.release.outputs.repository }}"
+    assert "push-to-registry" not in attest["with"]  # attest writes no package (no env)
+    push = next(s for s in publish["steps"] if "git tag --force" in s.get("run", ""))
     # vX.Y.Z is pushed without `+` (never overwritten); only the major tag vX is forced.
     assert '"refs/tags/$TAG" "+refs/tags/$MAJOR"' in push["run"]
-    notes = job["steps"][-1]
+    assert 'git fetch --no-tags release.bundle "refs/tags/$TAG:refs/tags/$TAG"' in push["run"]
+    notes = publish["steps"][-1]
     assert "gh release create" in notes["run"] and "$DIGEST" in notes["run"]
-    assert notes["env"]["DIGEST"] == "${{ steps.release.outputs.digest }}"
-    # The JSON line's names are what the later steps read.
-    used = set(re.findall(r"steps\.release\.outputs\.([\w-]+)", str(job)))
-    assert used <= {"digest", "image", "staging-tag", "production-tag", "tag", "commit"} | {
+    assert notes["env"]["DIGEST"] == "${{ needs.release.outputs.digest }}"
+    # The JSON line's names are what the later jobs read.
+    job = wf["jobs"]
+    used = set(re.findall(r"(?:steps|needs)\.release\.outputs\.([\w-]+)", str(job)))
+    assert used <= {
+        "version",
+        "digest",
+        "image",
+        "staging-tag",
+        "production-tag",
+        "tag",
+        "commit",
+    } | {
         "repository",
         "major",
     }
