@@ -376,6 +376,7 @@ def test_a_service_repository_runs_the_released_workflow_from_the_prebuilt_image
     report("service repo -> released promote.yml -> prebuilt image", result)
     assert result.returncode == 0, result.log[-8000:]
     assert "docker build" not in result.log
+    assert "ghcr.io" not in result.log  # loopback only: the example's own image never reached
     # Both the plan and the gated job ran the released image, pulled by digest.
     for job in ("plan", "promote"):
         pulls = [
