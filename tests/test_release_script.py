@@ -30,6 +30,8 @@ def _load() -> ModuleType:
 
 
 release = _load()
+#: The keys of ``make release``'s JSON line, as issue 12 spells them (exactly these).
+RESULT_KEYS = ("version", "digest", "image", "staging-tag", "production-tag", "tag", "commit")
 SHA = "1" * 40
 CALL = "acme/promote/.github/workflows/promote.yml"
 
@@ -211,10 +213,7 @@ def test_release_workflow_contract() -> None:
     # The job outputs are the JSON line's keys (plus the two derived ones), passed through.
     assert job["outputs"] == {
         key: f"${{{{ steps.release.outputs.{key} }}}}"
-        for key in (
-            *("version", "digest", "image", "staging-tag", "production-tag", "tag", "commit"),
-            *("repository", "major"),
-        )
+        for key in (*RESULT_KEYS, "repository", "major")
     }
     attest_job, publish = wf["jobs"]["attest"], wf["jobs"]["publish"]
     assert attest_job["needs"] == "release"
@@ -233,18 +232,7 @@ def test_release_workflow_contract() -> None:
     # The JSON line's names are what the later jobs read.
     job = wf["jobs"]
     used = set(re.findall(r"(?:steps|needs)\.release\.outputs\.([\w-]+)", str(job)))
-    assert used <= {
-        "version",
-        "digest",
-        "image",
-        "staging-tag",
-        "production-tag",
-        "tag",
-        "commit",
-    } | {
-        "repository",
-        "major",
-    }
+    assert used <= {*RESULT_KEYS, "repository", "major"}
 
 
 def test_notes_an_earlier_release_shipped_are_not_repeated() -> None:

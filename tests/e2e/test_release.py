@@ -44,6 +44,7 @@ from tests.e2e.test_workflows_act import (
 from tests.support import docker as d
 from tests.support.docker import ROOT
 from tests.support.registry import RegistryServer
+from tests.test_release_script import RESULT_KEYS
 
 pytestmark = pytest.mark.e2e
 
@@ -179,15 +180,7 @@ def test_release_pushes_one_digest_under_every_tag(
     image = f"{release_registry.host}/{IMAGE_PATH}"
     sha = released.head
     # Exactly the keys: the release workflow turns every one into a step output.
-    assert set(out) == {
-        "version",
-        "digest",
-        "image",
-        "staging-tag",
-        "production-tag",
-        "tag",
-        "commit",
-    }
+    assert set(out) == set(RESULT_KEYS)
     assert out["version"] == VERSION and out["tag"] == f"v{VERSION}"
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", out["digest"])
     assert out["image"] == f"{image}@{out['digest']}"
