@@ -408,6 +408,16 @@ def self_promote(
 
 
 # -- step 4: the release commits -------------------------------------------------------------------
+def _yaml(text: str, what: str) -> Any:
+    """``text`` parsed; a file that is not YAML stops the release with one line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ReleaseError(f"{what} is not valid YAML{where}") from None
+
+
 def _uses_values(doc: Any) -> list[str]:
     """Every ``uses:`` value of a workflow (jobs calling workflows, steps using actions)."""
     found: list[str] = []
@@ -426,7 +436,7 @@ def _uses_values(doc: Any) -> list[str]:
 def repository_refs(text: str, repository: str) -> tuple[list[str], list[str]]:
     """(action references, reusable-workflow references) of ``repository`` in a workflow."""
     actions, workflows = [], []
-    for value in _uses_values(yaml.safe_load(text)):
+    for value in _uses_values(_yaml(text, "a workflow")):
         name, _, _ref = value.partition("@")
         if name == repository:
             actions.append(value)
@@ -470,7 +480,7 @@ def pin(text: str, repository: str, *, workflows: bool, sha: str, version: str) 
     expected = [f"{value.partition('@')[0]}@{sha}" for value in wanted]
     if got != expected:
         raise ReleaseError(f"could not pin every {repository} reference: {wanted} -> {got}")
-    old_doc, new_doc = yaml.safe_load(text), yaml.safe_load(new)
+    old_doc, new_doc = _yaml(text, "a workflow"), _yaml(new, "a pinned workflow")
     if _strip_uses(old_doc, repository) != _strip_uses(new_doc, repository):
         raise ReleaseError("pinning changed more than the uses: lines")
     return new
@@ -496,16 +506,17 @@ _RUNS_IMAGE = re.compile(r"^(?P<lead>runs:\n(?:[ \t]+.*\n)*?[ \t]+image:[ \t]*).
 
 def action_yml_for(text: str, image_ref: str) -> str:
     """``action.yml`` with ``runs.image: docker://<image_ref>`` (checked by parsing)."""
+    _yaml(text, "action.yml")
     new = _RUNS_IMAGE.sub(
         lambda m: f"{m.group('lead')}{json.dumps('docker://' + image_ref)}", text, count=1
     )
-    doc = yaml.safe_load(new)
+    doc = _yaml(new, "action.yml")
     if (
         doc.get("runs", {}).get("image") != f"docker://{image_ref}"
         or doc.get("runs", {}).get("using") != "docker"
     ):
         raise ReleaseError("action.yml has no `runs: using: docker, image: ...` to pin")
-    old = yaml.safe_load(text)
+    old = _yaml(text, "action.yml")
     old["runs"]["image"] = doc["runs"]["image"]
     if old != doc:
         raise ReleaseError("pinning action.yml changed more than runs.image")
@@ -583,7 +594,10 @@ def pin_tree(commit: str, repository: str, *, workflows: bool, version: str) -> 
     """The workflow files of ``commit`` whose references ``pin`` changes, pinned to it."""
     changed = {}
     for path, text in tree_files(commit).items():
-        new = pin(text, repository, workflows=workflows, sha=commit, version=version)
+        try:
+            new = pin(text, repository, workflows=workflows, sha=commit, version=version)
+        except ReleaseError as exc:
+            raise ReleaseError(f"{path}: {exc}") from None
         if new != text:
             changed[path] = new
     return changed

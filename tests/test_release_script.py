@@ -248,3 +248,10 @@ def test_notes_an_earlier_release_shipped_are_not_repeated() -> None:
     # Nothing new at all: the section has the release's own lines only.
     third = release.changelog_for(main, second, "1.0.2", "Image: `z`", "2026-12-03")
     assert third.count("- shipped in 1.0.0") == 1 and third.count("- new in 1.0.1") == 1
+
+
+def test_a_file_that_is_not_yaml_is_a_release_error_not_a_traceback() -> None:
+    with pytest.raises(release.ReleaseError, match="not valid YAML"):
+        release.pin("jobs:\n  a: [\n", "acme/promote", workflows=False, sha=SHA, version="1.0.0")
+    with pytest.raises(release.ReleaseError, match="action.yml is not valid YAML"):
+        release.action_yml_for("runs:\n  using: docker\n  image: [\n", f"x@sha256:{'0' * 64}")
