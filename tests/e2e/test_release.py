@@ -187,6 +187,16 @@ def test_release_pushes_one_digest_under_every_tag(
     staging = re.fullmatch(rf"staging-{sha[:7]}-(?P<ts>[0-9]{{10}})", out["staging-tag"])
     assert staging, out
     assert out["production-tag"].startswith(f"production-v{VERSION}-{sha[:7]}-")
+    # The steps ran in the order, the smoke test and the promotion on the pushed digest.
+    steps = re.findall(r"^\[release\] (\d)\. (.*)$", released.stderr, flags=re.MULTILINE)
+    order = [int(n) for n, _ in steps]
+    assert order == sorted(order) and set(order) == {0, 1, 2, 3, 4}, steps
+    said = [text for _n, text in steps]
+    assert f"smoke test {out['image']}: build-tags" in said
+    assert any(t.startswith(f"smoke test {out['image']}: dry-run promote") for t in said)
+    assert any(t.startswith(f"{out['image']} promotes itself") for t in said)
+    assert said[-1] == f"tagged {out['tag']} -> {out['commit']}"
+    assert int(out["production-tag"].rsplit("-", 1)[1]) >= int(staging.group("ts"))
 
     seeder = release_registry.seeder()
     tags = sorted(seeder.tags(IMAGE_PATH))
