@@ -253,5 +253,5 @@ def test_notes_an_earlier_release_shipped_are_not_repeated() -> None:
 def test_a_file_that_is_not_yaml_is_a_release_error_not_a_traceback() -> None:
     with pytest.raises(release.ReleaseError, match="not valid YAML"):
         release.pin("jobs:\n  a: [\n", "acme/promote", workflows=False, sha=SHA, version="1.0.0")
-    with pytest.raises(release.ReleaseError, match="action.yml is not valid YAML"):
+    with pytest.raises(release.ReleaseError, match=r"action\.yml is not valid YAML"):
         release.action_yml_for("runs:\n  using: docker\n  image: [\n", f"x@sha256:{'0' * 64}")
