@@ -26,7 +26,8 @@ runs ``scripts/release.py --version ... --image ...``. In order, stopping at the
    calls to the release commit. The last one is tagged ``vX.Y.Z`` (annotated: the digest and
    the image tags);
 5. prints, last, one JSON line: ``version``, ``digest``, ``image``, ``staging-tag``,
-   ``production-tag``, ``tag``, ``commit`` (and ``action-commit``).
+   ``production-tag``, ``tag``, ``commit`` (exactly these; the action commit is named in the
+   tag's message and is the first commit after ``HEAD`` in the tagged chain).
 
 A staging tag pushed before a failed smoke test stays (it is a build, never a release); no
 ``production*`` tag, commit or git tag exists until the steps before it passed. Registry
@@ -407,6 +408,16 @@ def self_promote(
 
 
 # -- step 4: the release commits -------------------------------------------------------------------
+def _yaml(text: str, what: str) -> Any:
+    """``text`` parsed; a file that is not YAML stops the release with one line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ReleaseError(f"{what} is not valid YAML{where}") from None
+
+
 def _uses_values(doc: Any) -> list[str]:
     """Every ``uses:`` value of a workflow (jobs calling workflows, steps using actions)."""
     found: list[str] = []
@@ -425,7 +436,7 @@ def _uses_values(doc: Any) -> list[str]:
 def repository_refs(text: str, repository: str) -> tuple[list[str], list[str]]:
     """(action references, reusable-workflow references) of ``repository`` in a workflow."""
     actions, workflows = [], []
-    for value in _uses_values(yaml.safe_load(text)):
+    for value in _uses_values(_yaml(text, "a workflow")):
         name, _, _ref = value.partition("@")
         if name == repository:
             actions.append(value)
@@ -469,7 +480,7 @@ def pin(text: str, repository: str, *, workflows: bool, sha: str, version: str) 
     expected = [f"{value.partition('@')[0]}@{sha}" for value in wanted]
     if got != expected:
         raise ReleaseError(f"could not pin every {repository} reference: {wanted} -> {got}")
-    old_doc, new_doc = yaml.safe_load(text), yaml.safe_load(new)
+    old_doc, new_doc = _yaml(text, "a workflow"), _yaml(new, "a pinned workflow")
     if _strip_uses(old_doc, repository) != _strip_uses(new_doc, repository):
         raise ReleaseError("pinning changed more than the uses: lines")
     return new
@@ -495,16 +506,17 @@ _RUNS_IMAGE = re.compile(r"^(?P<lead>runs:\n(?:[ \t]+.*\n)*?[ \t]+image:[ \t]*).
 
 def action_yml_for(text: str, image_ref: str) -> str:
     """``action.yml`` with ``runs.image: docker://<image_ref>`` (checked by parsing)."""
+    _yaml(text, "action.yml")
     new = _RUNS_IMAGE.sub(
         lambda m: f"{m.group('lead')}{json.dumps('docker://' + image_ref)}", text, count=1
     )
-    doc = yaml.safe_load(new)
+    doc = _yaml(new, "action.yml")
     if (
         doc.get("runs", {}).get("image") != f"docker://{image_ref}"
         or doc.get("runs", {}).get("using") != "docker"
     ):
         raise ReleaseError("action.yml has no `runs: using: docker, image: ...` to pin")
-    old = yaml.safe_load(text)
+    old = _yaml(text, "action.yml")
     old["runs"]["image"] = doc["runs"]["image"]
     if old != doc:
         raise ReleaseError("pinning action.yml changed more than runs.image")
@@ -522,11 +534,19 @@ def changelog_for(
     if previous is not None:
         _h, sections = _split_changelog(previous)
         sections.pop("Unreleased", None)
+    older = "".join(f"## {title}\n{text}" for title, text in sections.items())
+    # main's notes stay on main after a release: the ones an earlier release shipped are not
+    # listed again.
+    unreleased = "\n".join(item for item in _notes(unreleased) if item.strip() not in older).strip()
     body = f"## v{version} ({date})\n\n{section_body.strip()}\n"
     if unreleased:
         body += f"\n{unreleased}\n"
-    older = "".join(f"## {title}\n{text}" for title, text in sections.items())
     return f"{header.rstrip()}\n\n{body}\n{older}".rstrip() + "\n"
+
+
+def _notes(text: str) -> list[str]:
+    """The items of a notes block: each ``- ``/``* `` line with its continuation lines."""
+    return [item.rstrip("\n") for item in re.split(r"(?m)^(?=[-*] )", text) if item.strip()]
 
 
 def _split_changelog(text: str) -> tuple[str, dict[str, str]]:
@@ -574,7 +594,10 @@ def pin_tree(commit: str, repository: str, *, workflows: bool, version: str) -> 
     """The workflow files of ``commit`` whose references ``pin`` changes, pinned to it."""
     changed = {}
     for path, text in tree_files(commit).items():
-        new = pin(text, repository, workflows=workflows, sha=commit, version=version)
+        try:
+            new = pin(text, repository, workflows=workflows, sha=commit, version=version)
+        except ReleaseError as exc:
+            raise ReleaseError(f"{path}: {exc}") from None
         if new != text:
             changed[path] = new
     return changed
@@ -711,7 +734,6 @@ def release(args: argparse.Namespace) -> dict[str, str]:
         "production-tag": production_tag,
         "tag": tag,
         "commit": commit,
-        "action-commit": action_commit,
     }
 
 

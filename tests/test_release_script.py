@@ -30,6 +30,8 @@ def _load() -> ModuleType:
 
 
 release = _load()
+#: The keys of ``make release``'s JSON line, as issue 12 spells them (exactly these).
+RESULT_KEYS = ("version", "digest", "image", "staging-tag", "production-tag", "tag", "commit")
 SHA = "1" * 40
 CALL = "acme/promote/.github/workflows/promote.yml"
 
@@ -202,28 +204,54 @@ def test_release_workflow_contract() -> None:
     base = (ROOT / "Dockerfile").read_text()
     assert test["steps"][-1]["env"]["PROMOTE_TEST_BASE_IMAGE"] == dockerfile_base(base)
     assert job["needs"] == "test" and job["environment"] == "release"
-    assert job["permissions"] == {
-        "contents": "write",
-        "packages": "write",
-        "id-token": "write",
-        "attestations": "write",
-    }
+    # Per-job permissions: tests/security/test_workflow_policy.py RELEASE_PERMISSIONS.
+    assert job["permissions"]["packages"] == "write"
     steps = {step.get("id") or step["name"]: step for step in job["steps"]}
     make = steps["release"]
     assert make["env"]["IMAGE"] == "ghcr.io/${{ github.repository }}"
     assert "make release " in make["run"] and 'IMAGE="${IMAGE,,}"' in make["run"]
-    attest = next(s for s in job["steps"] if "attest-build-provenance" in s.get("uses", ""))
-    assert attest["with"]["subject-digest"] == "${{ steps.release.outputs.digest }}"
-    assert attest["with"]["push-to-registry"] is True
-    push = next(s for s in job["steps"] if "git tag --force" in s.get("run", ""))
+    # The job outputs are the JSON line's keys (plus the two derived ones), passed through.
+    assert job["outputs"] == {
+        key: f"${{{{ steps.release.outputs.{key} }}}}"
+        for key in (*RESULT_KEYS, "repository", "major")
+    }
+    attest_job, publish = wf["jobs"]["attest"], wf["jobs"]["publish"]
+    assert attest_job["needs"] == "release"
+    attest = next(s for s in attest_job["steps"] if "attest-build-provenance" in s.get("uses", ""))
+    assert re.fullmatch(r"actions/attest-build-provenance@[0-9a-f]{40}", attest["uses"])
+    assert attest["with"]["subject-digest"] == "${{ needs.release.outputs.digest }}"
+    assert attest["with"]["subject-name"] == "${{ needs.release.outputs.repository }}"
+    assert "push-to-registry" not in attest["with"]  # attest writes no package (no env)
+    push = next(s for s in publish["steps"] if "git tag --force" in s.get("run", ""))
     # vX.Y.Z is pushed without `+` (never overwritten); only the major tag vX is forced.
     assert '"refs/tags/$TAG" "+refs/tags/$MAJOR"' in push["run"]
-    notes = job["steps"][-1]
+    assert 'git fetch --no-tags release.bundle "refs/tags/$TAG:refs/tags/$TAG"' in push["run"]
+    notes = publish["steps"][-1]
     assert "gh release create" in notes["run"] and "$DIGEST" in notes["run"]
-    assert notes["env"]["DIGEST"] == "${{ steps.release.outputs.digest }}"
-    # The JSON line's names are what the later steps read.
-    used = set(re.findall(r"steps\.release\.outputs\.([\w-]+)", str(job)))
-    assert used <= {"digest", "image", "staging-tag", "production-tag", "tag", "commit"} | {
-        "repository",
-        "major",
-    }
+    assert notes["env"]["DIGEST"] == "${{ needs.release.outputs.digest }}"
+    # The JSON line's names are what the later jobs read.
+    job = wf["jobs"]
+    used = set(re.findall(r"(?:steps|needs)\.release\.outputs\.([\w-]+)", str(job)))
+    assert used <= {*RESULT_KEYS, "repository", "major"}
+
+
+def test_notes_an_earlier_release_shipped_are_not_repeated() -> None:
+    # Releases live on their own commits: main's *Unreleased* still holds the notes the last
+    # release shipped until someone deletes them. The next release must not list them again.
+    main = "# Changelog\n\n## Unreleased\n\n- shipped in 1.0.0\n  (two lines)\n"
+    first = release.changelog_for(main, None, "1.0.0", "Image: `x`", "2026-12-01")
+    later_main = main + "- new in 1.0.1\n"
+    second = release.changelog_for(later_main, first, "1.0.1", "Image: `y`", "2026-12-02")
+    assert second.count("- shipped in 1.0.0") == 1
+    assert second.index("## v1.0.1") < second.index("- new in 1.0.1") < second.index("## v1.0.0")
+    assert second.index("## v1.0.0") < second.index("- shipped in 1.0.0")
+    # Nothing new at all: the section has the release's own lines only.
+    third = release.changelog_for(main, second, "1.0.2", "Image: `z`", "2026-12-03")
+    assert third.count("- shipped in 1.0.0") == 1 and third.count("- new in 1.0.1") == 1
+
+
+def test_a_file_that_is_not_yaml_is_a_release_error_not_a_traceback() -> None:
+    with pytest.raises(release.ReleaseError, match="not valid YAML"):
+        release.pin("jobs:\n  a: [\n", "acme/promote", workflows=False, sha=SHA, version="1.0.0")
+    with pytest.raises(release.ReleaseError, match=r"action\.yml is not valid YAML"):
+        release.action_yml_for("runs:\n  using: docker\n  image: [\n", f"x@sha256:{'0' * 64}")

@@ -35,10 +35,16 @@ import yaml
 
 from tests.e2e.conftest import ServiceRepo
 from tests.e2e.test_packaging import _zizmor as zizmor
-from tests.e2e.test_workflows_act import History, report
+from tests.e2e.test_workflows_act import (
+    EXAMPLE_IMAGE_LINE,
+    History,
+    assert_planned_then_promoted,
+    report,
+)
 from tests.support import docker as d
 from tests.support.docker import ROOT
 from tests.support.registry import RegistryServer
+from tests.test_release_script import RESULT_KEYS
 
 pytestmark = pytest.mark.e2e
 
@@ -130,6 +136,16 @@ def uses(text: str) -> list[str]:
     return found
 
 
+def action_commit_of(release: Release) -> str:
+    """The action commit: the first after HEAD in the tagged chain, as the tag names it."""
+    out = release.result
+    chain = git(release.repo, "rev-list", "--reverse", f"{release.head}..{out['commit']}")
+    message = git(release.repo, "tag", "-l", "--format=%(contents)", out["tag"])
+    first = chain.split()[0]
+    assert f"action commit: {first}" in message, message
+    return first
+
+
 def remove_local_images(image: str) -> None:
     """Forget every local name of the release's image (so act has to pull it by digest)."""
     refs = d.image_refs(image)
@@ -163,13 +179,24 @@ def test_release_pushes_one_digest_under_every_tag(
     out = released.result
     image = f"{release_registry.host}/{IMAGE_PATH}"
     sha = released.head
-    assert set(out) >= {"version", "digest", "image", "staging-tag", "production-tag", "tag"}
+    # Exactly the issue's keys: the release workflow turns every one into a step output.
+    assert set(out) == set(RESULT_KEYS)
     assert out["version"] == VERSION and out["tag"] == f"v{VERSION}"
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", out["digest"])
     assert out["image"] == f"{image}@{out['digest']}"
     staging = re.fullmatch(rf"staging-{sha[:7]}-(?P<ts>[0-9]{{10}})", out["staging-tag"])
     assert staging, out
     assert out["production-tag"].startswith(f"production-v{VERSION}-{sha[:7]}-")
+    # The steps ran in the issue's order, the smoke test and the promotion on the pushed digest.
+    steps = re.findall(r"^\[release\] (\d)\. (.*)$", released.stderr, flags=re.MULTILINE)
+    order = [int(n) for n, _ in steps]
+    assert order == sorted(order) and set(order) == {0, 1, 2, 3, 4}, steps
+    said = [text for _n, text in steps]
+    assert f"smoke test {out['image']}: build-tags" in said
+    assert any(t.startswith(f"smoke test {out['image']}: dry-run promote") for t in said)
+    assert any(t.startswith(f"{out['image']} promotes itself") for t in said)
+    assert said[-1] == f"tagged {out['tag']} -> {out['commit']}"
+    assert int(out["production-tag"].rsplit("-", 1)[1]) >= int(staging.group("ts"))
 
     seeder = release_registry.seeder()
     tags = sorted(seeder.tags(IMAGE_PATH))
@@ -209,7 +236,7 @@ def test_release_commits_pin_the_digest_and_leave_the_branch_alone(
     assert out["digest"] in message and out["production-tag"] in message
     assert out["staging-tag"] in message
     # action commit -> release commit -> (examples commit, tagged); all on top of HEAD.
-    action_commit = out["action-commit"]
+    action_commit = action_commit_of(released)
     assert git(repo, "rev-parse", f"{action_commit}^") == released.head
     chain = git(repo, "rev-list", f"{released.head}..{out['commit']}").split()
     assert chain[-1] == action_commit and len(chain) in (2, 3)
@@ -325,16 +352,20 @@ def test_a_service_repository_runs_the_released_workflow_from_the_prebuilt_image
 ) -> None:
     repo, out = released.repo, released.result
     chain = git(repo, "rev-list", f"{released.head}..{out['commit']}").split()
-    action_commit, release_commit = out["action-commit"], chain[-2]
+    action_commit, release_commit = action_commit_of(released), chain[-2]
     # act maps acme/promote@<sha> to the release's own trees (as GitHub would fetch them).
     local = {
         f"{REPOSITORY}@{action_commit}": extract(repo, action_commit, tmp_path / "action"),
         f"{REPOSITORY}@{release_commit}": extract(repo, release_commit, tmp_path / "release"),
     }
-    caller = show(repo, out["commit"], "examples/workflows/service-promote.yml")
-    assert f"{REPOSITORY}/.github/workflows/promote.yml@{release_commit}" in caller
+    released_caller = show(repo, out["commit"], "examples/workflows/service-promote.yml")
+    assert f"{REPOSITORY}/.github/workflows/promote.yml@{release_commit}" in released_caller
     history = History(release_registry, repo_path)
     request.addfinalizer(history.close)
+    # The example fixes its image (ghcr.io/acme/backend): only that line is pointed at the
+    # loopback registry, as in test_workflows_act.py; the released pins stay as tagged.
+    assert released_caller.count(EXAMPLE_IMAGE_LINE) == 1
+    caller = released_caller.replace(EXAMPLE_IMAGE_LINE, f"      image: {history.image}\n")
     remove_local_images(f"{release_registry.host}/{IMAGE_PATH}")
     service = service_repo({"promote.yml": caller})
     result = d.run_act(
@@ -342,14 +373,22 @@ def test_a_service_repository_runs_the_released_workflow_from_the_prebuilt_image
         "workflow_dispatch",
         workflow=".github/workflows/promote.yml",
         home=tmp_path / "act-home",
-        inputs={"image": history.image, "source-tag": history.source_tag},
+        inputs={"source-tag": history.source_tag},
         local_repositories=local,
     )
     report("service repo -> released promote.yml -> prebuilt image", result)
     assert result.returncode == 0, result.log[-8000:]
     assert "docker build" not in result.log
-    pulls = [line for line in result.log.splitlines() if "docker pull" in line]
-    assert any(out["image"] in line for line in pulls), pulls
+    assert "ghcr.io" not in result.log  # loopback only: the example's own image never reached
+    # Both the plan and the gated job ran the released image, pulled by digest.
+    for job in ("plan", "promote"):
+        pulls = [
+            line
+            for line in result.log.splitlines()
+            if f"/{job}]" in line and "docker pull" in line and out["image"] in line
+        ]
+        assert pulls, (job, result.log[-4000:])
+    assert_planned_then_promoted(result, history)
     promoted = result.values("promoted.")
     assert promoted["digest"] == history.staging.digest
     assert promoted["version"] == "1.4.3"

@@ -172,6 +172,20 @@ def test_the_example_caller_fixes_its_image() -> None:
 # --- credentials and permissions ---------------------------------------------------------
 
 
+RELEASE = WORKFLOWS / "release.yml"
+#: The release workflow is the one that writes more than packages; each write sits in the one
+#: job that uses it, so no step holds a permission another job's step needs.
+RELEASE_PERMISSIONS = {
+    "test": {"contents": "read"},
+    # make release: push the image and its tags; builds and runs code, writes nothing else.
+    "release": {"contents": "read", "packages": "write"},
+    # actions/attest-build-provenance only: sign (OIDC) and store the attestation.
+    "attest": {"id-token": "write", "attestations": "write"},
+    # push vX.Y.Z, move vX, create the GitHub Release; runs no build.
+    "publish": {"contents": "write"},
+}
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_job_declares_least_privilege(path: Path) -> None:
     doc = load(path)
@@ -179,9 +193,26 @@ def test_every_job_declares_least_privilege(path: Path) -> None:
     for name, job in doc["jobs"].items():
         perms = job.get("permissions")
         assert isinstance(perms, dict), f"{path.name}:{name} must declare its permissions"
+        if path == RELEASE:
+            assert perms == RELEASE_PERMISSIONS.get(name), f"release.yml:{name} asks for {perms}"
+            continue
         writes = {k for k, v in perms.items() if v == "write"}
         assert writes <= {"packages"}, f"{path.name}:{name} asks for {writes}"
         assert "id-token" not in perms
+
+
+def test_release_writes_sit_in_the_jobs_that_use_them() -> None:
+    found = jobs(RELEASE)
+    assert set(found) == set(RELEASE_PERMISSIONS)
+    # Only the attest job can mint an OIDC token, and it runs nothing but the pinned action.
+    attest = found["attest"]["steps"]
+    assert [s.get("uses", "").split("@")[0] for s in attest] == ["actions/attest-build-provenance"]
+    # The job holding contents: write builds nothing and runs no project code.
+    publish = " ".join(s.get("run", "") for s in found["publish"]["steps"])
+    assert "make" not in publish.split() and ".ci/run" not in publish
+    # The job that builds and runs code never sees a token that can push to the repository.
+    assert found["release"]["environment"] == "release"
+    assert found["publish"]["needs"] == ["release", "attest"]
 
 
 def test_permissions_per_job() -> None:
