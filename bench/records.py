@@ -4,7 +4,7 @@ One repository of 1,000 existing tags (:func:`bench.scenarios.prepare_count_repo
 each a CLI subprocess (``promote promote ... --record true|false``, ``promote trace``):
 
 1. promote with ``record: true`` — the repository's first record (also uploads the 2-byte
-   empty config blob, and asks the referrers API once: no ``sha256-*`` tag exists yet);
+   empty config blob);
 2. promote a new staging build with ``record: true`` — the repository holds a record;
 3. promote a new build with ``record: false``;
 4. the same promotion again with ``record: true`` — a re-run that writes only the record;

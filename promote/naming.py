@@ -299,3 +299,9 @@ REFERRERS_TAG_RE = re.compile(r"sha256-[0-9a-f]{64}")
 def is_referrers_tag(tag: str) -> bool:
     """Whether ``tag`` is a referrers-tag-schema index tag (not cosign's ``….sig``)."""
     return REFERRERS_TAG_RE.fullmatch(tag) is not None
+
+
+def referrers_tag(digest: str) -> str:
+    """The referrers-tag-schema tag of a ``sha256:<hex>`` digest: ``sha256-<hex>``."""
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"{algorithm}-{hexdigest}"

@@ -446,17 +446,20 @@ def already_current(
     )
 
 
-def check_flux_selects(policy: Selector, tags: Sequence[str], tag: str) -> None:
+def check_flux_selects(policy: Selector, tags: Sequence[str], tag: str, digest: str = "") -> None:
     """Refuse (before any write) unless Flux would select ``tag`` from ``tags`` plus it.
 
     The tags are filtered as the ImageRepository stores them (the default exclusion drops
     ``*.sig``); a win that depends on Go map order (a tie) is refused too. Referrers index
     tags (``sha256-<hex>``, promotion records) are never candidates; a policy under which
-    they would change Flux's choice is refused, naming them.
+    they would change Flux's choice is refused, naming them — including the index tag of
+    ``digest`` (the promoted digest), which the promotion record (or a signing step)
+    creates right after the tags even when it does not exist yet.
     """
     from promote.flux import filter_out_tags
 
-    stored = filter_out_tags([*tags, tag])
+    upcoming = [naming.referrers_tag(digest)] if digest else []
+    stored = filter_out_tags(list(dict.fromkeys([*tags, tag, *upcoming])))
     releases = [t for t in stored if not naming.is_referrers_tag(t)]
     outcome = policy.evaluate(releases)
     if len(releases) != len(stored):
@@ -537,7 +540,7 @@ def plan(
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
     warnings = list(observation_warnings(observed.ignored_tags, observed.tied))
     if policy is not None:
-        check_flux_selects(policy, observed.tags, tag)
+        check_flux_selects(policy, observed.tags, tag, manifest.digest)
     steps = [Step("put", tag, "new immutable tag")]
     if floating:
         steps.append(Step("put", floating, "move the floating tag"))

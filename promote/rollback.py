@@ -261,7 +261,7 @@ def plan(
     if tag in observed.tags:
         raise ClobberError(f"tag {tag} already exists; immutable tags are never overwritten")
     if policy is not None:
-        check_flux_selects(policy, observed.tags, tag)
+        check_flux_selects(policy, observed.tags, tag, manifest.digest)
     steps = [Step("put", tag, f"re-promote {target.tag} with a newer timestamp")]
     if floating:
         steps.append(Step("put", floating, "move the floating tag back"))

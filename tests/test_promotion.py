@@ -178,6 +178,30 @@ def test_referrers_index_tags_are_never_candidates() -> None:
         plan(request(), observed(tags, current_digest="sha256:" + OLD), now=NOW, policy=loose)
 
 
+def test_the_referrers_tag_this_promotion_creates_is_checked_too() -> None:
+    """No ``sha256-*`` tag exists yet, but the promotion record (or an ``actions/attest``
+    step) creates ``sha256-<promoted hex>`` right after the tags: a policy under which that
+    tag would win is refused before any write, not discovered by Flux afterwards."""
+    loose = ImagePolicy.from_spec(
+        {
+            "filterTags": {
+                "pattern": "^(?:production-v[0-9.]+-[0-9a-f]+-|sha256-)(?P<ts>.+)$",
+                "extract": "$ts",
+            },
+            "policy": {"alphabetical": {}},
+        }
+    )
+    created = "sha256-" + MANIFEST.digest.split(":", 1)[1]
+    assert created[7] > "1"  # the hex sorts after every timestamp: the record's tag would win
+    assert not any(naming.is_referrers_tag(t) for t in HISTORY)
+    with pytest.raises(RefusedError, match=f"admits the referrers tag.*{created}"):
+        plan(request(), observed(HISTORY, current_digest="sha256:" + OLD), now=NOW, policy=loose)
+    # the project's own policy never admits it
+    policy = ImagePolicy.from_spec(naming.flux_policy_spec("production"))
+    p = plan(request(), observed(HISTORY, current_digest="sha256:" + OLD), now=NOW, policy=policy)
+    assert p.tag.startswith("production-v1.10.1-")
+
+
 def test_refuses_a_tie_flux_would_break_by_map_order() -> None:
     """A policy keyed on the major version only: every 1.x tag collides on the key "1"."""
     policy = ImagePolicy.from_spec(

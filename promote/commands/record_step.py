@@ -7,10 +7,13 @@ the in-toto statement (:mod:`promote.record`), writes the predicate to a file un
 (:func:`promote.registry.referrers.attach`) unless a record of this very promotion (same
 immutable tag) is already there. Requests, once the repository holds a record::
 
-    GET  manifests/sha256-<hex>      existing records of the digest (only if that tag exists)
     POST + PUT blobs/uploads         the statement layer
     PUT  manifests/<artifact>        the artifact, by digest
     GET + PUT + GET sha256-<hex>     the referrers fallback index (read, write, re-read)
+
+Existing records are looked up only when this run did not write the immutable tag (a
+re-run): then the index read above doubles as that look-up (the referrers API instead when
+the repository has no ``sha256-*`` tag at all).
 
 The very first record of a repository also uploads the 2-byte empty config blob.
 
@@ -164,7 +167,13 @@ def write_record(
         why = "dry run" if dry_run else "record: false"
         return Recorded(out, note=f"promotion record not written ({why})")
     try:
-        found, index = refs.lookup(client, the_plan.digest, tags=known_tags)
+        # This run wrote the immutable tag: no record can name it yet, so nothing is looked
+        # up (the fallback index is read by the append below). Otherwise (a re-run) the
+        # records of the digest say whether this promotion already has one.
+        fresh = the_plan.tag in written
+        found, index = (
+            ([], None) if fresh else refs.lookup(client, the_plan.digest, tags=known_tags)
+        )
         mine = [r for r in record.record_refs(found) if r.ours and r.tag == the_plan.tag]
         if mine:
             out["record-digest"] = mine[0].digest

@@ -91,14 +91,16 @@ class Traced:
 def _read_record(
     client: RegistryClient, tags: list[str], digest: str, preferred: str, warnings: list[str]
 ) -> Record | None:
-    """The promotion record of ``digest``: promote's own (the one naming ``preferred``, the
-    current immutable tag, else the newest), else a Sigstore bundle holding one."""
+    """The promotion record of ``digest``: promote's own, else a Sigstore bundle holding
+    one. With ``preferred`` (the immutable tag of the promotion traced) only a record of
+    that promotion (naming that tag) is used: an earlier promotion's record of the same
+    digest describes another run, time and previous release. Without it, the newest."""
     from promote import record
     from promote.registry.referrers import fetch_artifact, referrers
 
     refs = record.record_refs(referrers(client, None, digest, tags=tags))
     ours = [r for r in refs if r.ours]
-    ordered = [r for r in ours if r.tag == preferred] or ours[-1:]
+    ordered = [r for r in ours if r.tag == preferred] if preferred else ours[-1:]
     ordered += [r for r in refs if r.bundle]
     for ref in ordered:
         try:
@@ -117,6 +119,9 @@ def _read_record(
         if found.subject_digest != digest:
             warnings.append(f"the record {ref.digest} is about {found.subject_digest}, ignored")
             continue
+        named = found.get("tags")
+        if preferred and not (isinstance(named, list) and preferred in named):
+            continue  # a bundle signing another promotion of this digest
         if not found.verified:
             warnings.append(
                 f"the promotion record comes from a Sigstore bundle ({ref.digest}) whose "
@@ -178,8 +183,10 @@ def trace(
     recent = history[-HISTORY_LENGTH:]
     for entry in reversed(recent):
         digests(entry.tag)
+    # the promotion traced: the immutable tag `ref` names, else the digest's newest one
+    ref_entry = next((h for h in history if h.tag == ref), None)
     mine = [h for h in history if digests.known.get(h.tag) == digest]
-    current_mine = mine[-1] if mine else None
+    current_mine = ref_entry or (mine[-1] if mine else None)
 
     found = _read_record(client, tags, digest, current_mine.tag if current_mine else "", warnings)
     pred = found.predicate if found is not None else {}
@@ -205,7 +212,7 @@ def trace(
         candidates = [t for t in tags if not naming.is_referrers_tag(t) and not t.endswith(".sig")]
     naming_tags = sorted(t for t in candidates if digests(t) == digest)
     mine = [h for h in history if digests.known.get(h.tag) == digest]
-    current_mine = mine[-1] if mine else None
+    current_mine = ref_entry or (mine[-1] if mine else None)
 
     flags = lineage.rollbacks(history)
     is_rollback = {h.tag: flag for h, flag in zip(history, flags, strict=True)}

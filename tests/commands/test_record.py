@@ -98,9 +98,16 @@ def test_two_promotions_of_different_digests_and_the_record_request_budget(
     env = runner_env(tmp_path)
     first = promote(tmp_path, repo, "p1", src_a, env, version="2.0.0", timestamp=str(T_A))
     assert first.status == 0, first.log
-    # the first record of the repository also uploads the 2-byte empty config blob
+    # the first record of the repository also uploads the 2-byte empty config blob, and
+    # nothing else: 6 + 2 requests after the tags (this run wrote the immutable tag, so no
+    # record can name it yet: no look-up of existing records, no referrers API probe)
     first_kinds = [r.kind for r in clients[-1].stats.records]
     assert first_kinds.count("blob-upload") == 4, first_kinds
+    records = clients[-1].stats.records
+    last_tag_put = max(i for i, r in enumerate(records) if r.url.endswith("/manifests/production"))
+    first_spent = [(r.kind, r.method) for r in records[last_tag_put + 1 :]]
+    assert len(first_spent) == 8, first_spent
+    assert not any(r.kind == "referrers" for r in records), first_spent
 
     second = promote(tmp_path, repo, "p2", src_b, runner_env(tmp_path, run_id="4243"))
     assert second.status == 0, second.log

@@ -179,6 +179,42 @@ def test_trace_without_a_record_answers_what_the_tags_prove(
 
 
 @pytest.mark.registry
+def test_trace_never_answers_with_the_record_of_an_earlier_promotion(
+    tmp_path: Path, repo: Repo
+) -> None:
+    """A and B promoted with records, then a rollback to A with ``record: false``: the
+    current tag has no record, and A's old promotion record does not describe it (another
+    kind, time, run and previous release). The answer is what the tags prove."""
+    a, src_a = repo.build(SHA_A, T_A, 111)
+    b, src_b = repo.build(SHA_B, T_B, 222)
+    tags = []
+    for name, src, ts, run_id in (("p1", src_a, T_A, "100"), ("p2", src_b, T_B, "101")):
+        run = promote(tmp_path, repo, name, src, runner_env(tmp_path, run_id), timestamp=str(ts))
+        assert run.status == 0, run.log
+        tags.append(run.outputs["tag"])
+    rb = act(
+        tmp_path,
+        "rb",
+        {"command": "rollback", "image": repo.image, "record": "false"},
+        runner_env(tmp_path, "900"),
+    )
+    assert rb.status == 0, rb.log
+    assert rb.outputs["digest"] == a.digest and rb.outputs["record-digest"] == ""
+    now = trace(tmp_path, repo, "t")
+    assert now["digest"] == a.digest
+    assert now["record"] is None
+    assert now["kind"] == "rollback"
+    assert now["promoted-at"] == int(rb.outputs["timestamp"])
+    assert (now["previous-tag"], now["previous-digest"]) == (tags[1], b.digest)
+    assert now["promoted-by"] is None and now["run-url"] is None
+    # traced by its own immutable tag, the first promotion of A answers with its record
+    older = trace(tmp_path, repo, "t-a", ref=tags[0])
+    assert older["digest"] == a.digest and older["record"] is not None
+    assert older["kind"] == "promote" and older["promoted-at"] == T_A
+    assert older["run-url"] == RUN_URL.format(100) and older["previous-tag"] is None
+
+
+@pytest.mark.registry
 def test_trace_with_the_record_layer_deleted_is_a_clear_answer(
     tmp_path: Path,
     repo: Repo,

@@ -200,8 +200,15 @@ def test_release_pushes_one_digest_under_every_tag(
 
     seeder = release_registry.seeder()
     tags = sorted(seeder.tags(IMAGE_PATH))
-    assert tags == sorted([out["staging-tag"], out["production-tag"], "production"])
-    for tag in tags:
+    # the self-promotion attaches its promotion record: the referrers index of the digest
+    index_tag = "sha256-" + out["digest"].split(":", 1)[1]
+    releases = sorted([out["staging-tag"], out["production-tag"], "production"])
+    assert tags == sorted([*releases, index_tag])
+    index = json.loads(seeder.raw_manifest(IMAGE_PATH, index_tag)[0])
+    (record,) = index["manifests"]
+    assert record["artifactType"] == "application/vnd.in-toto+json"
+    assert record["annotations"]["dev.promote.record.tag"] == out["production-tag"]
+    for tag in releases:
         data, media_type, digest = seeder.raw_manifest(IMAGE_PATH, tag)
         assert digest == out["digest"], tag
     manifest = json.loads(data)

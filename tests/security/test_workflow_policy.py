@@ -31,7 +31,19 @@ GATE = WORKFLOWS / "gate.yml"
 EXAMPLES = ROOT / "examples" / "workflows"
 SHIPPED = sorted(WORKFLOWS.glob("*.yml"))
 ALL = [*SHIPPED, *sorted(EXAMPLES.glob("*.yml"))]
-PLAN_OUTPUTS = ("digest", "tag", "version", "tags", "image", "previous-tag", "previous-digest")
+PLAN_OUTPUTS = (
+    "digest",
+    "tag",
+    "version",
+    "tags",
+    "image",
+    "previous-tag",
+    "previous-digest",
+    # the promotion record (issue 16); predicate-path is a file on the gated job's runner,
+    # which no caller job can read, so it is not a workflow output
+    "record-digest",
+    "predicate-type",
+)
 #: What the gated job can write with, and the only place it may be read.
 PRODUCTION_SECRET = "PRODUCTION_REGISTRY_PASSWORD"
 #: verify-timeout above this is refused; the verify job's own limit must leave room for it.
@@ -122,6 +134,11 @@ def test_plan_then_a_gated_job_that_promotes_the_planned_digest() -> None:
     assert written["source-digest"] == "${{ needs.plan.outputs.digest }}"
     assert written["source-tag"] == "${{ inputs.source-tag }}"
     assert written["image"] == planned["image"]
+    # `record` (issue 16) reaches the step that writes; both triggers take it, default true
+    assert written["record"] == "${{ inputs.record }}"
+    for trigger in ("workflow_call", "workflow_dispatch"):
+        spec = load(PROMOTE)["on"][trigger]["inputs"]["record"]
+        assert (spec["type"], spec["default"]) == ("boolean", True), trigger
 
 
 @pytest.mark.parametrize(("case", "dry_run", "changed", "runs"), CASES, ids=[c[0] for c in CASES])
