@@ -383,3 +383,35 @@ def test_an_unreachable_registry_leaves_its_policies_alone_and_the_rest_proceeds
     assert {c["file"] for c in json.loads(run.outputs["changed"])} == set(BACKEND.values())
     warnings = [ln for ln in run.log.splitlines() if ln.startswith("::warning")]
     assert len(warnings) == 3 and all("frontend" in w and "no latestRef" in w for w in warnings)
+
+
+@pytest.mark.parametrize("remote", ["file", "ssh"])
+def test_without_git_it_is_one_clear_error_before_any_registry_call(
+    tmp_path: Path, lab: dict[str, object], remote: str
+) -> None:
+    """The action's image has no git: ``command: automate`` there is one ``::error::``
+    naming what is missing, before the registry or the checkout's remote is contacted
+    (whether the GitRepository url is local or, as in a real workspace, not)."""
+    import os
+
+    clone = Path(str(lab["clone"]))
+    if remote == "ssh":
+        sync = clone / "flux/bootstrap/flux-system/gotk-sync.yaml"
+        text = sync.read_text()
+        bare = str(lab["bare"])
+        assert f"url: file://{bare}" in text
+        sync.write_text(
+            text.replace(f"url: file://{bare}", "url: ssh://git@github.com/acme/gitops")
+        )
+    no_git = tmp_path / "no-git-bin"
+    no_git.mkdir()
+    run = run_action(
+        tmp_path, {"command": "automate", "gitops-path": str(clone)}, {"PATH": str(no_git)}
+    )
+    assert run.status == 1
+    assert [ln for ln in run.log.splitlines() if ln.startswith("::")] == [
+        "::error::git is not installed; it is needed to run the image update automation "
+        "(command: automate)"
+    ], run.log
+    assert " -> " not in run.log  # no latestRef was computed: nothing was asked of the registry
+    assert os.environ.get("PATH")  # the test's own PATH is untouched
