@@ -18,7 +18,8 @@ What is mirrored from IAC v1.2.1 (``internal/update/setters.go``, ``filter.go``,
   strings) naming a defined setter; anything else is left alone silently.
 * **values**: the whole scalar is replaced; a plain value that YAML 1.1 would read as a
   non-string (``1.0``, ``true``, ``0x1f``) is double-quoted (kyaml
-  ``FormatNonStringStyle``); a change is recorded only when the value differs, and only
+  ``FormatNonStringStyle``), and so is an empty value (go-yaml v3 force-quotes a string
+  that would read as null); a change is recorded only when the value differs, and only
   files with a change are rewritten.
 
 One deliberate difference: Flux re-serialises a file it writes through kyaml, which can
@@ -311,7 +312,8 @@ def _render(value: str, style: str) -> str:
     """``value`` written in the scalar's style (go-yaml's choices when it must change)."""
     if style == "'":
         return "'" + value.replace("'", "''") + "'"
-    if style == '"' or is_yaml11_non_string(value) or style in {"|", ">"}:
+    # "" as a plain scalar would read as null: go-yaml v3 force-quotes it (double quotes)
+    if style == '"' or is_yaml11_non_string(value) or style in {"|", ">"} or not value:
         return _double_quoted(value)
     if value and value[0] not in _PLAIN_UNSAFE_START and not _PLAIN_UNSAFE.search(value):
         return value
