@@ -185,6 +185,20 @@ def test_push_branch_other_than_checkout_is_force_pushed_and_main_untouched(
     assert git(bare, "rev-parse", "main").strip() == head
     assert git(bare, "rev-parse", "auto").strip() == first.outputs["commit"]
     assert git(bare, "rev-parse", "auto~1").strip() == head
+    # someone else's commit on the push branch: the next run rebuilds the branch from the
+    # checkout branch and force-pushes it (Flux's GitForcePushBranch default)
+    git(clone, "fetch", "-q", "origin", "auto")
+    git(clone, "checkout", "-q", "-b", "auto", "FETCH_HEAD")
+    (clone / "NOTES.md").write_text("a commit made on the push branch by hand\n")
+    git(clone, "add", "NOTES.md")
+    git(clone, "commit", "-qm", "by hand on auto")
+    git(clone, "push", "-q", "origin", "auto")
+    git(clone, "checkout", "-q", "main")
+    second = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    assert second.status == 0, second.log
+    assert git(bare, "rev-parse", "auto").strip() == second.outputs["commit"]
+    assert git(bare, "rev-parse", "auto~1").strip() == head
+    assert git(bare, "rev-parse", "main").strip() == head
 
 
 def test_dry_run_plans_and_writes_nothing(tmp_path: Path, lab: dict[str, object]) -> None:
