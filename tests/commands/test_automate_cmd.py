@@ -429,3 +429,41 @@ def test_without_git_it_is_one_clear_error_before_any_registry_call(
     ], run.log
     assert " -> " not in run.log  # no latestRef was computed: nothing was asked of the registry
     assert os.environ.get("PATH")  # the test's own PATH is untouched
+
+
+@pytest.mark.parametrize("source", ["flux-system", "mirror", "missing"])
+def test_source_ref_names_the_git_repository_pushed_to(
+    tmp_path: Path, lab: dict[str, object], source: str
+) -> None:
+    """Two GitRepositories in the tree: the automation clones and pushes the one its
+    ``sourceRef`` names (not the first one found); one it names that is absent is an error."""
+    bare, clone = Path(str(lab["bare"])), Path(str(lab["clone"]))
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "clone", "-q", "--bare", str(bare), str(mirror))
+    # sorts before gotk-sync.yaml, so it is the first GitRepository read
+    (clone / "flux/bootstrap/flux-system/a-mirror.yaml").write_text(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n"
+        "  name: mirror\n  namespace: flux-system\nspec:\n  interval: 1m0s\n"
+        f"  ref:\n    branch: main\n  url: file://{mirror}\n"
+    )
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "a second GitRepository")
+    git(clone, "push", "-q", "origin", "main")
+    git(mirror, "fetch", "-q", str(bare), "main:main")
+    if source != "flux-system":
+        _commit_edit(clone, AUTOMATION, "    name: flux-system\n", f"    name: {source}\n")
+    heads = {p: git(p, "rev-parse", "main").strip() for p in (bare, mirror)}
+    run = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    if source == "missing":
+        assert run.status == 1
+        assert len(run.errors) == 1, run.log
+        assert (
+            "its sourceRef GitRepository flux-system:missing is not in the tree" in (run.errors[0])
+        )
+        assert {p: git(p, "rev-parse", "main").strip() for p in (bare, mirror)} == heads
+        return
+    assert run.status == 0, run.log
+    pushed, untouched = (bare, mirror) if source == "flux-system" else (mirror, bare)
+    assert git(pushed, "rev-parse", "main").strip() == run.outputs["commit"]
+    assert git(pushed, "rev-parse", "main~1").strip() == heads[pushed]
+    assert git(untouched, "rev-parse", "main").strip() == heads[untouched]
