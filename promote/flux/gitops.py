@@ -458,10 +458,11 @@ class _Walker:
 
 
 def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | None:
-    """The trailing comment of a scalar value as ``(0-based line, "# ...")``, or ``None``.
+    """The comment kyaml reads for a scalar value as ``(0-based line, "# ...")``, or ``None``.
 
-    A block scalar's comment follows its header (``|`` / ``>``) on the first line; any other
-    scalar's follows its last character, after at least one space.
+    Its line comment: a block scalar's follows its header (``|`` / ``>``) on the first line;
+    any other scalar's follows its last character, after at least one space. Without one, a
+    block-sequence item's one-line head comment (:func:`_head_comment`).
     """
     end = node.end_mark
     if node.style in {"|", ">"}:
@@ -473,8 +474,30 @@ def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | 
         text = source[line_no] if line_no < len(source) else ""
         rest = text[end.column :]
     if not rest[:1].isspace() or not rest.strip().startswith("#"):
-        return None
+        if rest.strip():
+            return None  # more text on the line (a flow collection): no comment of its own
+        return _head_comment(node, source)
     return line_no, rest.strip()
+
+
+def _head_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | None:
+    """The one comment line right above a block-sequence item (``- value``) with no line
+    comment: go-yaml v3 makes the comment lines above an item its ``HeadComment``, and kyaml's
+    ``FieldMeta.Read`` reads that when the line comment is empty. Two or more lines are one
+    comment that no longer parses as JSON; a mapping value's comment above belongs to its key.
+    """
+    if node.style in {"|", ">"}:
+        return None
+    line_no = node.start_mark.line
+    text = source[line_no] if line_no < len(source) else ""
+    if text[: node.start_mark.column].strip() != "-":
+        return None
+    above = line_no - 1
+    while above >= 0 and source[above].lstrip().startswith("#"):
+        above -= 1
+    if above != line_no - 2:
+        return None
+    return line_no - 1, source[line_no - 1].strip()
 
 
 def _unread_comments(

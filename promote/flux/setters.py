@@ -15,7 +15,9 @@ What is mirrored from IAC v1.2.1 (``internal/update/setters.go``, ``filter.go``,
   it) only ``*.yaml``, ``*.yml`` and ``Kustomization`` whose text holds ``"$imagepolicy"``
   with the double quotes; a file that does not parse is skipped without error.
 * **markers**: the trailing comment of a scalar *value* (``#`` stripped, a JSON object of
-  strings) naming a defined setter; anything else is left alone silently.
+  strings) naming a defined setter — or, for a block-sequence item without one, its one-line
+  head comment (kyaml ``FieldMeta.Read`` falls back to the head comment); anything else is
+  left alone silently.
 * **values**: the whole scalar is replaced; a plain value that YAML 1.1 would read as a
   non-string (``1.0``, ``true``, ``0x1f``) is double-quoted (kyaml
   ``FormatNonStringStyle``), and so is an empty value (go-yaml v3 force-quotes a string

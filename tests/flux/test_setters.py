@@ -221,3 +221,28 @@ def test_crlf_and_non_ascii_text_keep_their_bytes() -> None:
 def test_a_block_scalar_marker_becomes_a_quoted_line_keeping_the_marker() -> None:
     text = 'image: | # {"$imagepolicy": "ns:p"}\n  reg/app:v1\nnext: 1\n'
     assert _one(text) == 'image: "reg/app:v2" # {"$imagepolicy": "ns:p"}\nnext: 1\n'
+
+
+def test_a_one_line_head_comment_marks_a_list_item_without_a_line_comment() -> None:
+    """go-yaml v3 gives a block-sequence item the comment lines right above it as its
+    HeadComment, and kyaml's ``FieldMeta.Read`` falls back to it when the item has no line
+    comment: Flux updates such an item (marker_grammar of setter_cases.json)."""
+    text = 'args:\n  - --flag\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1\nnext: 1\n'
+    assert _one(text) == text.replace("reg/app:v1", "reg/app:v2")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # two comment lines: the head comment is not one JSON object
+        'args:\n  # note\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1\n',
+        # a line comment wins, even one that is not a marker
+        'args:\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1 # pinned\n',
+        # a mapping value: the comment above is the key's head comment, never visited
+        'spec:\n  # {"$imagepolicy": "ns:p"}\n  image: reg/app:v1\n',
+        # an item that is a mapping: the comment is the mapping's
+        'items:\n  # {"$imagepolicy": "ns:p"}\n  - image: reg/app:v1\n',
+    ],
+)
+def test_head_comments_flux_does_not_read(text: str) -> None:
+    assert _one(text) == text
