@@ -128,6 +128,7 @@ def test_a_tag_that_yaml_1_1_reads_as_a_number_is_double_quoted() -> None:
         ("1e3", True),
         ("v1.0.0", False),
         ("2024-01-01", False),  # go-yaml v2 keeps timestamps as strings in interface{}
+        ("2024-13-45", False),  # looks like a date, is none: a string (and no crash)
         ("reg/app:v1", False),
         ("", False),
     ],
@@ -246,3 +247,19 @@ def test_a_one_line_head_comment_marks_a_list_item_without_a_line_comment() -> N
 )
 def test_head_comments_flux_does_not_read(text: str) -> None:
     assert _one(text) == text
+
+
+def test_a_date_tag_written_over_a_string_is_double_quoted() -> None:
+    """go-yaml v3 resolves a plain ``2024-01-15`` as !!timestamp: writing it into a field
+    that held a string force-quotes it (kyaml's encoder); a field that already held a date
+    stays plain (its tag resolves the same)."""
+    policy = {**POLICY, "tag": "2024-01-15"}
+    text = 'tag: v1 # {"$imagepolicy": "ns:p:tag"}\n'
+    assert _one(text, policy) == 'tag: "2024-01-15" # {"$imagepolicy": "ns:p:tag"}\n'
+    dated = 'tag: 2023-12-31 # {"$imagepolicy": "ns:p:tag"}\n'
+    assert _one(dated, policy) == dated.replace("2023-12-31", "2024-01-15")
+    # not a date go-yaml reads as one: plain
+    for tag in ("2024-01-15-rc1", "2024-13-45", "20240115"):
+        assert _one(text, {**POLICY, "tag": tag}).startswith(
+            f"tag: {tag} #" if tag != "20240115" else 'tag: "20240115" #'
+        )
