@@ -310,7 +310,19 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
 
 
 #: libyaml's loader when PyYAML was built with it (10x faster; same nodes and marks).
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader, except that a scalar which only looks like a date (``2024-02-30``)
+    stays text, as go-yaml reads it, instead of raising ValueError."""
+
+
+def _timestamp_or_text(loader: Any, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 
 
 def _load_documents(text: str) -> list[tuple[yaml.Node, Any]]:
@@ -334,7 +346,7 @@ def _kustomize_namespaces(files: Mapping[str, str], paths: list[str]) -> dict[st
         if posixpath.basename(path) not in {"kustomization.yaml", "kustomization.yml"}:
             continue
         try:
-            data = yaml.safe_load(files[path])
+            data = yaml.load(files[path], Loader=_Loader)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
             continue
         if isinstance(data, Mapping) and isinstance(data.get("namespace"), str):

@@ -397,3 +397,14 @@ def test_a_one_line_head_comment_on_a_list_item_is_a_marker_flux_reads() -> None
     two = scan({"a.yaml": text.replace("args:\n", "args:\n  # note\n")})
     assert two.markers == []
     assert [(c.file, c.line) for c in two.ignored] == [("a.yaml", 3)]
+
+
+def test_a_scalar_that_only_looks_like_a_date_is_read_as_text() -> None:
+    """``2024-02-30`` is no date: go-yaml (Flux) reads it as a string; the scan must not
+    crash on it (PyYAML's timestamp constructor raises ValueError), in a manifest or in a
+    kustomization.yaml."""
+    text = 'created: 2024-02-30\nimage: reg/app:v1 # {"$imagepolicy": "ns:p"}\n'
+    files = {"a/deploy.yaml": text, "a/kustomization.yaml": "namespace: 2024-13-45\n"}
+    tree = scan(files)
+    assert [(m.file, m.setter) for m in tree.markers] == [("a/deploy.yaml", "ns:p")]
+    assert tree.unparseable == []

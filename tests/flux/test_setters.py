@@ -263,3 +263,8 @@ def test_a_date_tag_written_over_a_string_is_double_quoted() -> None:
         assert _one(text, {**POLICY, "tag": tag}).startswith(
             f"tag: {tag} #" if tag != "20240115" else 'tag: "20240115" #'
         )
+
+
+def test_a_file_with_a_scalar_that_only_looks_like_a_date_is_still_updated() -> None:
+    text = 'created: 2024-02-30\nimage: reg/app:v1 # {"$imagepolicy": "ns:p"}\n'
+    assert _one(text) == text.replace("reg/app:v1", "reg/app:v2")
