@@ -8,6 +8,8 @@ stdout as ``name=value`` lines (or one JSON object with ``--json``; for ``trace`
 lineage itself), also when the command fails, and on a runner also appended to
 ``$GITHUB_OUTPUT``; the log and annotations go to stderr. ``promote <command> --help``
 lists that command's flags.
+A usage error (unknown flag or command, missing value) is one ``::error::`` line, exit 2,
+and ``{}`` with ``--json``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from promote.actions import Runner, parse_github_output
 from promote.commands import COMMANDS, execute
@@ -31,6 +34,26 @@ ENV_FALLBACKS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one ``::error::`` line on stderr (with the help to read) and, with
+    ``--json``, still one JSON object (``{}``) on stdout; exit 2 as argparse's."""
+
+    as_json = False
+    help_hint = ""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            # name the flags only: a stray value may be a secret typed after a wrong flag
+            flags = [w for w in message.split(":", 1)[1].split() if w.startswith("-")]
+            message = "unrecognized arguments: " + (" ".join(flags) or "values without a flag")
+        if self.as_json:
+            sys.stdout.write("{}\n")
+            sys.stdout.flush()
+        hint = self.help_hint or f"{self.prog} --help"
+        sys.stderr.write(f"::error::{message} (see `{hint}`)\n")
+        raise SystemExit(2)
+
+
 def _command_summary(command: str) -> str:
     """The first paragraph of the command module's docstring (its one-line purpose)."""
     import importlib
@@ -39,20 +62,22 @@ def _command_summary(command: str) -> str:
     return " ".join(doc.strip().split("\n\n", 1)[0].split()).replace("``", "`")
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, as_json: bool = False) -> _Parser:
     """The global parser, or with ``command`` that command's own (``promote check --help``):
-    only the inputs it reads, and its purpose."""
+    only the inputs it reads, and its purpose. ``as_json``: a usage error still prints ``{}``."""
+    parser: _Parser
     if command is None:
-        parser = argparse.ArgumentParser(
+        parser = _Parser(
             prog="promote",
             description="Promote a staging image digest to production without rebuilding it. "
             "`promote <command> --help` lists one command's flags.",
         )
         parser.add_argument("command", choices=sorted(COMMANDS), help="what to do")
     else:
-        parser = argparse.ArgumentParser(
+        parser = _Parser(
             prog=f"promote {command}", description=_command_summary(command).replace("%", "%%")
         )
+    parser.as_json = as_json
     parser.add_argument(
         "--json", action="store_true", help="print the outputs as one JSON object on stdout"
     )
@@ -92,7 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _help_for(words)
     if command is not None:
         build_parser(command).parse_args([w for w in words if w != command])
-    args = vars(build_parser().parse_args(words))
+    parser = build_parser(as_json="--json" in words)
+    named = next((w for w in words if w in COMMANDS), None)
+    if named is not None:
+        parser.help_hint = f"promote {named} --help"  # a usage error points at its flags
+    args = vars(parser.parse_args(words))
     as_json = bool(args.pop("json"))
     raw = {k: v for k, v in args.items() if v is not None}
     env = dict(os.environ)

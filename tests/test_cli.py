@@ -103,3 +103,37 @@ def test_per_command_help_lists_that_commands_flags(capsys: pytest.CaptureFixtur
         cli.main(["automate", "-h"])
     out, _ = capsys.readouterr()
     assert "--gitops-path" in out and "--rollback-to" not in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["automate", "--json", "--bogus", "1"],  # an unknown flag
+        ["--json"],  # no command
+        ["nonsense", "--json"],  # an unknown command
+        ["check", "--json", "--gitops-path"],  # a flag without its value
+    ],
+)
+def test_a_usage_error_with_json_is_one_object_and_one_error_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {}
+    errors = [line for line in err.splitlines() if line.startswith("::error::")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in err
+
+
+def test_a_usage_error_without_json_prints_nothing_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["automate", "--bogus", "1"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("::error::") == 1 and "--bogus" in err
+    assert "promote automate --help" in err

@@ -304,10 +304,25 @@ def run_automation(
         return run
 
 
+#: What ``automate`` says where there is no ``git`` (the action's image carries none).
+NO_GIT = "git is not installed; it is needed to run the image update automation (command: automate)"
+
+
+def require_git(env: Mapping[str, str]) -> None:
+    """Fail before any registry call or clone when ``git`` cannot be run (``PATH`` of ``env``,
+    as :func:`promote.gitcmd.run_git` resolves it)."""
+    import os
+    import shutil
+
+    if shutil.which("git", path=env.get("PATH", os.defpath)) is None:
+        raise GitOpsError(NO_GIT)
+
+
 def run(ctx: Context) -> Result:
     from promote.flux.automation import automation_spec
     from promote.flux.source import load_tree
 
+    require_git(ctx.env)
     source = local_source(ctx)
     tree = load_tree(source)
     if not tree.automations:

@@ -310,7 +310,19 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
 
 
 #: libyaml's loader when PyYAML was built with it (10x faster; same nodes and marks).
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader, except that a scalar which only looks like a date (``2024-02-30``)
+    stays text, as go-yaml reads it, instead of raising ValueError."""
+
+
+def _timestamp_or_text(loader: Any, node: yaml.ScalarNode) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
 
 
 def _load_documents(text: str) -> list[tuple[yaml.Node, Any]]:
@@ -334,7 +346,7 @@ def _kustomize_namespaces(files: Mapping[str, str], paths: list[str]) -> dict[st
         if posixpath.basename(path) not in {"kustomization.yaml", "kustomization.yml"}:
             continue
         try:
-            data = yaml.safe_load(files[path])
+            data = yaml.load(files[path], Loader=_Loader)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
             continue
         if isinstance(data, Mapping) and isinstance(data.get("namespace"), str):
@@ -458,10 +470,11 @@ class _Walker:
 
 
 def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | None:
-    """The trailing comment of a scalar value as ``(0-based line, "# ...")``, or ``None``.
+    """The comment kyaml reads for a scalar value as ``(0-based line, "# ...")``, or ``None``.
 
-    A block scalar's comment follows its header (``|`` / ``>``) on the first line; any other
-    scalar's follows its last character, after at least one space.
+    Its line comment: a block scalar's follows its header (``|`` / ``>``) on the first line;
+    any other scalar's follows its last character, after at least one space. Without one, a
+    block-sequence item's one-line head comment (:func:`_head_comment`).
     """
     end = node.end_mark
     if node.style in {"|", ">"}:
@@ -473,8 +486,30 @@ def line_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | 
         text = source[line_no] if line_no < len(source) else ""
         rest = text[end.column :]
     if not rest[:1].isspace() or not rest.strip().startswith("#"):
-        return None
+        if rest.strip():
+            return None  # more text on the line (a flow collection): no comment of its own
+        return _head_comment(node, source)
     return line_no, rest.strip()
+
+
+def _head_comment(node: yaml.ScalarNode, source: list[str]) -> tuple[int, str] | None:
+    """The one comment line right above a block-sequence item (``- value``) with no line
+    comment: go-yaml v3 makes the comment lines above an item its ``HeadComment``, and kyaml's
+    ``FieldMeta.Read`` reads that when the line comment is empty. Two or more lines are one
+    comment that no longer parses as JSON; a mapping value's comment above belongs to its key.
+    """
+    if node.style in {"|", ">"}:
+        return None
+    line_no = node.start_mark.line
+    text = source[line_no] if line_no < len(source) else ""
+    if text[: node.start_mark.column].strip() != "-":
+        return None
+    above = line_no - 1
+    while above >= 0 and source[above].lstrip().startswith("#"):
+        above -= 1
+    if above != line_no - 2:
+        return None
+    return line_no - 1, source[line_no - 1].strip()
 
 
 def _unread_comments(

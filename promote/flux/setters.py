@@ -15,10 +15,14 @@ What is mirrored from IAC v1.2.1 (``internal/update/setters.go``, ``filter.go``,
   it) only ``*.yaml``, ``*.yml`` and ``Kustomization`` whose text holds ``"$imagepolicy"``
   with the double quotes; a file that does not parse is skipped without error.
 * **markers**: the trailing comment of a scalar *value* (``#`` stripped, a JSON object of
-  strings) naming a defined setter; anything else is left alone silently.
+  strings) naming a defined setter — or, for a block-sequence item without one, its one-line
+  head comment (kyaml ``FieldMeta.Read`` falls back to the head comment); anything else is
+  left alone silently.
 * **values**: the whole scalar is replaced; a plain value that YAML 1.1 would read as a
   non-string (``1.0``, ``true``, ``0x1f``) is double-quoted (kyaml
-  ``FormatNonStringStyle``); a change is recorded only when the value differs, and only
+  ``FormatNonStringStyle``), and so is a value go-yaml v3 would resolve to another tag
+  than the string it replaces (``""``, a date such as ``2024-01-15``: its encoder
+  force-quotes them); a change is recorded only when the value differs, and only
   files with a change are rewritten.
 
 One deliberate difference: Flux re-serialises a file it writes through kyaml, which can
@@ -223,7 +227,7 @@ def _update_file(
         value = values[site.setter]
         if value == site.old and not (site.style == "" and is_yaml11_non_string(value)):
             continue
-        rendered = _render(value, site.style)
+        rendered = _render(value, site.style, site.old)
         if site.style in {"|", ">"}:
             # a block scalar's span runs from its header (which carries the marker) to the
             # next line: the value becomes one double-quoted line with the marker kept
@@ -302,16 +306,42 @@ def is_yaml11_non_string(value: str) -> bool:
         return True
     try:
         loaded = yaml.safe_load(value)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, OverflowError):  # e.g. 2024-13-45: not a real date
         return False
     return isinstance(loaded, (list, dict))
 
 
-def _render(value: str, style: str) -> str:
+_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
+
+
+def is_yaml12_date(value: str) -> bool:
+    """Whether go-yaml v3 resolves the plain ``value`` as a !!timestamp (the only form a tag
+    can take: ``YYYY-M-D``, a real date)."""
+    import datetime
+
+    m = _DATE.fullmatch(value)
+    if m is None:
+        return False
+    try:
+        datetime.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        return False
+    return True
+
+
+def _forces_quotes(value: str, old: str) -> bool:
+    """go-yaml v3's encoder double-quotes a plain !!str whose new text would resolve to
+    another tag: ``""`` (null) or a date, when the old text was a string."""
+    if not value:
+        return True
+    return is_yaml12_date(value) and not (is_yaml12_date(old) or is_yaml11_non_string(old))
+
+
+def _render(value: str, style: str, old: str = "") -> str:
     """``value`` written in the scalar's style (go-yaml's choices when it must change)."""
     if style == "'":
         return "'" + value.replace("'", "''") + "'"
-    if style == '"' or is_yaml11_non_string(value) or style in {"|", ">"}:
+    if style in {'"', "|", ">"} or is_yaml11_non_string(value) or _forces_quotes(value, old):
         return _double_quoted(value)
     if value and value[0] not in _PLAIN_UNSAFE_START and not _PLAIN_UNSAFE.search(value):
         return value

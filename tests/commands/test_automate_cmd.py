@@ -185,6 +185,20 @@ def test_push_branch_other_than_checkout_is_force_pushed_and_main_untouched(
     assert git(bare, "rev-parse", "main").strip() == head
     assert git(bare, "rev-parse", "auto").strip() == first.outputs["commit"]
     assert git(bare, "rev-parse", "auto~1").strip() == head
+    # someone else's commit on the push branch: the next run rebuilds the branch from the
+    # checkout branch and force-pushes it (Flux's GitForcePushBranch default)
+    git(clone, "fetch", "-q", "origin", "auto")
+    git(clone, "checkout", "-q", "-b", "auto", "FETCH_HEAD")
+    (clone / "NOTES.md").write_text("a commit made on the push branch by hand\n")
+    git(clone, "add", "NOTES.md")
+    git(clone, "commit", "-qm", "by hand on auto")
+    git(clone, "push", "-q", "origin", "auto")
+    git(clone, "checkout", "-q", "main")
+    second = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    assert second.status == 0, second.log
+    assert git(bare, "rev-parse", "auto").strip() == second.outputs["commit"]
+    assert git(bare, "rev-parse", "auto~1").strip() == head
+    assert git(bare, "rev-parse", "main").strip() == head
 
 
 def test_dry_run_plans_and_writes_nothing(tmp_path: Path, lab: dict[str, object]) -> None:
@@ -383,3 +397,73 @@ def test_an_unreachable_registry_leaves_its_policies_alone_and_the_rest_proceeds
     assert {c["file"] for c in json.loads(run.outputs["changed"])} == set(BACKEND.values())
     warnings = [ln for ln in run.log.splitlines() if ln.startswith("::warning")]
     assert len(warnings) == 3 and all("frontend" in w and "no latestRef" in w for w in warnings)
+
+
+@pytest.mark.parametrize("remote", ["file", "ssh"])
+def test_without_git_it_is_one_clear_error_before_any_registry_call(
+    tmp_path: Path, lab: dict[str, object], remote: str
+) -> None:
+    """The action's image has no git: ``command: automate`` there is one ``::error::``
+    naming what is missing, before the registry or the checkout's remote is contacted
+    (whether the GitRepository url is local or, as in a real workspace, not)."""
+    import os
+
+    clone = Path(str(lab["clone"]))
+    if remote == "ssh":
+        sync = clone / "flux/bootstrap/flux-system/gotk-sync.yaml"
+        text = sync.read_text()
+        bare = str(lab["bare"])
+        assert f"url: file://{bare}" in text
+        sync.write_text(
+            text.replace(f"url: file://{bare}", "url: ssh://git@github.com/acme/gitops")
+        )
+    no_git = tmp_path / "no-git-bin"
+    no_git.mkdir()
+    run = run_action(
+        tmp_path, {"command": "automate", "gitops-path": str(clone)}, {"PATH": str(no_git)}
+    )
+    assert run.status == 1
+    assert [ln for ln in run.log.splitlines() if ln.startswith("::")] == [
+        "::error::git is not installed; it is needed to run the image update automation "
+        "(command: automate)"
+    ], run.log
+    assert " -> " not in run.log  # no latestRef was computed: nothing was asked of the registry
+    assert os.environ.get("PATH")  # the test's own PATH is untouched
+
+
+@pytest.mark.parametrize("source", ["flux-system", "mirror", "missing"])
+def test_source_ref_names_the_git_repository_pushed_to(
+    tmp_path: Path, lab: dict[str, object], source: str
+) -> None:
+    """Two GitRepositories in the tree: the automation clones and pushes the one its
+    ``sourceRef`` names (not the first one found); one it names that is absent is an error."""
+    bare, clone = Path(str(lab["bare"])), Path(str(lab["clone"]))
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "clone", "-q", "--bare", str(bare), str(mirror))
+    # sorts before gotk-sync.yaml, so it is the first GitRepository read
+    (clone / "flux/bootstrap/flux-system/a-mirror.yaml").write_text(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n"
+        "  name: mirror\n  namespace: flux-system\nspec:\n  interval: 1m0s\n"
+        f"  ref:\n    branch: main\n  url: file://{mirror}\n"
+    )
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "a second GitRepository")
+    git(clone, "push", "-q", "origin", "main")
+    git(mirror, "fetch", "-q", str(bare), "main:main")
+    if source != "flux-system":
+        _commit_edit(clone, AUTOMATION, "    name: flux-system\n", f"    name: {source}\n")
+    heads = {p: git(p, "rev-parse", "main").strip() for p in (bare, mirror)}
+    run = run_action(tmp_path, {"command": "automate", "gitops-path": str(clone)})
+    if source == "missing":
+        assert run.status == 1
+        assert len(run.errors) == 1, run.log
+        assert (
+            "its sourceRef GitRepository flux-system:missing is not in the tree" in (run.errors[0])
+        )
+        assert {p: git(p, "rev-parse", "main").strip() for p in (bare, mirror)} == heads
+        return
+    assert run.status == 0, run.log
+    pushed, untouched = (bare, mirror) if source == "flux-system" else (mirror, bare)
+    assert git(pushed, "rev-parse", "main").strip() == run.outputs["commit"]
+    assert git(pushed, "rev-parse", "main~1").strip() == heads[pushed]
+    assert git(untouched, "rev-parse", "main").strip() == heads[untouched]

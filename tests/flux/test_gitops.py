@@ -383,3 +383,28 @@ def test_markers_on_keys_or_inside_block_text_are_reported_not_counted() -> None
     assert [m.setter for m in tree.markers] == ["ns:good"]
     assert sorted(c.line for c in tree.ignored) == [2, 5]
     assert all("does not trail a scalar value" in c.reason for c in tree.ignored)
+
+
+def test_a_one_line_head_comment_on_a_list_item_is_a_marker_flux_reads() -> None:
+    """As the setters read it (go-yaml v3 HeadComment, kyaml's fallback): a marker, not a
+    comment ``check`` calls ignored; two comment lines above are one comment Flux skips."""
+    text = 'args:\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1\n'
+    tree = scan({"a.yaml": text})
+    assert [(m.file, m.line, m.setter, m.value) for m in tree.markers] == [
+        ("a.yaml", 2, "ns:p", "reg/app:v1")
+    ]
+    assert tree.ignored == []
+    two = scan({"a.yaml": text.replace("args:\n", "args:\n  # note\n")})
+    assert two.markers == []
+    assert [(c.file, c.line) for c in two.ignored] == [("a.yaml", 3)]
+
+
+def test_a_scalar_that_only_looks_like_a_date_is_read_as_text() -> None:
+    """``2024-02-30`` is no date: go-yaml (Flux) reads it as a string; the scan must not
+    crash on it (PyYAML's timestamp constructor raises ValueError), in a manifest or in a
+    kustomization.yaml."""
+    text = 'created: 2024-02-30\nimage: reg/app:v1 # {"$imagepolicy": "ns:p"}\n'
+    files = {"a/deploy.yaml": text, "a/kustomization.yaml": "namespace: 2024-13-45\n"}
+    tree = scan(files)
+    assert [(m.file, m.setter) for m in tree.markers] == [("a/deploy.yaml", "ns:p")]
+    assert tree.unparseable == []

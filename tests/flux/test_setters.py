@@ -128,6 +128,7 @@ def test_a_tag_that_yaml_1_1_reads_as_a_number_is_double_quoted() -> None:
         ("1e3", True),
         ("v1.0.0", False),
         ("2024-01-01", False),  # go-yaml v2 keeps timestamps as strings in interface{}
+        ("2024-13-45", False),  # looks like a date, is none: a string (and no crash)
         ("reg/app:v1", False),
         ("", False),
     ],
@@ -145,8 +146,12 @@ def test_full_marker_with_a_digest_and_the_digest_marker_without_one() -> None:
     with_digest = _one(text, {**POLICY, "digest": digest})
     assert f"image: reg/app:v2@{digest} #" in with_digest
     assert f"digest: {digest} #" in with_digest
-    # no digest: the :digest field is set to "" (Go's empty string), written as ''
-    assert "digest: '' #" in _one(text)
+    # no digest: the :digest field is set to "" (Go's empty string). The node was a plain
+    # !!str; go-yaml v3's encoder force-quotes a str whose plain text would resolve to
+    # another tag (here !!null), with double quotes: "" (a single-quoted field stays '')
+    assert 'digest: "" #' in _one(text)
+    quoted = text.replace("sha256:old", "'sha256:old'")
+    assert "digest: '' #" in _one(quoted)
 
 
 def test_markers_flux_does_not_read_are_left_alone() -> None:
@@ -217,3 +222,49 @@ def test_crlf_and_non_ascii_text_keep_their_bytes() -> None:
 def test_a_block_scalar_marker_becomes_a_quoted_line_keeping_the_marker() -> None:
     text = 'image: | # {"$imagepolicy": "ns:p"}\n  reg/app:v1\nnext: 1\n'
     assert _one(text) == 'image: "reg/app:v2" # {"$imagepolicy": "ns:p"}\nnext: 1\n'
+
+
+def test_a_one_line_head_comment_marks_a_list_item_without_a_line_comment() -> None:
+    """go-yaml v3 gives a block-sequence item the comment lines right above it as its
+    HeadComment, and kyaml's ``FieldMeta.Read`` falls back to it when the item has no line
+    comment: Flux updates such an item (marker_grammar of setter_cases.json)."""
+    text = 'args:\n  - --flag\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1\nnext: 1\n'
+    assert _one(text) == text.replace("reg/app:v1", "reg/app:v2")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # two comment lines: the head comment is not one JSON object
+        'args:\n  # note\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1\n',
+        # a line comment wins, even one that is not a marker
+        'args:\n  # {"$imagepolicy": "ns:p"}\n  - reg/app:v1 # pinned\n',
+        # a mapping value: the comment above is the key's head comment, never visited
+        'spec:\n  # {"$imagepolicy": "ns:p"}\n  image: reg/app:v1\n',
+        # an item that is a mapping: the comment is the mapping's
+        'items:\n  # {"$imagepolicy": "ns:p"}\n  - image: reg/app:v1\n',
+    ],
+)
+def test_head_comments_flux_does_not_read(text: str) -> None:
+    assert _one(text) == text
+
+
+def test_a_date_tag_written_over_a_string_is_double_quoted() -> None:
+    """go-yaml v3 resolves a plain ``2024-01-15`` as !!timestamp: writing it into a field
+    that held a string force-quotes it (kyaml's encoder); a field that already held a date
+    stays plain (its tag resolves the same)."""
+    policy = {**POLICY, "tag": "2024-01-15"}
+    text = 'tag: v1 # {"$imagepolicy": "ns:p:tag"}\n'
+    assert _one(text, policy) == 'tag: "2024-01-15" # {"$imagepolicy": "ns:p:tag"}\n'
+    dated = 'tag: 2023-12-31 # {"$imagepolicy": "ns:p:tag"}\n'
+    assert _one(dated, policy) == dated.replace("2023-12-31", "2024-01-15")
+    # not a date go-yaml reads as one: plain
+    for tag in ("2024-01-15-rc1", "2024-13-45", "20240115"):
+        assert _one(text, {**POLICY, "tag": tag}).startswith(
+            f"tag: {tag} #" if tag != "20240115" else 'tag: "20240115" #'
+        )
+
+
+def test_a_file_with_a_scalar_that_only_looks_like_a_date_is_still_updated() -> None:
+    text = 'created: 2024-02-30\nimage: reg/app:v1 # {"$imagepolicy": "ns:p"}\n'
+    assert _one(text) == text.replace("reg/app:v1", "reg/app:v2")
