@@ -184,9 +184,7 @@ def test_staging_deployment_is_not_a_production_environment(
     server: GitHubServer, service: Path
 ) -> None:
     full = head(service)
-    records = records_for(
-        context(server, **{"target-env": "canary"}), kind="promote"
-    )
+    records = records_for(context(server, **{"target-env": "canary"}), kind="promote")
     records.start(outputs(full[:7]))
     (dep,) = deployments(server)
     assert dep["environment"] == "canary"
@@ -234,9 +232,7 @@ def test_a_failed_record_after_the_promotion_says_the_promotion_is_complete(
     server: GitHubServer, service: Path
 ) -> None:
     full = head(service)
-    records = records_for(
-        context(server, **{"git-tag": "true", "release": "true"}), kind="promote"
-    )
+    records = records_for(context(server, **{"git-tag": "true", "release": "true"}), kind="promote")
     o = outputs(full[:7])
     records.start(o)
     records_api.set_permissions(server, contents="read")
