@@ -2,7 +2,7 @@
 
 Called by ``promote`` and ``rollback`` around their registry writes::
 
-    records = PromotionRecords.from_context(ctx, kind="promote")   # inputs checked, no I/O
+    records = PromotionRecords(kind="promote", token=..., repository=..., ...)  # no I/O
     records.start(plan_outputs)        # POST deployments; POST statuses (in_progress)
     ...registry writes...
     records.fail(message)              # POST statuses (failure) — never raises
@@ -21,29 +21,27 @@ write``)::
     POST /repos/{o}/{r}/releases/generate-notes    notes since the previous version tag
     POST /repos/{o}/{r}/releases                   Release v<version> with those notes
 
-Errors become :class:`GitHubError` with the HTTP status and what permission to grant; the
-token is never part of a message.
+The inputs are read and checked (without I/O) by the front door,
+:func:`promote.commands.github_settings.records_for`; every call goes through the one
+GitHub client, :mod:`promote.githubapi`. Errors become :class:`GitHubError` with the HTTP
+status and what permission to grant; the token is never part of a message.
 """
 
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from promote.errors import GitHubError, InputError
+from promote import githubapi
+from promote.errors import GitHubError
+from promote.githubapi import APIFailure
 
 if TYPE_CHECKING:
-    from github.Deployment import Deployment
-    from github.Repository import Repository
+    from promote.githubapi import Deployment, Repository
 
-    from promote.commands import Context
-
-DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
-REPOSITORY_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 FULL_SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: GitHub truncates nothing: it refuses descriptions longer than 140 characters.
 MAX_DESCRIPTION = 140
@@ -60,91 +58,19 @@ PERMISSION_HINTS = {
 }
 
 
-def valid_repository(name: str) -> bool:
-    """``owner/name`` as GitHub allows it (no ``.``/``..`` name, nothing else around it)."""
-    if not REPOSITORY_RE.fullmatch(name):
-        return False
-    return name.split("/", 1)[1] not in {".", ".."}
-
-
-def throttle_enabled(env: Mapping[str, str]) -> bool:
-    """PyGithub's pacing between calls; ``PROMOTE_GITHUB_THROTTLE=false`` turns it off."""
-    return env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
-
-
-def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
-    """An ``http(s)`` URL with a host; plain ``http`` only for loopback hosts."""
-    from promote.reference import is_loopback_host
-
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-        raise InputError(f"{what} {value[:80]!r} must be an http(s) URL", input_name=input_name)
-    if not parsed.hostname.isascii():
-        raise InputError(
-            f"{what} host must be ASCII (write an international name in punycode, xn--...): "
-            f"{ascii(parsed.hostname)[:80]}",
-            input_name=input_name,
-        )
-    if parsed.username or parsed.password:
-        raise InputError(f"{what} must not carry credentials", input_name=input_name)
-    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
-        raise InputError(
-            f"{what} {value[:80]!r} must use https (plain http only for loopback)",
-            input_name=input_name,
-        )
-    return value
-
-
-def github_client(token: str, api_url: str, *, throttle: bool = True) -> Any:
-    """A PyGithub client for ``api_url`` (imported lazily: it costs start-up time).
-
-    ``throttle`` keeps PyGithub's pacing (0.25 s between requests, 1 s between writes, as
-    GitHub's secondary rate limits ask); tests turn it off.
-    """
-    from github import Auth, Github, GithubRetry
-
-    return Github(
-        auth=Auth.Token(token),
-        base_url=api_url.rstrip("/"),
-        timeout=30,
-        retry=GithubRetry(total=3, backoff_factor=0.5, max_rate_limit_wait=60),
-        seconds_between_requests=0.25 if throttle else None,
-        seconds_between_writes=1.0 if throttle else None,
-        lazy=True,
-    )
-
-
 def call(what: str, kind: str, fn: Callable[[], T]) -> T:
-    """Run one PyGithub call; map its failures to :class:`GitHubError` (no token in text)."""
-    import requests
-    from github import GithubException
-
+    """Run one GitHub API call; map its failure to :class:`GitHubError` (no token in text)."""
     try:
-        return fn()
-    except GithubException as exc:
-        raise github_error(what, kind, exc) from None
-    except requests.RequestException as exc:
-        raise unreachable(what, exc) from None
+        return githubapi.run(fn)
+    except APIFailure as failure:
+        raise github_error(what, kind, failure) from None
 
 
-def unreachable(what: str, exc: Exception) -> GitHubError:
-    """A connection-level failure of a GitHub API call (no URL or token in the text)."""
-    return GitHubError(f"{what}: cannot reach the GitHub API ({type(exc).__name__})")
-
-
-def github_error(what: str, kind: str, exc: Any) -> GitHubError:
-    status = int(getattr(exc, "status", 0) or 0)
-    data = getattr(exc, "data", None)
-    detail = ""
-    if isinstance(data, dict):
-        detail = str(data.get("message") or "")
-        errors = data.get("errors")
-        if isinstance(errors, list):
-            parts = [
-                str(e.get("message") or e.get("code") or "") if isinstance(e, dict) else str(e)
-                for e in errors
-            ]
-            detail += "".join(f"; {p}" for p in parts if p)
+def github_error(what: str, kind: str, failure: APIFailure) -> GitHubError:
+    """The message of a failed call: what failed, the HTTP status, and what to grant."""
+    if failure.unreachable:
+        return GitHubError(f"{what}: cannot reach the GitHub API ({failure.reason})")
+    status = failure.status
     hint = ""
     if status == 401:
         hint = " (the github-token is invalid or expired)"
@@ -153,7 +79,7 @@ def github_error(what: str, kind: str, exc: Any) -> GitHubError:
     elif status == 422:
         hint = " (GitHub refused the request as invalid)"
     return GitHubError(
-        f"{what}: HTTP {status}: {detail[:300] or 'no message'}{hint}", status=status
+        f"{what}: HTTP {status}: {failure.message[:300] or 'no message'}{hint}", status=status
     )
 
 
@@ -181,76 +107,15 @@ class PromotionRecords:
     _repo: Any = field(default=None, repr=False)
     _deployment: Any = field(default=None, repr=False)
 
-    # -- construction (no network) ----------------------------------------------------------
-    @classmethod
-    def from_context(cls, ctx: Context, *, kind: str) -> PromotionRecords:
-        """Validate every GitHub input without a network call."""
-        from promote import naming
-
-        if kind not in KINDS:
-            raise ValueError(kind)
-        inputs, env = ctx.inputs, ctx.env
-        create_deployment = inputs.bool("create-deployment")
-        git_tag = inputs.bool("git-tag")
-        release = inputs.bool("release")
-        if kind == "rollback" and (git_tag or release):
-            raise InputError(
-                "git-tag and release are for command: promote; a rollback re-deploys a version "
-                "that already has its tag and release",
-                input_name="git-tag" if git_tag else "release",
-            )
-        token = inputs.secret("github-token")
-        if not token:
-            raise InputError(
-                "create-deployment, git-tag and release need github-token "
-                "(e.g. github-token: ${{ github.token }})",
-                input_name="github-token",
-            )
-        ctx.runner.add_secret(token)
-        repository = inputs.str("repository") or env.get("GITHUB_REPOSITORY", "")
-        if not valid_repository(repository):
-            raise InputError(
-                f"repository {repository[:80]!r} must be owner/name (input repository or "
-                "GITHUB_REPOSITORY)",
-                input_name="repository",
-            )
-        api_url = http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
-        environment_url = inputs.str("environment-url")
-        if environment_url:
-            http_url(environment_url, what="environment-url", input_name="environment-url")
-        environment = naming.validate_env(inputs.str("target-env"), input_name="target-env")
-        commit_sha = inputs.str("commit-sha").lower()
-        if commit_sha:
-            naming.short_sha(commit_sha)
-        server = env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL
-        run_id = env.get("GITHUB_RUN_ID", "")
-        log_url = ""
-        if run_id.isdigit() and env.get("GITHUB_REPOSITORY"):
-            http_url(server, what="GITHUB_SERVER_URL")
-            log_url = f"{server.rstrip('/')}/{env['GITHUB_REPOSITORY']}/actions/runs/{run_id}"
-        throttle = throttle_enabled(env)
-        return cls(
-            kind=kind,
-            token=token,
-            repository=repository,
-            api_url=api_url,
-            environment=environment,
-            environment_url=environment_url,
-            log_url=log_url,
-            commit_sha=commit_sha,
-            create_deployment=create_deployment,
-            git_tag=git_tag,
-            release=release,
-            throttle=throttle,
-            warn=ctx.runner.warning,
-            log=ctx.runner.log,
-        )
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(self.kind)
 
     # -- helpers ------------------------------------------------------------------------------
     @property
     def repo(self) -> Repository:
         if self._repo is None:
-            gh = github_client(self.token, self.api_url, throttle=self.throttle)
+            gh = githubapi.client(self.token, self.api_url, throttle=self.throttle)
             self._repo = gh.get_repo(self.repository)
         repo: Repository = self._repo
         return repo
@@ -411,37 +276,31 @@ class PromotionRecords:
     # -- tags and releases ----------------------------------------------------------------
     def tag_sha(self, name: str) -> str | None:
         """The commit a tag names (annotated tags dereferenced); ``None`` when it is absent."""
-        import requests
-        from github import GithubException
 
-        try:
+        def read() -> str:
             ref = self.repo.get_git_ref(f"tags/{name}")
             obj_type, obj_sha = ref.object.type, ref.object.sha
             if obj_type == "tag":
                 obj_sha = self.repo.get_git_tag(obj_sha).object.sha
-        except GithubException as exc:
-            if exc.status == 404:
+            return str(obj_sha)
+
+        try:
+            return githubapi.run(read)
+        except APIFailure as failure:
+            if failure.status == 404:
                 return None
-            raise github_error(f"read tag {name}", "tag", exc) from None
-        except requests.RequestException as exc:
-            raise unreachable(f"read tag {name}", exc) from None
-        return str(obj_sha)
+            raise github_error(f"read tag {name}", "tag", failure) from None
 
     def create_tag(self, name: str, sha: str) -> None:
         """``refs/tags/<name>`` on ``sha``; existing on ``sha``: fine; elsewhere: refused."""
-        import requests
-        from github import GithubException
-
         try:
-            self.repo.create_git_ref(f"refs/tags/{name}", sha)
+            githubapi.run(lambda: self.repo.create_git_ref(f"refs/tags/{name}", sha))
             self.log(f"git tag {name} -> {sha[:12]} created in {self.repository}")
             return
-        except GithubException as exc:
-            if exc.status != 422:
-                raise github_error(f"create tag {name}", "tag", exc) from None
-            refused = exc
-        except requests.RequestException as exc:
-            raise unreachable(f"create tag {name}", exc) from None
+        except APIFailure as failure:
+            if failure.status != 422:
+                raise github_error(f"create tag {name}", "tag", failure) from None
+            refused = failure
         existing = self.tag_sha(name)
         if existing == sha:
             self.log(f"git tag {name} already names {sha[:12]}")
@@ -456,9 +315,6 @@ class PromotionRecords:
 
     def create_release(self, name: str, sha: str, *, previous: str) -> str:
         """A Release ``name`` with notes generated since ``v<previous>``; returns its URL."""
-        import requests
-        from github import GithubException
-
         previous_tag = f"v{previous}" if previous and f"v{previous}" != name else ""
         if previous_tag and self.tag_sha(previous_tag) is None:
             self.log(f"previous version tag {previous_tag} does not exist; notes use the default")
@@ -476,15 +332,15 @@ class PromotionRecords:
 
         body = call(f"generate release notes for {name}", "release", notes)
         try:
-            release = repo.create_git_release(
-                name, name=name, message=body, target_commitish=sha, make_latest="true"
+            release = githubapi.run(
+                lambda: repo.create_git_release(
+                    name, name=name, message=body, target_commitish=sha, make_latest="true"
+                )
             )
-        except requests.RequestException as exc:
-            raise unreachable(f"create release {name}", exc) from None
-        except GithubException as exc:
-            already = exc.status == 422 and "already_exists" in str(exc.data)
+        except APIFailure as failure:
+            already = failure.status == 422 and "already_exists" in str(failure.data)
             if not already:
-                raise github_error(f"create release {name}", "release", exc) from None
+                raise github_error(f"create release {name}", "release", failure) from None
             release = call(f"read release {name}", "release", lambda: repo.get_release(name))
         url = str(release.html_url)
         self.log(f"GitHub release {name}: {url}")

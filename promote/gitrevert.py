@@ -13,7 +13,8 @@ Two back ends, both producing one normal commit on top of the branch (never a fo
 * :func:`revert_local` — a checkout (``gitops-path``): ``git revert --no-commit``,
   ``git commit``, and ``git push`` to the branch's upstream when it has one (a rejected push
   is retried once after ``git pull --rebase``).
-* :func:`revert_github` — ``gitops-repo`` through the REST API (PyGithub): the commits are
+* :func:`revert_github` — ``gitops-repo`` through the REST API (the one GitHub client,
+  :mod:`promote.githubapi`): the commits are
   walked newest first (``GET /commits``, ``GET /commits/{sha}`` for the patch, at most
   :data:`MAX_COMMITS`), the files at the branch head are read (``GET /contents``), the
   marker lines are swapped back, and a commit is made with the Git data API (blobs, tree,
@@ -34,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from promote import githubapi
 from promote.errors import GitHubError, GitOpsError
 from promote.gitcmd import run_git
 
@@ -351,9 +353,7 @@ def revert_github(
     log: Callable[[str], None] = lambda _m: None,
 ) -> RevertResult:
     """Revert through the REST API; one fast-forward commit on branch ``ref``."""
-    from promote.github import github_client
-
-    gh = github_client(token, api_url, throttle=throttle)
+    gh = githubapi.client(token, api_url, throttle=throttle)
     repo = _api(f"read {repository}", partial(gh.get_repo, repository))
     branch = ref.removeprefix("refs/heads/") or str(repo.default_branch)
     for attempt in (1, 2):
@@ -377,10 +377,9 @@ def _revert_once(
     log: Callable[[str], None],
 ) -> RevertResult | None:
     """One attempt; ``None`` when the branch moved under it (and ``last`` is false)."""
-    import requests
-    from github import GithubException, InputGitTreeElement
-
-    git_ref = _api(f"read branch {branch}", partial(_completed_ref, repo, f"heads/{branch}"))
+    git_ref = _api(
+        f"read branch {branch}", partial(githubapi.completed_ref, repo, f"heads/{branch}")
+    )
     head = str(git_ref.object.sha)
     commit = find_github(repo, head, bad_tag)
     if commit is None:
@@ -408,24 +407,24 @@ def _revert_once(
     elements = []
     for path, text in reverted.items():
         blob = _api(f"write {path}", partial(repo.create_git_blob, text, "utf-8"))
-        elements.append(InputGitTreeElement(path, "100644", "blob", sha=blob.sha))
+        elements.append(githubapi.tree_element(path, blob.sha))
     tree = _api("write tree", partial(repo.create_git_tree, elements, parent.tree))
     message = revert_message(commit, reason)
     new = _api("write commit", partial(repo.create_git_commit, message, tree, [parent]))
     try:
-        git_ref.edit(new.sha, force=False)
-    except requests.RequestException as exc:
-        raise GitOpsError(
-            f"moving {branch} to the revert commit {new.sha[:12]} got no usable answer from "
-            f"the GitHub API ({type(exc).__name__}); it may or may not have moved: check "
-            f"{branch} before retrying"
-        ) from None
-    except GithubException as exc:
-        if exc.status == 422 and not last:
+        githubapi.run(partial(git_ref.edit, new.sha, force=False))
+    except githubapi.APIFailure as failure:
+        if failure.unreachable:
+            raise GitOpsError(
+                f"moving {branch} to the revert commit {new.sha[:12]} got no usable answer "
+                f"from the GitHub API ({failure.reason}); it may or may not have moved: check "
+                f"{branch} before retrying"
+            ) from None
+        if failure.status == 422 and not last:
             return None
         raise GitOpsError(
-            f"could not move {branch} to the revert commit {new.sha[:12]} (HTTP {exc.status}): "
-            "the branch moved or is protected; nothing was changed on it"
+            f"could not move {branch} to the revert commit {new.sha[:12]} "
+            f"(HTTP {failure.status}): the branch moved or is protected; nothing was changed on it"
         ) from None
     log(f"reverted {commit.sha[:12]} as {new.sha[:12]} on {repo.full_name}@{branch}")
     return RevertResult(
@@ -439,12 +438,6 @@ def _revert_once(
 
 def _files_of(repo: Any, sha: str) -> list[Any]:
     return list(repo.get_commit(sha).files)
-
-
-def _completed_ref(repo: Any, name: str) -> Any:
-    ref = repo.get_git_ref(name)
-    _ = ref.object  # a lazy GitRef fetches now, so errors surface inside _api
-    return ref
 
 
 __all__ = [

@@ -17,8 +17,8 @@ import pytest
 import tests.support.github_records as records_api
 from promote.actions import Runner
 from promote.commands import Context
+from promote.commands.github_settings import records_for
 from promote.errors import GitHubError, InputError
-from promote.github import PromotionRecords
 from promote.inputs import Inputs
 from tests.support.github_server import GitHubServer, commit_all, git, init_repo
 
@@ -106,7 +106,7 @@ def test_promotion_records_deployment_tag_and_release(server: GitHubServer, serv
         out=out,
         **{"git-tag": "true", "release": "true", "environment-url": "https://backend.acme.test"},
     )
-    records = PromotionRecords.from_context(ctx, kind="promote")
+    records = records_for(ctx, kind="promote")
     assert server.requests == []  # validation made no request
 
     o = outputs(full[:7])
@@ -168,7 +168,7 @@ def test_promotion_records_deployment_tag_and_release(server: GitHubServer, serv
 def test_rollback_deployment_marks_itself(server: GitHubServer, service: Path) -> None:
     full = head(service, "HEAD~2")
     ctx = context(server, **{"commit-sha": full})
-    records = PromotionRecords.from_context(ctx, kind="rollback")
+    records = records_for(ctx, kind="rollback")
     o = outputs(full[:7], version="2.0.0")
     records.start(o)
     result = records.finish(o)
@@ -184,9 +184,7 @@ def test_staging_deployment_is_not_a_production_environment(
     server: GitHubServer, service: Path
 ) -> None:
     full = head(service)
-    records = PromotionRecords.from_context(
-        context(server, **{"target-env": "canary"}), kind="promote"
-    )
+    records = records_for(context(server, **{"target-env": "canary"}), kind="promote")
     records.start(outputs(full[:7]))
     (dep,) = deployments(server)
     assert dep["environment"] == "canary"
@@ -197,7 +195,7 @@ def test_403_without_deployments_write_is_a_clear_error(
     server: GitHubServer, service: Path
 ) -> None:
     records_api.set_permissions(server, deployments="read")
-    records = PromotionRecords.from_context(context(server), kind="promote")
+    records = records_for(context(server), kind="promote")
     with pytest.raises(GitHubError, match=r"HTTP 403.*deployments: write") as info:
         records.start(outputs(head(service)[:7]))
     assert info.value.status == 403
@@ -209,7 +207,7 @@ def test_403_without_deployments_write_is_a_clear_error(
 def test_existing_tag_on_another_commit_is_refused(server: GitHubServer, service: Path) -> None:
     older = head(service, "HEAD~1")
     git(service, "tag", "v2.0.1", older)
-    records = PromotionRecords.from_context(
+    records = records_for(
         context(server, **{"create-deployment": "false", "git-tag": "true"}), kind="promote"
     )
     with pytest.raises(GitHubError, match=r"v2\.0\.1 already exists on .* never moved") as info:
@@ -224,7 +222,7 @@ def test_existing_tag_elsewhere_is_refused_before_the_registry_write(
 ) -> None:
     older = head(service, "HEAD~1")
     git(service, "tag", "v2.0.1", older)
-    records = PromotionRecords.from_context(context(server, **{"git-tag": "true"}), kind="promote")
+    records = records_for(context(server, **{"git-tag": "true"}), kind="promote")
     with pytest.raises(GitHubError, match=r"already exists on .* nothing was written"):
         records.start(outputs(head(service)[:7]))
     assert deployments(server) == []  # refused before the deployment too
@@ -234,9 +232,7 @@ def test_a_failed_record_after_the_promotion_says_the_promotion_is_complete(
     server: GitHubServer, service: Path
 ) -> None:
     full = head(service)
-    records = PromotionRecords.from_context(
-        context(server, **{"git-tag": "true", "release": "true"}), kind="promote"
-    )
+    records = records_for(context(server, **{"git-tag": "true", "release": "true"}), kind="promote")
     o = outputs(full[:7])
     records.start(o)
     records_api.set_permissions(server, contents="read")
@@ -251,7 +247,7 @@ def test_a_failed_success_status_says_the_promotion_is_complete(
 ) -> None:
     """The registry writes are done when the success status is posted: its failure must
     say so, not read like a failed promotion."""
-    records = PromotionRecords.from_context(context(server), kind="promote")
+    records = records_for(context(server), kind="promote")
     o = outputs(head(service)[:7])
     records.start(o)
     records_api.set_permissions(server, deployments="read")
@@ -277,7 +273,7 @@ def test_a_failed_in_progress_status_leaves_no_pending_deployment(
     server.add_route(
         "POST", records_api.REPO + r"/deployments/(?P<id>[0-9]+)/statuses", refuse_in_progress
     )
-    records = PromotionRecords.from_context(context(server), kind="promote")
+    records = records_for(context(server), kind="promote")
     with pytest.raises(GitHubError):
         records.start(outputs(head(service)[:7]))
     (dep,) = deployments(server)
@@ -289,7 +285,7 @@ def test_unreachable_api_for_tags_is_a_github_error_not_an_internal_error() -> N
     after the registry writes it says the promotion is complete), never a bare
     requests exception that the engine reports as an internal error."""
     inputs = {"create-deployment": "false", "git-tag": "true", "commit-sha": "a" * 40}
-    records = PromotionRecords.from_context(context(None, **inputs), kind="promote")
+    records = records_for(context(None, **inputs), kind="promote")
     with pytest.raises(GitHubError, match=r"cannot reach the GitHub API") as before:
         records.start(outputs("a" * 7))
     assert "complete" not in str(before.value)
@@ -300,7 +296,7 @@ def test_unreachable_api_for_tags_is_a_github_error_not_an_internal_error() -> N
 def test_existing_tag_on_the_same_commit_is_fine(server: GitHubServer, service: Path) -> None:
     full = head(service)
     git(service, "tag", "-a", "-m", "release", "v2.0.1", full)  # annotated: peeled
-    records = PromotionRecords.from_context(
+    records = records_for(
         context(server, **{"create-deployment": "false", "git-tag": "true"}), kind="promote"
     )
     assert records.finish(outputs(full[:7])) == {"deployment-id": "", "release-url": ""}
@@ -312,7 +308,7 @@ def test_release_without_previous_version_tag_and_rerun(
 ) -> None:
     git(service, "tag", "-d", "v2.0.0")
     full = head(service)
-    records = PromotionRecords.from_context(
+    records = records_for(
         context(server, **{"create-deployment": "false", "release": "true"}), kind="promote"
     )
     first = records.finish(outputs(full[:7]))
@@ -328,7 +324,7 @@ def test_release_without_previous_version_tag_and_rerun(
 
 def test_fail_marks_failure_and_never_raises(server: GitHubServer, service: Path) -> None:
     out = io.StringIO()
-    records = PromotionRecords.from_context(context(server, out=out), kind="promote")
+    records = records_for(context(server, out=out), kind="promote")
     records.start(outputs(head(service)[:7]))
     records.fail("promotion stopped half-way: boom")
     (dep,) = deployments(server)
@@ -342,7 +338,7 @@ def test_fail_marks_failure_and_never_raises(server: GitHubServer, service: Path
 
 
 def test_unknown_short_sha_is_a_clear_error(server: GitHubServer) -> None:
-    records = PromotionRecords.from_context(context(server), kind="promote")
+    records = records_for(context(server), kind="promote")
     with pytest.raises(GitHubError, match=r"resolve commit 0000000.*HTTP 422"):
         records.start(outputs("0000000"))
     assert deployments(server) == []
@@ -350,7 +346,7 @@ def test_unknown_short_sha_is_a_clear_error(server: GitHubServer) -> None:
 
 def test_bad_token_is_a_clear_error(server: GitHubServer, service: Path) -> None:
     ctx = context(server, **{"github-token": "ghs_wrongwrongwrong"})
-    records = PromotionRecords.from_context(ctx, kind="promote")
+    records = records_for(ctx, kind="promote")
     with pytest.raises(GitHubError, match=r"HTTP 401.*invalid or expired") as info:
         records.start(outputs(head(service)[:7]))
     assert "ghs_wrongwrongwrong" not in str(info.value)
@@ -378,18 +374,18 @@ def test_inputs_are_validated_without_network(
     ctx = context(None, **inputs)
     ctx.env = {**ctx.env, **env}
     with pytest.raises(InputError, match=match):
-        PromotionRecords.from_context(ctx, kind="promote")
+        records_for(ctx, kind="promote")
 
 
 def test_git_tag_and_release_are_for_promote_only() -> None:
     with pytest.raises(InputError, match="for command: promote"):
-        PromotionRecords.from_context(context(None, release="true"), kind="rollback")
+        records_for(context(None, release="true"), kind="rollback")
 
 
 def test_repository_input_overrides_github_repository(server: GitHubServer, service: Path) -> None:
     server.add_repo("acme/other", service)
     ctx = context(server, repository="acme/other")
-    records = PromotionRecords.from_context(ctx, kind="promote")
+    records = records_for(ctx, kind="promote")
     records.start(outputs(head(service)[:7]))
     assert server.count("POST", "/repos/acme/other/deployments") == 1
     assert server.count("POST", f"/repos/{REPO}/deployments") == 0

@@ -67,14 +67,15 @@ class LatestRef:
 
 def local_source(ctx: Context) -> LocalSource:
     """The GitOps checkout named by ``gitops-path`` (default: the workspace)."""
-    from promote.flux.source import LocalSource, source_from_inputs
+    from promote.commands.github_settings import source_from_inputs
+    from promote.flux.source import LocalSource
 
     if ctx.inputs.given("gitops-repo"):
         raise InputError(
             f"{ctx.inputs.str('command')} works on a checkout: give gitops-path, not gitops-repo",
             input_name="gitops-repo",
         )
-    source = source_from_inputs(ctx.inputs, ctx.env, default_workspace=True)
+    source = source_from_inputs(ctx, default_workspace=True)
     assert isinstance(source, LocalSource)
     return source
 

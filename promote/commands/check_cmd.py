@@ -15,8 +15,9 @@ from pathlib import Path
 
 from promote.actions import markdown_table
 from promote.commands import Context, Result
+from promote.commands.github_settings import source_from_inputs
 from promote.flux.check import Report, check_tree, policy_env
-from promote.flux.source import LocalSource, TreeSource, load_tree, source_from_inputs
+from promote.flux.source import LocalSource, TreeSource, load_tree
 
 #: Findings listed in the job summary at most (annotations carry all of them).
 MAX_SUMMARY_ROWS = 200
@@ -68,7 +69,7 @@ def summary(report: Report, label: str, prefix: str) -> str:
 
 
 def run(ctx: Context) -> Result:
-    source = source_from_inputs(ctx.inputs, ctx.env, default_workspace=True)
+    source = source_from_inputs(ctx, default_workspace=True)
     assert source is not None  # default_workspace always yields a source
     tree = load_tree(source)
     report = check_tree(tree)

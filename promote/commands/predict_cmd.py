@@ -99,13 +99,14 @@ def predictions(
 
 
 def run(ctx: Context) -> Result:
+    from promote.commands.github_settings import source_from_inputs
     from promote.flux.gitops import scan
-    from promote.flux.source import source_from_inputs, split_policy_ref
+    from promote.flux.source import split_policy_ref
 
     policy = ctx.inputs.str("policy") or None
     if policy:
         split_policy_ref(policy)
-    source = source_from_inputs(ctx.inputs, ctx.env, default_workspace=True)
+    source = source_from_inputs(ctx, default_workspace=True)
     if source is None:  # pragma: no cover - default_workspace always gives one
         raise InputError("predict needs gitops-path or gitops-repo", input_name="gitops-path")
     snapshot = source.read()

@@ -239,11 +239,12 @@ def source_client(ctx: Context, request: Request, target: RegistryClient) -> Reg
 
 def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
     """The ImagePolicy a promotion must satisfy: the GitOps repo's own, else the project's."""
+    from promote.commands.github_settings import source_from_inputs
     from promote.flux import ImagePolicy
-    from promote.flux.source import source_from_inputs, split_policy_ref
+    from promote.flux.source import split_policy_ref
 
     inputs = ctx.inputs
-    source = source_from_inputs(inputs, ctx.env)
+    source = source_from_inputs(ctx)
     if source is not None:
         from promote.flux.source import load_selector
 
@@ -300,9 +301,9 @@ def records_for(ctx: Context, kind: str) -> PromotionRecords | None:
     """
     if not any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release")):
         return None
-    from promote.github import PromotionRecords
+    from promote.commands.github_settings import records_for as build_records
 
-    return PromotionRecords.from_context(ctx, kind=kind)
+    return build_records(ctx, kind=kind)
 
 
 def announce(ctx: Context, the_plan: Plan) -> None:

@@ -82,42 +82,36 @@ def parse_request(ctx: Context) -> RollbackRequest:
 
 def parse_revert(ctx: Context) -> RevertRequest | None:
     """The ``revert-commit`` inputs (no I/O); ``None`` when no revert is asked for."""
-    inputs, env = ctx.inputs, ctx.env
+    inputs = ctx.inputs
     if not inputs.bool("revert-commit"):
         return None
-    path, repo = inputs.str("gitops-path"), inputs.str("gitops-repo")
-    if path and repo:
-        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
-    if repo:
-        from promote.github import DEFAULT_API_URL, http_url, throttle_enabled, valid_repository
+    from promote.commands.github_settings import github_api, github_token, gitops_dir, gitops_repo
 
-        if not valid_repository(repo):
-            raise InputError(
-                f"gitops-repo must be owner/name, not {repo[:80]!r}", input_name="gitops-repo"
-            )
-        token = inputs.secret("github-token")
+    path = inputs.str("gitops-path")
+    if path and inputs.str("gitops-repo"):
+        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
+    repo = gitops_repo(ctx)
+    if repo:
+        token = github_token(ctx)
         if not token:
             raise InputError(
                 "revert-commit with gitops-repo needs github-token (with contents: write on "
                 "the GitOps repository)",
                 input_name="github-token",
             )
-        api_url = http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
-        throttle = throttle_enabled(env)
+        api = github_api(ctx, token)
         from promote.flux.source import validate_git_ref
 
         ref = validate_git_ref(inputs.str("gitops-ref"))
-        return RevertRequest(repo=repo, ref=ref, token=token, api_url=api_url, throttle=throttle)
+        return RevertRequest(
+            repo=repo, ref=ref, token=token, api_url=api.url, throttle=api.throttle
+        )
     if not path:
         raise InputError(
             "revert-commit: true needs gitops-path (a checkout) or gitops-repo (owner/name)",
             input_name="revert-commit",
         )
-    root = Path(path)
-    if not root.is_absolute() and env.get("GITHUB_WORKSPACE"):
-        root = Path(env["GITHUB_WORKSPACE"]) / root
-    if not root.is_dir():
-        raise InputError(f"gitops-path {path!r} is not a directory", input_name="gitops-path")
+    root = gitops_dir(ctx, path)
     return RevertRequest(path=root, local_only=inputs.bool("revert-local"))
 
 

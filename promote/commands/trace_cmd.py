@@ -383,8 +383,9 @@ def summary(traced: Traced, ref: str, target_env: str) -> str:
 
 
 def run(ctx: Context) -> Result:
+    from promote.commands.github_settings import source_from_inputs
     from promote.commands.promote_cmd import registry_client, required_image
-    from promote.flux.source import load_tree, source_from_inputs
+    from promote.flux.source import load_tree
     from promote.reference import validate_digest, validate_tag
 
     inputs = ctx.inputs
@@ -396,7 +397,7 @@ def run(ctx: Context) -> Result:
         validate_digest(ref)
     else:
         validate_tag(ref)
-    source = source_from_inputs(inputs, ctx.env)
+    source = source_from_inputs(ctx)
     tree = load_tree(source) if source is not None else None
     with registry_client(ctx, repository) as client:
         traced = trace(

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from promote.actions import code, markdown_table, md_text
 from promote.commands import Context, Result
+from promote.commands.github_settings import source_from_inputs
 from promote.errors import InputError
 from promote.flux.gitops import exclusions_for, scan
-from promote.flux.source import source_from_inputs, split_policy_ref
+from promote.flux.source import split_policy_ref
 from promote.flux.verify import (
     Prediction,
     Verification,
@@ -122,7 +123,7 @@ def run(ctx: Context) -> Result:
         raise InputError("policy (namespace:name) is required for verify-flux", input_name="policy")
     split_policy_ref(policy_ref)
     timeout = inputs.int("timeout", maximum=MAX_TIMEOUT)
-    source = source_from_inputs(inputs, ctx.env)
+    source = source_from_inputs(ctx)
     if source is None:
         raise InputError("verify-flux needs gitops-path or gitops-repo", input_name="gitops-path")
 

@@ -9,7 +9,8 @@ commit they were read at) for :func:`promote.flux.gitops.scan`:
     revision with ``git ls-tree``/``git cat-file``, and a remote-tracking ref
     (``origin/main``) is fetched before every read, so polling sees new pushes.
 :class:`GitHubSource`
-    ``owner/name`` through the REST API with PyGithub (base URL ``GITHUB_API_URL``).
+    ``owner/name`` through the REST API, with the one GitHub client of
+    :mod:`promote.githubapi` (its retries; no pacing: polls are serial reads).
     The first read costs: repository, ref, recursive tree, one blob per manifest. Every
     later read is a *conditional* ``GET /git/ref/heads/<branch>`` (PyGithub's
     ``GitRef.update()`` sends ``If-None-Match`` with the last ETag): GitHub answers
@@ -17,8 +18,10 @@ commit they were read at) for :func:`promote.flux.gitops.scan`:
     the rate limit. When it moved, only the tree and the blobs not seen before (blobs are
     immutable, cached by sha) are fetched.
 
-:func:`load_policy` and :func:`source_from_inputs` serve the ``promote`` command, which
-refuses a tag the repository's own ImagePolicy would not select.
+:func:`load_policy` serves the ``promote`` command, which refuses a tag the repository's
+own ImagePolicy would not select. The inputs that name a source (``gitops-path``,
+``gitops-repo``, ``gitops-ref``, the token and API URL) are read by the front door:
+:func:`promote.commands.github_settings.source_from_inputs`.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from promote import githubapi
 from promote.errors import GitOpsError, InputError, PolicyError
 from promote.flux.gitops import (
     MAX_FILE_BYTES,
@@ -45,7 +48,6 @@ from promote.flux.gitops import (
 if TYPE_CHECKING:
     from promote.flux import ImagePolicy
     from promote.flux.policy import RepositoryPolicy
-    from promote.inputs import Inputs
 
 __all__ = [
     "GitHubSource",
@@ -56,15 +58,11 @@ __all__ = [
     "find_policies",
     "load_policy",
     "load_tree",
-    "source_from_inputs",
 ]
 
-#: Public GitHub's REST endpoint, used when ``GITHUB_API_URL`` is unset.
-DEFAULT_API_URL = "https://api.github.com"
 #: Commits examined (per marker file) when looking for the one that wrote a tag.
 MAX_COMMITS_SEARCHED = 20
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
-_REPO_RE = re.compile(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 
 @dataclass
@@ -96,9 +94,9 @@ def load_tree(source: TreeSource) -> GitOpsTree:
 def load_policy(source: TreeSource | str | os.PathLike[str], ref: str) -> ImagePolicy:
     """The ImagePolicy ``namespace:name`` of a GitOps tree, as the selection model.
 
-    ``source`` is a path to a checkout or any :class:`TreeSource` (see
-    :func:`source_from_inputs` for ``gitops-repo``). Raises :class:`GitOpsError` when the
-    policy is absent and :class:`PolicyError` when it is invalid.
+    ``source`` is a path to a checkout or any :class:`TreeSource` (``gitops-repo``: see
+    :func:`promote.commands.github_settings.source_from_inputs`). Raises
+    :class:`GitOpsError` when the policy is absent and :class:`PolicyError` when invalid.
     """
     if isinstance(source, (str, os.PathLike)):
         source = LocalSource(Path(source))
@@ -162,39 +160,6 @@ def split_policy_ref(ref: str, *, input_name: str = "policy") -> tuple[str, str]
             input_name=input_name,
         )
     return parts[0], parts[1]
-
-
-def source_from_inputs(
-    inputs: Inputs, env: Mapping[str, str], *, default_workspace: bool = False
-) -> TreeSource | None:
-    """The tree named by ``gitops-path`` or ``gitops-repo`` (+ ``gitops-ref``).
-
-    ``None`` when neither is given (unless ``default_workspace``: then
-    ``GITHUB_WORKSPACE``, else the current directory). Both at once is an input error.
-    """
-    path = inputs.str("gitops-path")
-    repo = inputs.str("gitops-repo")
-    ref = validate_git_ref(inputs.str("gitops-ref")) or None
-    if path and repo:
-        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
-    if repo:
-        if not _REPO_RE.fullmatch(repo):
-            raise InputError(
-                f"gitops-repo must be owner/name, not {repo[:80]!r}", input_name="gitops-repo"
-            )
-        token = inputs.secret("github-token") or env.get("GITHUB_TOKEN", "")
-        base_url = env.get("GITHUB_API_URL") or DEFAULT_API_URL
-        return GitHubSource(repo, ref=ref, token=token or None, base_url=base_url)
-    if not path:
-        if not default_workspace:
-            return None
-        path = env.get("GITHUB_WORKSPACE") or os.getcwd()
-    root = Path(path)
-    if not root.is_absolute() and env.get("GITHUB_WORKSPACE"):
-        root = Path(env["GITHUB_WORKSPACE"]) / root
-    if not root.is_dir():
-        raise InputError(f"gitops-path {path!r} is not a directory", input_name="gitops-path")
-    return LocalSource(root, ref=ref)
 
 
 # -- local -------------------------------------------------------------------------------------
@@ -325,7 +290,7 @@ class GitHubSource:
     repo: str
     ref: str | None = None
     token: str | None = None
-    base_url: str = DEFAULT_API_URL
+    base_url: str = githubapi.DEFAULT_API_URL
     timeout: int = 30
     label: str = ""
     reads: int = 0
@@ -341,40 +306,35 @@ class GitHubSource:
         if not self.label:
             self.label = f"{self.repo}" + (f"@{self.ref}" if self.ref else "")
 
-    # PyGithub is imported lazily: it is heavy and only this source needs it.
     def _github(self) -> Any:
         if self._repo is None:
-            from github import Auth, Github
-
-            auth = Auth.Token(self.token) if self.token else None
-            self._client = Github(
-                base_url=self.base_url.rstrip("/"),
-                auth=auth,
-                timeout=self.timeout,
-                # Polls are serial reads; PyGithub's default 0.25 s spacing only adds latency.
-                seconds_between_requests=None,
+            # throttle off: polls are serial reads, PyGithub's 0.25 s spacing only adds latency
+            self._client = githubapi.client(
+                self.token, self.base_url, throttle=False, timeout=self.timeout, lazy=False
             )
             self._repo = self._call(lambda: self._client.get_repo(self.repo), "read the repository")
         return self._repo
 
     def _call(self, fn: Any, what: str) -> Any:
-        from github import GithubException
-
         try:
-            return fn()
-        except GithubException as exc:
-            detail = exc.data.get("message") if isinstance(exc.data, dict) else None
-            hint = {
-                401: "the github-token is missing or invalid",
-                403: "the github-token may not read this repository, or the rate limit is spent",
-                404: "no such repository or ref, or the token cannot see it",
-            }.get(exc.status, "")
-            raise GitOpsError(
-                f"GitHub API: cannot {what} ({self.repo}): {exc.status} {detail or ''}".rstrip()
-                + (f"; {hint}" if hint else "")
-            ) from exc
-        except OSError as exc:  # requests' ConnectionError and timeouts are OSErrors
-            raise GitOpsError(f"GitHub API unreachable at {self.base_url}: {exc}") from exc
+            return githubapi.run(fn)
+        except githubapi.APIFailure as failure:
+            raise self._error(failure, what) from None
+
+    def _error(self, failure: githubapi.APIFailure, what: str) -> GitOpsError:
+        if failure.unreachable:
+            return GitOpsError(f"GitHub API unreachable at {self.base_url}: {failure.reason}")
+        data = failure.data
+        detail = data.get("message") if isinstance(data, dict) else None
+        hint = {
+            401: "the github-token is missing or invalid",
+            403: "the github-token may not read this repository, or the rate limit is spent",
+            404: "no such repository or ref, or the token cannot see it",
+        }.get(failure.status, "")
+        return GitOpsError(
+            f"GitHub API: cannot {what} ({self.repo}): {failure.status} {detail or ''}".rstrip()
+            + (f"; {hint}" if hint else "")
+        )
 
     def _resolve(self) -> str:
         """The commit sha of ``ref`` now; conditional after the first call (may be 304)."""
@@ -393,17 +353,20 @@ class GitHubSource:
         return self._peel(self._ref)
 
     def _first_ref(self, repo: Any) -> Any:
-        from github import GithubException
-
+        completed = githubapi.completed_ref
         if not self.ref:
             branch = self._call(lambda: repo.default_branch, "read the default branch")
-            return self._call(lambda: _completed(repo.get_git_ref(f"heads/{branch}")), "read ref")
+            return self._call(lambda: completed(repo, f"heads/{branch}"), "read ref")
         try:
-            return _completed(repo.get_git_ref(f"heads/{self.ref}"))
-        except GithubException as exc:
-            if exc.status != 404:
-                raise GitOpsError(f"GitHub API: cannot read ref {self.ref}: {exc.status}") from exc
-        return self._call(lambda: _completed(repo.get_git_ref(f"tags/{self.ref}")), "read ref")
+            return githubapi.run(lambda: completed(repo, f"heads/{self.ref}"))
+        except githubapi.APIFailure as failure:
+            if failure.unreachable:
+                raise self._error(failure, "read ref") from None
+            if failure.status != 404:
+                raise GitOpsError(
+                    f"GitHub API: cannot read ref {self.ref}: {failure.status}"
+                ) from None
+        return self._call(lambda: completed(repo, f"tags/{self.ref}"), "read ref")
 
     def _peel(self, ref: Any) -> str:
         obj = ref.object
@@ -461,12 +424,6 @@ class GitHubSource:
             if writer:
                 return str(writer)
         return None
-
-
-def _completed(ref: Any) -> Any:
-    """Make PyGithub fetch a lazily built ``GitRef`` now (so errors surface here)."""
-    _ = ref.object
-    return ref
 
 
 def _decode_blob(content: str, encoding: str) -> str:
