@@ -586,3 +586,58 @@ def test_the_source_token_asks_pull_only(
     assert issued
     assert all(f"repository:{src_repo}:pull" in t.scopes for t in issued)
     assert not any("push" in s for t in issued for s in t.scopes)
+
+
+# -- the promotion record (issue 16) in the target ------------------------------------------------
+@pytest.mark.registry
+def test_the_promotion_record_is_written_in_the_target_and_traced_there(
+    tmp_path: Path,
+    source_registry: RegistryServer,
+    target_registry: RegistryServer,
+    repo_path: str,
+) -> None:
+    """After a cross-registry promotion the record is attached to the digest in the TARGET
+    (next to the referrers copied from the source), never in the source; ``trace`` of the
+    target answers with it; a re-run writes no second record."""
+    from tests.commands.records import check_artifact, fallback_tag, index_of, runner_env
+
+    src, dst = source_registry.seeder(), target_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING, revision=SHA)
+    _sig, copied_referrer = sign(src, src_repo, seeded)
+    source_index_before = index_of(src, src_repo, seeded.digest)[1]
+    env = runner_env(tmp_path)
+    image = f"{target_registry.host}/{repo_path}"
+    raw = inputs_for(source_registry, target_registry, repo_path, record="true")
+
+    for name in ("p1", "t", "p2"):
+        (tmp_path / name).mkdir()
+    run = run_action(tmp_path / "p1", raw, env)
+
+    assert run.status == 0, run.log
+    artifact = run.outputs["record-digest"]
+    assert artifact.startswith("sha256:")
+    # in the target: the fallback index holds the copied referrer AND the record
+    listed = [m["digest"] for m in index_of(dst, repo_path, seeded.digest)[1]["manifests"]]
+    assert sorted(listed) == sorted([copied_referrer, artifact])
+    predicate = check_artifact(dst, repo_path, artifact, seeded, image)
+    assert predicate["source-tag"] == STAGING and predicate["source-digest"] == seeded.digest
+    assert predicate["tags"] == [run.outputs["tag"], "production"]
+    # the source is only read: its referrers index is as it was, no record there
+    assert index_of(src, src_repo, seeded.digest)[1] == source_index_before
+
+    # trace of the target finds the record there
+    login = {"username": raw["username"], "password": raw["password"]}
+    traced = run_action(tmp_path / "t", {"command": "trace", "image": image, **login}, env)
+    assert traced.status == 0, traced.log
+    lineage = json.loads(traced.outputs["lineage"])
+    assert lineage["record"] == artifact and lineage["digest"] == seeded.digest
+
+    # a re-run: no second record, nothing copied again
+    again = run_action(tmp_path / "p2", raw, runner_env(tmp_path, attempt="2"))
+    assert again.status == 0, again.log
+    assert again.outputs["record-digest"] == artifact
+    assert copy_counts(again)["blobs-copied"] == 0
+    assert copy_counts(again)["signatures-copied"] == 0
+    assert fallback_tag(seeded.digest) in dst.tags(repo_path)
+    assert len(index_of(dst, repo_path, seeded.digest)[1]["manifests"]) == 2
