@@ -31,8 +31,10 @@ A transfer cut off (reset, timeout, 5xx) is retried whole, at most ``BLOB_ATTEMP
 times under the client's deadline; a blob that landed meanwhile is found by a ``HEAD``.
 Memory stays flat: at most ``parallelism`` x 2 x ``CHUNK`` bytes of blob data are held.
 
-Referrers (the referrers API, else the ``sha256-<hex>``
-fallback index tag), read and written through :mod:`promote.registry.referrers`.
+Referrers are read from the source through :mod:`promote.registry.referrers`
+``every_referrer`` (the referrers API, always asked, and the ``sha256-<hex>`` fallback index
+when that tag exists: a registry that gained the API keeps its older indexes) and made
+findable in the target through ``lookup`` / ``add_to_fallback``.
 """
 
 from __future__ import annotations
@@ -49,8 +51,7 @@ from urllib.parse import urljoin
 from promote.errors import DigestMismatchError, PromoteError, RegistryError, TransientError
 from promote.reference import DIGEST_RE
 from promote.registry.client import Manifest, entry_platform, entry_reference_type
-from promote.registry.referrers import add_to_fallback, fallback_tag, lookup
-from promote.registry.referrers import referrers as list_referrers
+from promote.registry.referrers import add_to_fallback, every_referrer, fallback_tag, lookup
 from promote.registry.transport import RETRYABLE_STATUSES, error_details, safe_url
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ def _signatures(
                 artifacts.append(
                     _node(source, manifest, role="signature", what=f"cosign {tag}", tag=tag)
                 )
-        found = list_referrers(source, None, subject, tags=list(tags))
+        found = every_referrer(source, subject, tags=list(tags))
         kept: list[dict[str, Any]] = []
         for entry in found:
             try:

@@ -641,3 +641,81 @@ def test_the_promotion_record_is_written_in_the_target_and_traced_there(
     assert copy_counts(again)["signatures-copied"] == 0
     assert fallback_tag(seeded.digest) in dst.tags(repo_path)
     assert len(index_of(dst, repo_path, seeded.digest)[1]["manifests"]) == 2
+
+
+@pytest.mark.registry
+def test_referrers_from_a_source_api_are_copied_when_other_digests_have_fallback_tags(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """A source with a referrers API whose repository also holds ``sha256-<hex>`` fallback
+    indexes of OTHER digests (history from before the registry had the API, or a tool that
+    always writes the tag): the referrers the API lists for the promoted digest are
+    copied, not skipped because some fallback tag exists."""
+    src, dst = registry.seeder(), basic_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING)
+    older = src.oci_image(src_repo, None, layer_size=2048)
+    sign(src, src_repo, older)  # a sha256-<hex> fallback index, for another digest
+    sbom = odd_bytes({"spdxVersion": "SPDX-2.3", "name": "api-only"})
+    empty = src.push_blob(src_repo, b"{}")
+    layer = src.push_blob(src_repo, sbom)
+    referrer = odd_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": SBOM_TYPE,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": empty,
+                "size": 2,
+            },
+            "layers": [{"mediaType": SBOM_TYPE, "digest": layer, "size": len(sbom)}],
+            "subject": {
+                "mediaType": seeded.media_type,
+                "digest": seeded.digest,
+                "size": seeded.size,
+            },
+        }
+    )
+    ref_digest = src.push_manifest(src_repo, sha256(referrer), referrer, OCI_MANIFEST)
+    listing = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": ref_digest,
+                    "size": len(referrer),
+                    "artifactType": SBOM_TYPE,
+                }
+            ],
+        }
+    ).encode()
+
+    def referrers_api(exchange: Any) -> None:  # an OCI 1.1 source: the API answers
+        exchange.status = 200
+        exchange.response_headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        exchange.response_body = listing
+
+    hexpart = seeded.digest.split(":")[1]
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(
+            Fault.hook(referrers_api, after=True),
+            method="GET",
+            path=rf"/referrers/sha256:{hexpart}",
+            always=True,
+        )
+        run = run_action(
+            tmp_path,
+            raw_inputs(
+                f"{basic_registry.host}/{repo_path}",
+                f"{proxy.host}/{src_repo}",
+                login=basic_registry,
+            ),
+        )
+    assert run.status == 0, run.log
+    assert dst.raw_manifest(repo_path, ref_digest)[0] == referrer
+    index = json.loads(dst.raw_manifest(repo_path, f"sha256-{hexpart}")[0])
+    assert ref_digest in [m["digest"] for m in index["manifests"]]
+    assert copy_counts(run)["signatures-copied"] == 1
