@@ -29,6 +29,9 @@ registry that ignores ``mount``) falls back to a streamed copy into the upload s
 the ``202`` opened. A ``201`` without ``Location`` is a success (nothing more is needed).
 A transfer cut off (reset, timeout, 5xx) is retried whole, at most ``BLOB_ATTEMPTS``
 times under the client's deadline; a blob that landed meanwhile is found by a ``HEAD``.
+The deadline bounds retrying, not the copy: it starts again when a blob has landed and
+before the manifests (``Copier._progressed``), so a blob phase longer than the deadline
+does not make the manifest PUTs after it give up at once.
 Memory stays flat: at most ``parallelism`` x 2 x ``CHUNK`` bytes of blob data are held.
 
 Referrers are read from the source through :mod:`promote.registry.referrers`
@@ -645,7 +648,19 @@ class Copier:
             )
         self.result.add("bytes-copied", blob.size)
 
+    def _progressed(self) -> None:
+        """A new retry deadline for both clients from their next request: the deadline
+        bounds retrying a stalled exchange, never the copy as a whole (streaming the blobs
+        of a large image may take longer than it; the manifest PUTs, HEADs and token
+        requests after that must not give up at once)."""
+        self.source.transport.restart_deadline()
+        self.target.transport.restart_deadline()
+
     def _copy_blob(self, step: CopyStep) -> None:
+        self._move_blob(step)
+        self._progressed()  # a blob landed: what follows gets the whole deadline
+
+    def _move_blob(self, step: CopyStep) -> None:
         blob = Blob(step.digest, step.size, step.what)
         attempt = 0
         while True:
@@ -680,6 +695,7 @@ class Copier:
         blobs = [s for s in the_plan.steps if s.kind == "blob"]
         self.result.add("blobs-skipped", sum(1 for b in blobs if b.action == "skip"))
         _map(self.parallelism, self._copy_blob, [s for s in blobs if s.action != "skip"])
+        self._progressed()  # the manifests get a retry budget of their own
         steps = {(s.digest, s.tag): s for s in the_plan.steps if s.kind == "manifest"}
         for node in graph.nodes():
             step = steps.get((node.manifest.digest, node.tag))

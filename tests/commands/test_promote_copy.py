@@ -719,3 +719,32 @@ def test_referrers_from_a_source_api_are_copied_when_other_digests_have_fallback
     index = json.loads(dst.raw_manifest(repo_path, f"sha256-{hexpart}")[0])
     assert ref_digest in [m["digest"] for m in index["manifests"]]
     assert copy_counts(run)["signatures-copied"] == 1
+
+
+@pytest.mark.registry
+def test_a_blob_phase_longer_than_the_deadline_still_writes_the_manifests(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """The retry deadline (120 s by default) bounds retrying, not the copy: blobs that take
+    longer to stream than the deadline (a large image across the internet) must not make
+    the manifest PUTs after them give up at once, on the first run."""
+    src, dst = registry.seeder(), basic_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING, layer_size=20_000)
+    with FaultProxy(registry.url) as proxy:
+        # each blob GET of the source takes 1.5 s: the blob phase outlasts a 2 s deadline
+        proxy.add(Fault.delay(1.5), method="GET", path=r"/blobs/sha256:", always=True)
+        run = run_action(
+            tmp_path,
+            raw_inputs(
+                f"{basic_registry.host}/{repo_path}",
+                f"{proxy.host}/{src_repo}",
+                login=basic_registry,
+                **{"copy-parallelism": "1"},
+            ),
+            {"PROMOTE_REGISTRY_DEADLINE": "2"},
+        )
+    assert run.status == 0, run.log
+    assert copy_counts(run)["blobs-copied"] == 2
+    assert_same_image(src, src_repo, dst, repo_path, seeded.digest)
+    assert run.outputs["tag"] in dst.tags(repo_path)
