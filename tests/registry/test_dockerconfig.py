@@ -158,3 +158,44 @@ def test_promote_takes_both_registries_credentials_from_a_docker_config(
         assert f"::add-mask::{secret}" in run.log
         assert secret not in run.log.replace(f"::add-mask::{secret}", "")
     assert token_registry.host in (bin_dir / "test.log").read_text()
+
+
+@pytest.mark.registry
+def test_inputs_win_over_the_docker_config(
+    tmp_path: Path,
+    token_registry: RegistryServer,
+    basic_registry: RegistryServer,
+    repo_path: str,
+) -> None:
+    """A Docker config with wrong credentials for both hosts: the username/password and
+    source-username/source-password inputs are used, the config's entries never."""
+    src_repo = f"staging/{repo_path}"
+    seeded = token_registry.seeder().oci_image(src_repo, STAGING)
+    bin_dir = tmp_path / "bin"
+    helper(bin_dir, "test", {token_registry.host: ("nobody", "helper-wrong")})
+    wrong = base64.b64encode(b"nobody:auths-wrong").decode()
+    config = write_config(
+        tmp_path / "docker",
+        {
+            "auths": {basic_registry.host: {"auth": wrong}},
+            "credHelpers": {token_registry.host: "test"},
+        },
+    )
+    run = run_action(
+        tmp_path,
+        {
+            "image": f"{basic_registry.host}/{repo_path}",
+            "source-image": f"{token_registry.host}/{src_repo}",
+            "source-tag": STAGING,
+            "username": basic_registry.username or "",
+            "password": basic_registry.password or "",
+            "source-username": token_registry.username or "",
+            "source-password": token_registry.password or "",
+        },
+        env_with(config, bin_dir),
+    )
+    assert run.status == 0, run.log
+    data, _t, digest = basic_registry.seeder().raw_manifest(repo_path, run.outputs["tag"])
+    assert (data, digest) == (seeded.data, seeded.digest)
+    assert not (bin_dir / "test.log").exists(), "the helper was asked although inputs were given"
+    assert "helper-wrong" not in run.log and "auths-wrong" not in run.log
