@@ -113,6 +113,53 @@ def assert_same_image(src: Seeder, src_repo: str, dst: Seeder, dst_repo: str, di
         assert blob_status(dst, dst_repo, blob) == 200, f"blob {blob} missing in the target"
 
 
+def push_referrer(
+    seeder: Seeder, repo: str, subject: Seeded, name: str = "backend"
+) -> tuple[str, bytes]:
+    """An SBOM artifact whose ``subject`` is ``subject``, pushed by digest only (no fallback
+    index); returns (its digest, its manifest bytes)."""
+    sbom = odd_bytes({"spdxVersion": "SPDX-2.3", "name": name})
+    sbom_digest = seeder.push_blob(repo, sbom)
+    empty = seeder.push_blob(repo, b"{}")
+    referrer = odd_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": SBOM_TYPE,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": empty,
+                "size": 2,
+            },
+            "layers": [{"mediaType": SBOM_TYPE, "digest": sbom_digest, "size": len(sbom)}],
+            "subject": {
+                "mediaType": subject.media_type,
+                "digest": subject.digest,
+                "size": subject.size,
+            },
+        }
+    )
+    return seeder.push_manifest(repo, sha256(referrer), referrer, OCI_MANIFEST), referrer
+
+
+def referrers_listing(ref_digest: str, referrer: bytes) -> bytes:
+    """The OCI index listing one SBOM referrer (a fallback index, or a referrers API answer)."""
+    return odd_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": ref_digest,
+                    "size": len(referrer),
+                    "artifactType": SBOM_TYPE,
+                }
+            ],
+        }
+    )
+
+
 def sign(seeder: Seeder, repo: str, subject: Seeded) -> tuple[str, str]:
     """A cosign ``.sig`` tag and an OCI referrer (with its ``sha256-<hex>`` fallback index)
     for ``subject``; returns (signature digest, referrer digest)."""
@@ -140,43 +187,9 @@ def sign(seeder: Seeder, repo: str, subject: Seeded) -> tuple[str, str]:
     )
     sig_tag = "sha256-" + subject.digest.split(":")[1] + ".sig"
     sig_digest = seeder.push_manifest(repo, sig_tag, signature, OCI_MANIFEST)
-    sbom = odd_bytes({"spdxVersion": "SPDX-2.3", "name": "backend"})
-    sbom_digest = seeder.push_blob(repo, sbom)
-    empty = seeder.push_blob(repo, b"{}")
-    referrer = odd_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": SBOM_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": empty,
-                "size": 2,
-            },
-            "layers": [{"mediaType": SBOM_TYPE, "digest": sbom_digest, "size": len(sbom)}],
-            "subject": {
-                "mediaType": subject.media_type,
-                "digest": subject.digest,
-                "size": subject.size,
-            },
-        }
-    )
-    ref_digest = seeder.push_manifest(repo, sha256(referrer), referrer, OCI_MANIFEST)
+    ref_digest, referrer = push_referrer(seeder, repo, subject)
     # distribution 2.8 has no referrers API: the client keeps the fallback index
-    index = odd_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": ref_digest,
-                    "size": len(referrer),
-                    "artifactType": SBOM_TYPE,
-                }
-            ],
-        }
-    )
+    index = referrers_listing(ref_digest, referrer)
     fallback = "sha256-" + subject.digest.split(":")[1]
     seeder.push_manifest(repo, fallback, index, "application/vnd.oci.image.index.v1+json")
     return sig_digest, ref_digest
@@ -656,42 +669,8 @@ def test_referrers_from_a_source_api_are_copied_when_other_digests_have_fallback
     seeded = src.oci_image(src_repo, STAGING)
     older = src.oci_image(src_repo, None, layer_size=2048)
     sign(src, src_repo, older)  # a sha256-<hex> fallback index, for another digest
-    sbom = odd_bytes({"spdxVersion": "SPDX-2.3", "name": "api-only"})
-    empty = src.push_blob(src_repo, b"{}")
-    layer = src.push_blob(src_repo, sbom)
-    referrer = odd_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": SBOM_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": empty,
-                "size": 2,
-            },
-            "layers": [{"mediaType": SBOM_TYPE, "digest": layer, "size": len(sbom)}],
-            "subject": {
-                "mediaType": seeded.media_type,
-                "digest": seeded.digest,
-                "size": seeded.size,
-            },
-        }
-    )
-    ref_digest = src.push_manifest(src_repo, sha256(referrer), referrer, OCI_MANIFEST)
-    listing = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": ref_digest,
-                    "size": len(referrer),
-                    "artifactType": SBOM_TYPE,
-                }
-            ],
-        }
-    ).encode()
+    ref_digest, referrer = push_referrer(src, src_repo, seeded, "api-only")
+    listing = referrers_listing(ref_digest, referrer)
 
     def referrers_api(exchange: Any) -> None:  # an OCI 1.1 source: the API answers
         exchange.status = 200
