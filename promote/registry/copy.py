@@ -598,7 +598,15 @@ class Copier:
         url = self.source._url("blobs", blob.digest)
         # a transfer is not cut short by the retry deadline: each socket wait gets the
         # client's full per-attempt timeout however long the whole copy has taken
-        response = self.source._send("GET", url, kind="blob", timeout=self.source.transport.timeout)
+        # identity: the bytes as stored (a front that gzips for a client accepting it, as
+        # requests does by default, would change the length and what is hashed)
+        response = self.source._send(
+            "GET",
+            url,
+            kind="blob",
+            timeout=self.source.transport.timeout,
+            headers={"Accept-Encoding": "identity"},
+        )
         if response.status_code != 200:
             self.source._raise_for(response, "GET")
         declared = response.headers.get("Content-Length", "")

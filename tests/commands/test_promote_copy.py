@@ -727,3 +727,44 @@ def test_a_blob_phase_longer_than_the_deadline_still_writes_the_manifests(
     assert copy_counts(run)["blobs-copied"] == 2
     assert_same_image(src, src_repo, dst, repo_path, seeded.digest)
     assert run.outputs["tag"] in dst.tags(repo_path)
+
+
+@pytest.mark.registry
+def test_blob_gets_ask_for_the_bytes_as_stored_not_a_compressed_transfer(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """A front (nginx ``gzip_types *``, a CDN) that gzips a blob for a client accepting
+    gzip: the blob GETs send ``Accept-Encoding: identity``, so the bytes hashed and the
+    declared ``Content-Length`` are the blob's own and the copy succeeds."""
+    import gzip
+
+    src, dst = registry.seeder(), basic_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING, layer_size=40_000)
+
+    def gzip_if_accepted(exchange: Any) -> None:
+        accepted = {k.lower(): v for k, v in exchange.headers.items()}.get("accept-encoding", "")
+        if exchange.method == "GET" and "gzip" in accepted and exchange.status == 200:
+            exchange.response_body = gzip.compress(exchange.response_body)
+            exchange.response_headers = {
+                **exchange.response_headers,
+                "Content-Encoding": "gzip",
+            }
+
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(Fault.hook(gzip_if_accepted, after=True), path=r"/blobs/sha256:", always=True)
+        run = run_action(
+            tmp_path,
+            raw_inputs(
+                f"{basic_registry.host}/{repo_path}",
+                f"{proxy.host}/{src_repo}",
+                login=basic_registry,
+            ),
+        )
+        blob_gets = [e for e in proxy.requests("blob") if e.method == "GET"]
+    assert run.status == 0, run.log
+    assert blob_gets and all(
+        e.headers.get("Accept-Encoding", e.headers.get("accept-encoding")) == "identity"
+        for e in blob_gets
+    )
+    assert_same_image(src, src_repo, dst, repo_path, seeded.digest)
