@@ -29,10 +29,15 @@ registry that ignores ``mount``) falls back to a streamed copy into the upload s
 the ``202`` opened. A ``201`` without ``Location`` is a success (nothing more is needed).
 A transfer cut off (reset, timeout, 5xx) is retried whole, at most ``BLOB_ATTEMPTS``
 times under the client's deadline; a blob that landed meanwhile is found by a ``HEAD``.
+The deadline bounds retrying, not the copy: it starts again when a blob has landed and
+before the manifests (``Copier._progressed``), so a blob phase longer than the deadline
+does not make the manifest PUTs after it give up at once.
 Memory stays flat: at most ``parallelism`` x 2 x ``CHUNK`` bytes of blob data are held.
 
-Referrers (the referrers API, else the ``sha256-<hex>``
-fallback index tag), read and written through :mod:`promote.registry.referrers`.
+Referrers are read from the source through :mod:`promote.registry.referrers`
+``every_referrer`` (the referrers API, always asked, and the ``sha256-<hex>`` fallback index
+when that tag exists: a registry that gained the API keeps its older indexes) and made
+findable in the target through ``lookup`` / ``add_to_fallback``.
 """
 
 from __future__ import annotations
@@ -49,8 +54,7 @@ from urllib.parse import urljoin
 from promote.errors import DigestMismatchError, PromoteError, RegistryError, TransientError
 from promote.reference import DIGEST_RE
 from promote.registry.client import Manifest, entry_platform, entry_reference_type
-from promote.registry.referrers import add_to_fallback, fallback_tag, lookup
-from promote.registry.referrers import referrers as list_referrers
+from promote.registry.referrers import add_to_fallback, every_referrer, fallback_tag, lookup
 from promote.registry.transport import RETRYABLE_STATUSES, error_details, safe_url
 
 if TYPE_CHECKING:
@@ -307,7 +311,7 @@ def _signatures(
                 artifacts.append(
                     _node(source, manifest, role="signature", what=f"cosign {tag}", tag=tag)
                 )
-        found = list_referrers(source, None, subject, tags=list(tags))
+        found = every_referrer(source, subject, tags=list(tags))
         kept: list[dict[str, Any]] = []
         for entry in found:
             try:
@@ -594,7 +598,15 @@ class Copier:
         url = self.source._url("blobs", blob.digest)
         # a transfer is not cut short by the retry deadline: each socket wait gets the
         # client's full per-attempt timeout however long the whole copy has taken
-        response = self.source._send("GET", url, kind="blob", timeout=self.source.transport.timeout)
+        # identity: the bytes as stored (a front that gzips for a client accepting it, as
+        # requests does by default, would change the length and what is hashed)
+        response = self.source._send(
+            "GET",
+            url,
+            kind="blob",
+            timeout=self.source.transport.timeout,
+            headers={"Accept-Encoding": "identity"},
+        )
         if response.status_code != 200:
             self.source._raise_for(response, "GET")
         declared = response.headers.get("Content-Length", "")
@@ -644,7 +656,19 @@ class Copier:
             )
         self.result.add("bytes-copied", blob.size)
 
+    def _progressed(self) -> None:
+        """A new retry deadline for both clients from their next request: the deadline
+        bounds retrying a stalled exchange, never the copy as a whole (streaming the blobs
+        of a large image may take longer than it; the manifest PUTs, HEADs and token
+        requests after that must not give up at once)."""
+        self.source.transport.restart_deadline()
+        self.target.transport.restart_deadline()
+
     def _copy_blob(self, step: CopyStep) -> None:
+        self._move_blob(step)
+        self._progressed()  # a blob landed: what follows gets the whole deadline
+
+    def _move_blob(self, step: CopyStep) -> None:
         blob = Blob(step.digest, step.size, step.what)
         attempt = 0
         while True:
@@ -679,6 +703,7 @@ class Copier:
         blobs = [s for s in the_plan.steps if s.kind == "blob"]
         self.result.add("blobs-skipped", sum(1 for b in blobs if b.action == "skip"))
         _map(self.parallelism, self._copy_blob, [s for s in blobs if s.action != "skip"])
+        self._progressed()  # the manifests get a retry budget of their own
         steps = {(s.digest, s.tag): s for s in the_plan.steps if s.kind == "manifest"}
         for node in graph.nodes():
             step = steps.get((node.manifest.digest, node.tag))

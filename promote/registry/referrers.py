@@ -170,6 +170,21 @@ def lookup(
     return index.descriptors, index
 
 
+def every_referrer(
+    client: RegistryClient, digest: str, *, tags: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Every referrer of ``digest`` wherever it is listed, for a copy that must leave none
+    behind: the referrers API's answer (asked even when other ``sha256-*`` tags exist: a
+    registry that gained the API keeps its older fallback indexes), then the entries of
+    the ``sha256-<hex>`` index when it is among ``tags``, deduplicated by digest."""
+    validate_digest(digest)
+    found = list(_from_api(client, digest) or [])
+    if fallback_tag(digest) in tags:
+        seen = {e["digest"] for e in found}
+        found += [e for e in read_fallback(client, digest).descriptors if e["digest"] not in seen]
+    return found
+
+
 def fetch_artifact(client: RegistryClient, digest: str) -> tuple[Manifest, bytes]:
     """An artifact manifest by digest and the bytes of its first layer (2 requests)."""
     manifest = client.get_manifest(digest)

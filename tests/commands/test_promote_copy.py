@@ -113,6 +113,53 @@ def assert_same_image(src: Seeder, src_repo: str, dst: Seeder, dst_repo: str, di
         assert blob_status(dst, dst_repo, blob) == 200, f"blob {blob} missing in the target"
 
 
+def push_referrer(
+    seeder: Seeder, repo: str, subject: Seeded, name: str = "backend"
+) -> tuple[str, bytes]:
+    """An SBOM artifact whose ``subject`` is ``subject``, pushed by digest only (no fallback
+    index); returns (its digest, its manifest bytes)."""
+    sbom = odd_bytes({"spdxVersion": "SPDX-2.3", "name": name})
+    sbom_digest = seeder.push_blob(repo, sbom)
+    empty = seeder.push_blob(repo, b"{}")
+    referrer = odd_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": SBOM_TYPE,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": empty,
+                "size": 2,
+            },
+            "layers": [{"mediaType": SBOM_TYPE, "digest": sbom_digest, "size": len(sbom)}],
+            "subject": {
+                "mediaType": subject.media_type,
+                "digest": subject.digest,
+                "size": subject.size,
+            },
+        }
+    )
+    return seeder.push_manifest(repo, sha256(referrer), referrer, OCI_MANIFEST), referrer
+
+
+def referrers_listing(ref_digest: str, referrer: bytes) -> bytes:
+    """The OCI index listing one SBOM referrer (a fallback index, or a referrers API answer)."""
+    return odd_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": ref_digest,
+                    "size": len(referrer),
+                    "artifactType": SBOM_TYPE,
+                }
+            ],
+        }
+    )
+
+
 def sign(seeder: Seeder, repo: str, subject: Seeded) -> tuple[str, str]:
     """A cosign ``.sig`` tag and an OCI referrer (with its ``sha256-<hex>`` fallback index)
     for ``subject``; returns (signature digest, referrer digest)."""
@@ -140,43 +187,9 @@ def sign(seeder: Seeder, repo: str, subject: Seeded) -> tuple[str, str]:
     )
     sig_tag = "sha256-" + subject.digest.split(":")[1] + ".sig"
     sig_digest = seeder.push_manifest(repo, sig_tag, signature, OCI_MANIFEST)
-    sbom = odd_bytes({"spdxVersion": "SPDX-2.3", "name": "backend"})
-    sbom_digest = seeder.push_blob(repo, sbom)
-    empty = seeder.push_blob(repo, b"{}")
-    referrer = odd_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": SBOM_TYPE,
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": empty,
-                "size": 2,
-            },
-            "layers": [{"mediaType": SBOM_TYPE, "digest": sbom_digest, "size": len(sbom)}],
-            "subject": {
-                "mediaType": subject.media_type,
-                "digest": subject.digest,
-                "size": subject.size,
-            },
-        }
-    )
-    ref_digest = seeder.push_manifest(repo, sha256(referrer), referrer, OCI_MANIFEST)
+    ref_digest, referrer = push_referrer(seeder, repo, subject)
     # distribution 2.8 has no referrers API: the client keeps the fallback index
-    index = odd_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": [
-                {
-                    "mediaType": OCI_MANIFEST,
-                    "digest": ref_digest,
-                    "size": len(referrer),
-                    "artifactType": SBOM_TYPE,
-                }
-            ],
-        }
-    )
+    index = referrers_listing(ref_digest, referrer)
     fallback = "sha256-" + subject.digest.split(":")[1]
     seeder.push_manifest(repo, fallback, index, "application/vnd.oci.image.index.v1+json")
     return sig_digest, ref_digest
@@ -586,3 +599,172 @@ def test_the_source_token_asks_pull_only(
     assert issued
     assert all(f"repository:{src_repo}:pull" in t.scopes for t in issued)
     assert not any("push" in s for t in issued for s in t.scopes)
+
+
+# -- the promotion record (issue 16) in the target ------------------------------------------------
+@pytest.mark.registry
+def test_the_promotion_record_is_written_in_the_target_and_traced_there(
+    tmp_path: Path,
+    source_registry: RegistryServer,
+    target_registry: RegistryServer,
+    repo_path: str,
+) -> None:
+    """After a cross-registry promotion the record is attached to the digest in the TARGET
+    (next to the referrers copied from the source), never in the source; ``trace`` of the
+    target answers with it; a re-run writes no second record."""
+    from tests.commands.records import check_artifact, fallback_tag, index_of, runner_env
+
+    src, dst = source_registry.seeder(), target_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING, revision=SHA)
+    _sig, copied_referrer = sign(src, src_repo, seeded)
+    source_index_before = index_of(src, src_repo, seeded.digest)[1]
+    env = runner_env(tmp_path)
+    image = f"{target_registry.host}/{repo_path}"
+    raw = inputs_for(source_registry, target_registry, repo_path, record="true")
+
+    for name in ("p1", "t", "p2"):
+        (tmp_path / name).mkdir()
+    run = run_action(tmp_path / "p1", raw, env)
+
+    assert run.status == 0, run.log
+    artifact = run.outputs["record-digest"]
+    assert artifact.startswith("sha256:")
+    # in the target: the fallback index holds the copied referrer AND the record
+    listed = [m["digest"] for m in index_of(dst, repo_path, seeded.digest)[1]["manifests"]]
+    assert sorted(listed) == sorted([copied_referrer, artifact])
+    predicate = check_artifact(dst, repo_path, artifact, seeded, image)
+    assert predicate["source-tag"] == STAGING and predicate["source-digest"] == seeded.digest
+    assert predicate["tags"] == [run.outputs["tag"], "production"]
+    # the source is only read: its referrers index is as it was, no record there
+    assert index_of(src, src_repo, seeded.digest)[1] == source_index_before
+
+    # trace of the target finds the record there
+    login = {"username": raw["username"], "password": raw["password"]}
+    traced = run_action(tmp_path / "t", {"command": "trace", "image": image, **login}, env)
+    assert traced.status == 0, traced.log
+    lineage = json.loads(traced.outputs["lineage"])
+    assert lineage["record"] == artifact and lineage["digest"] == seeded.digest
+
+    # a re-run: no second record, nothing copied again
+    again = run_action(tmp_path / "p2", raw, runner_env(tmp_path, attempt="2"))
+    assert again.status == 0, again.log
+    assert again.outputs["record-digest"] == artifact
+    assert copy_counts(again)["blobs-copied"] == 0
+    assert copy_counts(again)["signatures-copied"] == 0
+    assert fallback_tag(seeded.digest) in dst.tags(repo_path)
+    assert len(index_of(dst, repo_path, seeded.digest)[1]["manifests"]) == 2
+
+
+@pytest.mark.registry
+def test_referrers_from_a_source_api_are_copied_when_other_digests_have_fallback_tags(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """A source with a referrers API whose repository also holds ``sha256-<hex>`` fallback
+    indexes of OTHER digests (history from before the registry had the API, or a tool that
+    always writes the tag): the referrers the API lists for the promoted digest are
+    copied, not skipped because some fallback tag exists."""
+    src, dst = registry.seeder(), basic_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING)
+    older = src.oci_image(src_repo, None, layer_size=2048)
+    sign(src, src_repo, older)  # a sha256-<hex> fallback index, for another digest
+    ref_digest, referrer = push_referrer(src, src_repo, seeded, "api-only")
+    listing = referrers_listing(ref_digest, referrer)
+
+    def referrers_api(exchange: Any) -> None:  # an OCI 1.1 source: the API answers
+        exchange.status = 200
+        exchange.response_headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        exchange.response_body = listing
+
+    hexpart = seeded.digest.split(":")[1]
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(
+            Fault.hook(referrers_api, after=True),
+            method="GET",
+            path=rf"/referrers/sha256:{hexpart}",
+            always=True,
+        )
+        run = run_action(
+            tmp_path,
+            raw_inputs(
+                f"{basic_registry.host}/{repo_path}",
+                f"{proxy.host}/{src_repo}",
+                login=basic_registry,
+            ),
+        )
+    assert run.status == 0, run.log
+    assert dst.raw_manifest(repo_path, ref_digest)[0] == referrer
+    index = json.loads(dst.raw_manifest(repo_path, f"sha256-{hexpart}")[0])
+    assert ref_digest in [m["digest"] for m in index["manifests"]]
+    assert copy_counts(run)["signatures-copied"] == 1
+
+
+@pytest.mark.registry
+def test_a_blob_phase_longer_than_the_deadline_still_writes_the_manifests(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """The retry deadline (120 s by default) bounds retrying, not the copy: blobs that take
+    longer to stream than the deadline (a large image across the internet) must not make
+    the manifest PUTs after them give up at once, on the first run."""
+    src, dst = registry.seeder(), basic_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING, layer_size=20_000)
+    with FaultProxy(registry.url) as proxy:
+        # each blob GET of the source takes 1.5 s: the blob phase outlasts a 2 s deadline
+        proxy.add(Fault.delay(1.5), method="GET", path=r"/blobs/sha256:", always=True)
+        run = run_action(
+            tmp_path,
+            raw_inputs(
+                f"{basic_registry.host}/{repo_path}",
+                f"{proxy.host}/{src_repo}",
+                login=basic_registry,
+                **{"copy-parallelism": "1"},
+            ),
+            {"PROMOTE_REGISTRY_DEADLINE": "2"},
+        )
+    assert run.status == 0, run.log
+    assert copy_counts(run)["blobs-copied"] == 2
+    assert_same_image(src, src_repo, dst, repo_path, seeded.digest)
+    assert run.outputs["tag"] in dst.tags(repo_path)
+
+
+@pytest.mark.registry
+def test_blob_gets_ask_for_the_bytes_as_stored_not_a_compressed_transfer(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """A front (nginx ``gzip_types *``, a CDN) that gzips a blob for a client accepting
+    gzip: the blob GETs send ``Accept-Encoding: identity``, so the bytes hashed and the
+    declared ``Content-Length`` are the blob's own and the copy succeeds."""
+    import gzip
+
+    src, dst = registry.seeder(), basic_registry.seeder()
+    src_repo = f"staging/{repo_path}"
+    seeded = src.oci_image(src_repo, STAGING, layer_size=40_000)
+
+    def gzip_if_accepted(exchange: Any) -> None:
+        accepted = {k.lower(): v for k, v in exchange.headers.items()}.get("accept-encoding", "")
+        if exchange.method == "GET" and "gzip" in accepted and exchange.status == 200:
+            exchange.response_body = gzip.compress(exchange.response_body)
+            exchange.response_headers = {
+                **exchange.response_headers,
+                "Content-Encoding": "gzip",
+            }
+
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(Fault.hook(gzip_if_accepted, after=True), path=r"/blobs/sha256:", always=True)
+        run = run_action(
+            tmp_path,
+            raw_inputs(
+                f"{basic_registry.host}/{repo_path}",
+                f"{proxy.host}/{src_repo}",
+                login=basic_registry,
+            ),
+        )
+        blob_gets = [e for e in proxy.requests("blob") if e.method == "GET"]
+    assert run.status == 0, run.log
+    assert blob_gets and all(
+        e.headers.get("Accept-Encoding", e.headers.get("accept-encoding")) == "identity"
+        for e in blob_gets
+    )
+    assert_same_image(src, src_repo, dst, repo_path, seeded.digest)

@@ -15,8 +15,9 @@ import pytest
 from promote.errors import AuthError, InputError
 from promote.registry import Credentials
 from promote.registry.dockerconfig import config_path, credentials, key_host
-from tests.commands.helpers import run_action
+from tests.commands.helpers import Run, run_action
 from tests.support.registry import RegistryServer
+from tests.support.seed import Seeded
 
 SHA = "9b8a7c6d5e4f30211223344556677889900aabbc"
 STAGING = f"staging-{SHA[:7]}-{int(time.time()) - 600}"
@@ -115,6 +116,34 @@ def test_cred_helpers_win_and_fall_back_to_auths(tmp_path: Path) -> None:
         credentials("x.test", env_with(missing, bin_dir))
 
 
+def promote_across(
+    tmp_path: Path,
+    source: RegistryServer,
+    target: RegistryServer,
+    repo_path: str,
+    seeded: Seeded,
+    config: Path,
+    bin_dir: Path,
+    **more: str,
+) -> Run:
+    """Promote ``STAGING`` from ``source`` into ``target`` with the Docker config ``config``
+    (helpers in ``bin_dir``); checks it succeeded with the source's bytes."""
+    run = run_action(
+        tmp_path,
+        {
+            "image": f"{target.host}/{repo_path}",
+            "source-image": f"{source.host}/staging/{repo_path}",
+            "source-tag": STAGING,
+            **more,
+        },
+        env_with(config, bin_dir),
+    )
+    assert run.status == 0, run.log
+    data, _t, digest = target.seeder().raw_manifest(repo_path, run.outputs["tag"])
+    assert (data, digest) == (seeded.data, seeded.digest)
+    return run
+
+
 @pytest.mark.registry
 def test_promote_takes_both_registries_credentials_from_a_docker_config(
     tmp_path: Path,
@@ -142,19 +171,44 @@ def test_promote_takes_both_registries_credentials_from_a_docker_config(
             "credHelpers": {token_registry.host: "test"},
         },
     )
-    run = run_action(
-        tmp_path,
-        {
-            "image": f"{basic_registry.host}/{repo_path}",
-            "source-image": f"{token_registry.host}/{src_repo}",
-            "source-tag": STAGING,
-        },
-        env_with(config, bin_dir),
+    run = promote_across(
+        tmp_path, token_registry, basic_registry, repo_path, seeded, config, bin_dir
     )
-    assert run.status == 0, run.log
-    data, _t, digest = basic_registry.seeder().raw_manifest(repo_path, run.outputs["tag"])
-    assert (data, digest) == (seeded.data, seeded.digest)
     for secret in (token_registry.password or "", basic_registry.password or ""):
         assert f"::add-mask::{secret}" in run.log
         assert secret not in run.log.replace(f"::add-mask::{secret}", "")
     assert token_registry.host in (bin_dir / "test.log").read_text()
+
+
+@pytest.mark.registry
+def test_inputs_win_over_the_docker_config(
+    tmp_path: Path,
+    token_registry: RegistryServer,
+    basic_registry: RegistryServer,
+    repo_path: str,
+) -> None:
+    """A Docker config with wrong credentials for both hosts: the username/password and
+    source-username/source-password inputs are used, the config's entries never."""
+    src_repo = f"staging/{repo_path}"
+    seeded = token_registry.seeder().oci_image(src_repo, STAGING)
+    bin_dir = tmp_path / "bin"
+    helper(bin_dir, "test", {token_registry.host: ("nobody", "helper-wrong")})
+    wrong = base64.b64encode(b"nobody:auths-wrong").decode()
+    config = write_config(
+        tmp_path / "docker",
+        {
+            "auths": {basic_registry.host: {"auth": wrong}},
+            "credHelpers": {token_registry.host: "test"},
+        },
+    )
+    logins = {
+        "username": basic_registry.username or "",
+        "password": basic_registry.password or "",
+        "source-username": token_registry.username or "",
+        "source-password": token_registry.password or "",
+    }
+    run = promote_across(
+        tmp_path, token_registry, basic_registry, repo_path, seeded, config, bin_dir, **logins
+    )
+    assert not (bin_dir / "test.log").exists(), "the helper was asked although inputs were given"
+    assert "helper-wrong" not in run.log and "auths-wrong" not in run.log
