@@ -8,6 +8,7 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
+from promote.actions import md_text
 from promote.commands import automate_cmd, predict_cmd, trace_cmd
 
 #: outside text that would render as HTML, a link, or close a single-backtick code span
@@ -17,9 +18,9 @@ EVIL = "x`<img src=x onerror=alert(1)>`[click](https://evil.example)"
 def rendered_raw(summary: str) -> bool:
     """Whether ``EVIL`` reaches the summary outside a code span that holds it whole (a
     double-backtick fence: ``EVIL`` holds single backticks)."""
-    held = re.compile(r"``(?!`) ?[^`]*" + re.escape(EVIL) + r" ?``(?!`)")
+    held = re.compile(r"``(?!`) ?[^`]*" + re.escape(EVIL) + r"[^`]* ?``(?!`)")
     for line in summary.splitlines():
-        rest = held.sub("", line)
+        rest = held.sub("", line).replace(md_text(EVIL), "")  # or escaped as prose
         if "<img" in rest or "](https://evil" in rest:
             return True
     return False
@@ -55,3 +56,18 @@ def test_trace_summary_keeps_gitops_values_literal() -> None:
     )
     traced = trace_cmd.Traced(lineage, None, [])
     assert not rendered_raw(trace_cmd.summary(traced, "production", "production"))
+
+
+def test_check_summary_keeps_gitops_values_literal() -> None:
+    from promote.commands import check_cmd
+
+    finding = SimpleNamespace(level="error", rule="R1", file=EVIL, line=3, message=EVIL)
+    policy = SimpleNamespace(kind="numerical", order="asc", pattern=EVIL)
+    obj = SimpleNamespace(
+        ref=f"flux-system:{EVIL}", name=EVIL, file=EVIL, line=1, spec={}, namespace="x"
+    )
+    entry = SimpleNamespace(policy=policy, obj=obj)
+    report: Any = SimpleNamespace(
+        errors=[finding], warnings=[], findings=[finding], policies=[entry]
+    )
+    assert not rendered_raw(check_cmd.summary(report, "gitops", ""))
