@@ -389,6 +389,10 @@ def test_rebuild_overwrites_the_tag_before_the_first_run_checks(
     state = release.production_state()
     assert run_a.status == 4, run_a.log
     assert f"{tag} was overwritten right after this run wrote it" in run_a.errors[0]
+    # B may well have attached a promotion record (issue 16) by now: the message names
+    # where to find the run that wrote the tag instead of claiming no record names it
+    assert "no record names it" not in run_a.errors[0]
+    assert f"command: trace with ref: {source_b.digest}" in run_a.errors[0]
     assert a.puts("/manifests/production") == 0
     assert state[tag] == state["production"] == source_b.digest == flux_choice(state)
     assert_invariant(state, [(run_a, release.source.digest), (run_b, source_b.digest)])
