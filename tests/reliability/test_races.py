@@ -155,7 +155,10 @@ def assert_invariant(state: dict[str, str], runs: list[tuple[EngineRun, str]]) -
     """Every run that exited 0 has its immutable tag on its digest, and the floating tag
     on the digest the Flux model selects."""
     for run, digest in runs:
-        assert run.status in (0, 4), run.log
+        # 3: unforced, the other run's tag was written before this one read the tags; its
+        # explicit timestamp is then refused before any write (seen 1 in ~40 full runs)
+        refused = run.status == 3 and "is not newer than the newest existing tag" in run.log
+        assert run.status in (0, 4) or (refused and "nothing was written" in run.log), run.log
         if run.status == 0:
             assert state[run.outputs["tag"]] == digest, (run.outputs, state)
             assert state["production"] == flux_choice(state), state
