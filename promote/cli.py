@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from promote.actions import Runner, parse_github_output
+from promote.actions import Runner, neutralise, parse_github_output
 from promote.commands import COMMANDS, execute
 from promote.inputs import INPUTS
 
@@ -52,6 +52,13 @@ class _Parser(argparse.ArgumentParser):
         hint = self.help_hint or f"{self.prog} --help"
         sys.stderr.write(f"::error::{message} (see `{hint}`)\n")
         raise SystemExit(2)
+
+
+def _json_text(value: object) -> str:
+    """``value`` as indented JSON no runner reads a workflow command in: ``##[`` inside a
+    string becomes ``#\\u0023[`` (the same string to any JSON parser), and no line of
+    indented JSON can start with ``::``."""
+    return json.dumps(value, indent=2).replace("##[", "#\\u0023[") + "\n"
 
 
 def _command_summary(command: str) -> str:
@@ -145,11 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs = parse_github_output(tmp.read())
     finally:
         tmp.close()
+    # Outputs carry outside text (registry data, GitOps values and file names): what is
+    # printed is neutralised like every log line (the GITHUB_OUTPUT file keeps the values).
     if as_json and raw.get("command") == "trace" and "lineage" in outputs:
         # `promote trace --json` prints the lineage object itself
-        capture.write(json.dumps(json.loads(outputs["lineage"]), indent=2) + "\n")
+        capture.write(_json_text(json.loads(outputs["lineage"])))
     elif as_json:
-        capture.write(json.dumps(outputs, indent=2) + "\n")
+        capture.write(_json_text(outputs))
     else:
         for key, value in outputs.items():
             capture.write(
@@ -157,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if "\n" not in value
                 else f"{key}:\n  " + value.replace("\n", "\n  ") + "\n"
             )
-    sys.stdout.write(runner.redact(capture.getvalue()))
+    printed = runner.redact(capture.getvalue())
+    if printed and not as_json:
+        printed = neutralise(printed) + "\n"
+    sys.stdout.write(printed)
     sys.stdout.flush()
     if env.get("GITHUB_OUTPUT") and outputs:
         Runner(out=io.StringIO(), github_output=env["GITHUB_OUTPUT"]).set_outputs(outputs)

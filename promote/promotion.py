@@ -742,7 +742,12 @@ class _Guard:
             floating = self._settle_floating(winner_digest)
         ours = f"{plan.tag} names {names or 'nothing'}"
         if names != plan.digest:
-            ours += f", not this run's {plan.digest} (another run wrote it; no record names it)"
+            ours += (
+                f", not this run's {plan.digest} (another run wrote it; its promotion "
+                f"record, once written, names that run: command: trace with ref: {names})"
+                if names
+                else f", not this run's {plan.digest} (another run deleted it)"
+            )
         if names == plan.digest:
             fix = (
                 f"only if {plan.digest} should be deployed instead, run command: rollback "

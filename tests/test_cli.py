@@ -137,3 +137,37 @@ def test_a_usage_error_without_json_prints_nothing_on_stdout(
     assert out == ""
     assert err.count("::error::") == 1 and "--bogus" in err
     assert "promote automate --help" in err
+
+
+def test_outputs_printed_by_the_cli_never_carry_a_workflow_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outputs are outside text too (here: file names from the GitOps repository): what
+    the CLI prints on a runner must not hold ``##[`` (the legacy command the runner parses
+    anywhere in a line) nor a line starting ``::``; the JSON still parses to the values."""
+    import shutil
+
+    gitops = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE, gitops)
+    folder = gitops / "flux" / "apps" / "backend" / "production"
+    forged = "##[warning]forged.yaml"
+    shutil.copy(folder / "deployment.yaml", folder / forged)
+    argv = [
+        "verify-flux",
+        "--gitops-path",
+        str(gitops),
+        "--policy",
+        "flux-system:backend-production",
+        "--expected-tag",
+        "production-v1.4.2-3f9c2ab-1764100000",
+    ]
+    cli.main(argv)
+    out, _ = capsys.readouterr()
+    assert "flux/apps/backend/production/" in out
+    assert "##[" not in out
+    assert not [ln for ln in out.splitlines() if ln.lstrip().startswith("::")]
+
+    cli.main([*argv, "--json"])
+    out, _ = capsys.readouterr()
+    assert "##[" not in out
+    assert f"flux/apps/backend/production/{forged}" in json.loads(out)["files"].splitlines()

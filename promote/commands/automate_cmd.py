@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promote.actions import markdown_table
+from promote.actions import code, markdown_table
 from promote.commands import Context, Result
 from promote.errors import GitOpsError, InputError, PromoteError
 
@@ -379,8 +379,9 @@ def _summary(runs: list[Run], dry_run: bool) -> str:
     out = ["## Image update automation" + (" (dry run)" if dry_run else "") + "\n"]
     for r in runs:
         state = f"commit `{r.commit[:12]}`" if r.commit else (r.skipped or "no commit")
-        out.append(f"`{r.spec.ref}` -> `{r.spec.push_branch}`: {state}\n")
+        # names and values come from the GitOps files: code spans they cannot break out of
+        out.append(f"{code(r.spec.ref)} -> {code(r.spec.push_branch)}: {state}\n")
         if r.changes:
-            rows = [[f"`{c.path}`", c.old, c.new, c.setter] for c in r.changes]
+            rows = [[code(c.path), code(c.old), code(c.new), code(c.setter)] for c in r.changes]
             out.append(markdown_table(["File", "Old", "New", "Setter"], rows))
     return "\n".join(out)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from promote.actions import markdown_table
+from promote.actions import code, markdown_table, md_text
 from promote.commands import Context, Result
 from promote.commands.github_settings import source_from_inputs
 from promote.flux.check import Report, check_tree, policy_env
@@ -42,7 +42,8 @@ def summary(report: Report, label: str, prefix: str) -> str:
     out = [f"## GitOps check {verdict}: {errors} error(s), {warnings} warning(s)\n", f"`{label}`\n"]
     if report.findings:
         rows = [
-            [f.level, f.rule, f"`{prefix}{f.file}:{f.line}`", f.message]
+            # file names, names and values quoted in a finding come from the GitOps repo
+            [f.level, f.rule, code(f"{prefix}{f.file}:{f.line}"), md_text(f.message)]
             for f in report.findings[:MAX_SUMMARY_ROWS]
         ]
         out.append(markdown_table(["Level", "Rule", "Where", "Finding"], rows))
@@ -54,13 +55,13 @@ def summary(report: Report, label: str, prefix: str) -> str:
             policy = entry.policy
             rows.append(
                 [
-                    entry.obj.ref,
+                    code(entry.obj.ref),
                     policy_env(entry.obj) or "?",
                     f"{policy.kind} {policy.order or ''}".strip()
                     if policy is not None
                     else "invalid",
-                    f"`{policy.pattern}`" if policy is not None and policy.pattern else "",
-                    f"`{prefix}{entry.obj.file}:{entry.obj.line}`",
+                    code(policy.pattern) if policy is not None and policy.pattern else "",
+                    code(f"{prefix}{entry.obj.file}:{entry.obj.line}"),
                 ]
             )
         out.append("### ImagePolicies\n")

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from promote.actions import markdown_table
+from promote.actions import code, markdown_table
 from promote.commands import Context, Result
 from promote.errors import InputError
 
@@ -126,12 +126,23 @@ def run(ctx: Context) -> Result:
                     "another namespace or outside update.path)"
                 )
             ctx.runner.log(f"{p.policy}: selects {p.selected}, Git has {p.git} ({verdict})")
-    rows = [
-        [f"`{p.policy}`", p.selected or "-", p.git or "-", str(p.changes).lower()] for p in found
-    ]
-    summary = "## What Flux would select now\n\n" + markdown_table(
-        ["Policy", "Selected", "In Git", "Automation would change it"], rows
-    )
     return Result(
-        outputs={"predictions": json.dumps([p.as_dict() for p in found])}, summary=summary
+        outputs={"predictions": json.dumps([p.as_dict() for p in found])}, summary=summary(found)
+    )
+
+
+def summary(found: list[PolicyPrediction]) -> str:
+    """The step summary; policy names and Git's tag come from the GitOps files, so each is a
+    code span it cannot break out of."""
+    rows = [
+        [
+            code(p.policy),
+            code(p.selected) if p.selected else "-",
+            code(p.git) if p.git else "-",
+            str(p.changes).lower(),
+        ]
+        for p in found
+    ]
+    return "## What Flux would select now\n\n" + markdown_table(
+        ["Policy", "Selected", "In Git", "Automation would change it"], rows
     )

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promote import lineage, naming
+from promote import actions, lineage, naming
 from promote.actions import markdown_table
 from promote.commands import Context, Result
 from promote.errors import InputError, NotFoundError, PromoteError
@@ -343,7 +343,8 @@ def summary(traced: Traced, ref: str, target_env: str) -> str:
     lin = traced.lineage
 
     def code(value: object) -> str:
-        return f"`{value}`" if value not in (None, "", []) else "unknown"
+        # record fields and GitOps names are outside text: a code span they cannot leave
+        return actions.code(str(value)) if value not in (None, "", []) else "unknown"
 
     record = code(lin["record"])
     if traced.record is not None and not traced.record.verified:
@@ -365,7 +366,7 @@ def summary(traced: Traced, ref: str, target_env: str) -> str:
     for env in lin["environments"] or []:
         names = {True: "names this digest", False: "**another digest**", None: "no tag"}
         rows.append(
-            (f"Git: `{env['policy']}`", f"{code(env['tag'])} ({names[env['names-digest']]})")
+            (f"Git: {code(env['policy'])}", f"{code(env['tag'])} ({names[env['names-digest']]})")
         )
     parts = [f"## Trace of `{lin['image']}`\n", markdown_table(["", ""], rows)]
     if lin["history"]:

@@ -597,15 +597,30 @@ class Copier:
         """GET the blob from the source and PUT it to ``location`` while hashing it."""
         url = self.source._url("blobs", blob.digest)
         # a transfer is not cut short by the retry deadline: each socket wait gets the
-        # client's full per-attempt timeout however long the whole copy has taken
-        # identity: the bytes as stored (a front that gzips for a client accepting it, as
-        # requests does by default, would change the length and what is hashed)
-        response = self.source._send(
-            "GET",
-            url,
-            kind="blob",
-            timeout=self.source.transport.timeout,
-            headers={"Accept-Encoding": "identity"},
+        # client's full per-attempt timeout however long the whole copy has taken; the
+        # transfer as a whole gets the deadline plus 1 s per MiB (Transport.transfer_budget),
+        # so a registry trickling bytes cannot stretch the run without end. Identity: the
+        # bytes as stored (a front that gzips for a client accepting it, as requests does by
+        # default, would change the length and what is hashed)
+        transport = self.target.transport
+        clock = transport.clock
+        ends = clock() + transport.transfer_budget(blob.size)
+        what = (
+            f"while blob {blob.digest} was transferring (a transfer gets the deadline plus "
+            "1 s per MiB)"
+        )
+        response = transport.bounded(
+            lambda: self.source._send(
+                "GET",
+                url,
+                kind="blob",
+                timeout=self.source.transport.timeout,
+                headers={"Accept-Encoding": "identity"},
+            ),
+            method="GET",
+            url=url,
+            what=what,
+            budget=ends - clock(),
         )
         if response.status_code != 200:
             self.source._raise_for(response, "GET")
@@ -622,22 +637,28 @@ class Copier:
         try:
             # one attempt: the body cannot be replayed (``_copy_blob`` retries the whole
             # transfer); a DigestMismatchError raised by the body propagates as it is
-            put = self.target.transport.send(
-                "PUT",
-                location,
-                kind="blob-upload",
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(blob.size),
-                },
-                data=body,
-                params={"digest": blob.digest},
-                authorize=self.target.auth.header_for,
-                retry=False,
-                timeout=self.target.transport.timeout,
+            put = transport.bounded(
+                lambda: transport.send(
+                    "PUT",
+                    location,
+                    kind="blob-upload",
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(blob.size),
+                    },
+                    data=body,
+                    params={"digest": blob.digest},
+                    authorize=self.target.auth.header_for,
+                    retry=False,
+                    timeout=transport.timeout,
+                ),
+                method="PUT",
+                url=location,
+                what=what,
+                budget=ends - clock(),
             )
         finally:
-            response.close()
+            _abort(response)
         if put.status_code in RETRYABLE_STATUSES:
             _codes, detail = error_details(put)
             raise TransientError(
@@ -737,6 +758,22 @@ class Copier:
             index = None  # the next one reads the index just written
         if missing:
             self.log(f"referrers index {tag}: {len(missing)} added")
+
+
+def _abort(response: requests.Response) -> None:
+    """Close ``response`` even while the reader thread is blocked in its body: the socket
+    is shut down first (closing alone waits for the read in progress, which a source
+    trickling bytes never ends)."""
+    import contextlib
+    import socket
+
+    raw = response.raw
+    conn = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
 
 
 def _request_errors() -> type[Exception]:

@@ -63,6 +63,8 @@ MIN_ATTEMPT_TIMEOUT = 1.0
 MAX_REDIRECTS = 5
 #: Error bodies read for messages are cut here: a body is for diagnostics only.
 MAX_ERROR_BODY = 64 * 1024
+#: Bytes per second a copy's blob transfer must average (beyond the deadline it gets).
+MIN_TRANSFER_RATE = 1024 * 1024
 #: Seconds an error body may take to arrive when it is read for a message only.
 ERROR_BODY_WAIT = 2.0
 
@@ -280,6 +282,12 @@ class Transport:
             return self.deadline
         return self._started + self.deadline - self.clock()
 
+    def transfer_budget(self, size: int) -> float:
+        """Seconds one blob transfer of ``size`` bytes may take: the deadline plus one
+        second per MiB (a floor of 1 MiB/s), so a large layer outlasts the deadline while a
+        source or target trickling bytes still cannot stretch the run without end."""
+        return self.deadline + size / MIN_TRANSFER_RATE
+
     def deadline_error(self, method: str, url: str, what: str) -> TransientError:
         """The error for an overall deadline spent during ``what``."""
         elapsed = self.clock() - (self._started or self.clock())
@@ -292,13 +300,23 @@ class Transport:
             url=safe_url(url),
         )
 
-    def bounded(self, fn: Callable[[], T], *, method: str, url: str, what: str) -> T:
+    def bounded(
+        self,
+        fn: Callable[[], T],
+        *,
+        method: str,
+        url: str,
+        what: str,
+        budget: float | None = None,
+    ) -> T:
         """Run ``fn`` (one blocking exchange: headers or a body) within what is left of
         the overall deadline. Socket timeouts bound each read; this bounds their sum, so a
-        registry trickling bytes cannot stretch a run past its deadline."""
+        registry trickling bytes cannot stretch a run past its deadline. ``budget``: the
+        seconds ``fn`` may take instead (a copy's blob transfer, see
+        :func:`transfer_budget`)."""
         if self._started is None:
             self._started = self.clock()
-        left = self.remaining()
+        left = self.remaining() if budget is None else budget
         if left <= 0:
             raise self.deadline_error(method, url, what)
         box: dict[str, object] = {}

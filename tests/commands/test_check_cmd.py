@@ -27,7 +27,7 @@ def test_example_passes(tmp_path: Path) -> None:
     assert run.outputs == {"errors": "0", "warnings": "0"}
     assert run.errors == []
     assert "GitOps check passed: 0 error(s), 0 warning(s)" in run.summary
-    assert "| flux-system:backend-production | production | numerical asc |" in run.summary
+    assert "| `flux-system:backend-production` | production | numerical asc |" in run.summary
     assert "6 ImagePolicy, 6 marker(s)" in run.log
 
 

@@ -768,3 +768,35 @@ def test_blob_gets_ask_for_the_bytes_as_stored_not_a_compressed_transfer(
         for e in blob_gets
     )
     assert_same_image(src, src_repo, dst, repo_path, seeded.digest)
+
+
+@pytest.mark.registry
+def test_a_trickled_source_blob_cannot_outlast_the_deadline(
+    tmp_path: Path, registry: RegistryServer, basic_registry: RegistryServer, repo_path: str
+) -> None:
+    """Issue 17's one deadline on the copy path: a source sending a blob 8 bytes per 0.4 s
+    (each read well inside the 3 s timeout) made a copy with PROMOTE_REGISTRY_DEADLINE=8
+    run for hours; a blob transfer now gets the deadline plus 1 s per MiB, then fails with
+    no tag written."""
+    from tests.support.faultproxy import Exchange
+
+    src_repo = f"staging/{repo_path}"
+    registry.seeder().oci_image(src_repo, STAGING, layer_size=50_000)
+
+    def trickle(exchange: Exchange) -> None:
+        exchange.trickle = (8, 0.4)
+
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(Fault.hook(trickle, after=True), method="GET", path=r"/blobs/", always=True)
+        raw = raw_inputs(
+            f"{basic_registry.host}/{repo_path}", f"{proxy.host}/{src_repo}", login=basic_registry
+        )
+        env = {"PROMOTE_REGISTRY_DEADLINE": "8", "PROMOTE_REGISTRY_TIMEOUT": "3"}
+        started = time.monotonic()
+        run = run_action(tmp_path, raw, env)
+        elapsed = time.monotonic() - started
+    assert run.status == 1, run.log
+    assert "No tag was written" in run.log and "deadline" in run.log
+    assert "Traceback" not in run.log
+    assert elapsed < 12.0, elapsed
+    assert basic_registry.seeder().tags(repo_path) == []

@@ -155,7 +155,10 @@ def assert_invariant(state: dict[str, str], runs: list[tuple[EngineRun, str]]) -
     """Every run that exited 0 has its immutable tag on its digest, and the floating tag
     on the digest the Flux model selects."""
     for run, digest in runs:
-        assert run.status in (0, 4), run.log
+        # 3: unforced, the other run's tag was written before this one read the tags; its
+        # explicit timestamp is then refused before any write (seen 1 in ~40 full runs)
+        refused = run.status == 3 and "is not newer than the newest existing tag" in run.log
+        assert run.status in (0, 4) or (refused and "nothing was written" in run.log), run.log
         if run.status == 0:
             assert state[run.outputs["tag"]] == digest, (run.outputs, state)
             assert state["production"] == flux_choice(state), state
@@ -389,6 +392,10 @@ def test_rebuild_overwrites_the_tag_before_the_first_run_checks(
     state = release.production_state()
     assert run_a.status == 4, run_a.log
     assert f"{tag} was overwritten right after this run wrote it" in run_a.errors[0]
+    # B may well have attached a promotion record (issue 16) by now: the message names
+    # where to find the run that wrote the tag instead of claiming no record names it
+    assert "no record names it" not in run_a.errors[0]
+    assert f"command: trace with ref: {source_b.digest}" in run_a.errors[0]
     assert a.puts("/manifests/production") == 0
     assert state[tag] == state["production"] == source_b.digest == flux_choice(state)
     assert_invariant(state, [(run_a, release.source.digest), (run_b, source_b.digest)])
