@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from promote import actions, lineage, naming
 from promote.actions import markdown_table
 from promote.commands import Context, Result
-from promote.errors import InputError, NotFoundError, PromoteError
+from promote.errors import NotFoundError, PromoteError
 
 if TYPE_CHECKING:
     from promote.flux.gitops import GitOpsTree
@@ -172,7 +172,15 @@ def trace(
     try:
         manifest = client.get_manifest(ref)
     except NotFoundError as exc:
-        raise InputError(f"ref {ref} is not in {repository.name}: {exc}", input_name="ref") from exc
+        # the registry's answer, after a network call: exit 1 like a missing source (exit 2
+        # means no network call was made)
+        raise NotFoundError(
+            f"ref {ref} is not in {repository.name}: {exc}",
+            status=exc.status,
+            method=exc.method,
+            url=exc.url,
+            codes=exc.codes,
+        ) from exc
     digest = manifest.digest
     tags = client.list_tags()
     digests = Digests(client)
