@@ -48,7 +48,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# Regenerate action.yml from promote/inputs.py and promote/outputs.py.
+# Regenerate action.yml from promote/frontdoor/inputs.py and promote/frontdoor/outputs.py.
 action-yml: $(STAMP)
 	$(PY) scripts/gen_action_yml.py
 

@@ -8,9 +8,9 @@ import sys
 
 
 def main() -> int:
-    from promote.actions import Runner, read_inputs
-    from promote.commands import execute
-    from promote.inputs import INPUT_NAMES
+    from promote.frontdoor.actions import Runner, read_inputs
+    from promote.frontdoor.commands import execute
+    from promote.frontdoor.inputs import INPUT_NAMES
 
     env = dict(os.environ)
     runner = Runner.from_env(env)

@@ -379,7 +379,7 @@ elif what == "promotion-imports":
 elif what == "cli-help":
     sys.argv = ["promote", "--help"]
     try:
-        runpy.run_module("promote.cli", run_name="__main__")
+        runpy.run_module("promote.frontdoor.cli", run_name="__main__")
     except SystemExit:
         pass
 else:
@@ -407,7 +407,12 @@ def startup(*, repeats: int = 10) -> dict[str, Any]:
     cases = [
         ("python -c pass (interpreter alone)", [py, "-c", "pass"], env, None),
         ("python -c 'import entrypoint'", [py, "-c", "import entrypoint"], env, "entrypoint"),
-        ("python -c 'import promote.cli'", [py, "-c", "import promote.cli"], env, "promote.cli"),
+        (
+            "python -c 'import promote.frontdoor.cli'",
+            [py, "-c", "import promote.frontdoor.cli"],
+            env,
+            "promote.frontdoor.cli",
+        ),
         ("promote --help", [*tools.promote_command(), "--help"], env, "cli-help"),
         ("python -c 'import requests'", [py, "-c", "import requests"], env, "requests"),
         (

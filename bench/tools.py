@@ -47,7 +47,7 @@ def promote_command() -> list[str]:
     script = Path(sys.executable).parent / "promote"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "promote.cli"]
+    return [sys.executable, "-m", "promote.frontdoor.cli"]
 
 
 def _run(argv: list[str], *, env: dict[str, str] | None = None) -> tuple[float, str]:
@@ -93,8 +93,8 @@ def run_promote_inprocess(image: str, source_tag: str) -> Run:
     import io
     import tempfile
 
-    from promote.actions import Runner, parse_github_output
-    from promote.commands import execute
+    from promote.frontdoor.actions import Runner, parse_github_output
+    from promote.frontdoor.commands import execute
 
     with tempfile.NamedTemporaryFile("r", prefix="bench-out-", encoding="utf-8") as out:
         log = io.StringIO()
@@ -112,7 +112,7 @@ def run_promote_inprocess(image: str, source_tag: str) -> Run:
 
 #: what a promotion imports besides the CLI (the in-process timing imports them first)
 PROMOTION_MODULES = (
-    "promote.commands.promote_cmd",
+    "promote.frontdoor.commands.promote_cmd",
     "promote.promotion",
     "promote.registry",
     "promote.flux",

@@ -21,7 +21,7 @@
 
 The action front door prints ``str(error)`` as one ``::error::`` line and exits non-zero;
 nothing else (programming errors) ever reaches the user as a bare traceback either — see
-:func:`promote.actions.run`.
+:func:`promote.frontdoor.actions.run`.
 """
 
 from __future__ import annotations

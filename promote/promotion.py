@@ -187,7 +187,7 @@ def metadata(outputs: dict[str, str]) -> str:
 
 def steps_markdown(the_plan: Plan, written: Sequence[str]) -> str:
     """The job-summary table of planned steps, and what was written."""
-    from promote.actions import markdown_table
+    from promote.frontdoor.actions import markdown_table
 
     steps = [(s.action, f"`{s.tag}`", s.reason) for s in the_plan.steps]
     done = "written: " + (", ".join(f"`{t}`" for t in written) if written else "nothing")

@@ -191,7 +191,7 @@ def build_tags(sha: str, ts: int, image: str) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "promote.cli",
+            "promote.frontdoor.cli",
             "build-tags",
             "--env",
             "staging",
@@ -275,7 +275,7 @@ def run_action(
     ref: str, inputs: Mapping[str, str], *, network: str, pass_env: Sequence[str] = ()
 ) -> ActionRun:
     """``docker run`` of ``ref`` with ``INPUT_*`` variables and the runner's command files."""
-    from promote.actions import parse_github_output
+    from promote.frontdoor.actions import parse_github_output
 
     with tempfile.TemporaryDirectory(prefix="promote-release-") as tmp:
         files = Path(tmp)

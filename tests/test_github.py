@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 import tests.support.github_records as records_api
-from promote.actions import Runner
-from promote.commands import Context
-from promote.commands.github_settings import records_for
 from promote.errors import GitHubError, InputError
-from promote.inputs import Inputs
+from promote.frontdoor.actions import Runner
+from promote.frontdoor.commands import Context
+from promote.frontdoor.commands.github_settings import records_for
+from promote.frontdoor.inputs import Inputs
 from tests.support.github_server import GitHubServer, commit_all, git, init_repo
 
 TOKEN = "ghs_recordsToken0123456789abcdef"
@@ -396,7 +396,7 @@ def test_promote_command_records_everything(
     tmp_path: Path, server: GitHubServer, service: Path, registry: Any, repo_path: str
 ) -> None:
     """``command: promote`` with all three records, on a real registry."""
-    from tests.commands.helpers import run_action
+    from tests.frontdoor.commands.helpers import run_action
 
     full = head(service)
     seeder = registry.seeder()

@@ -13,15 +13,47 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: module -> top-level imports it must never have (I/O, runner, network)
 PURE = {
-    "promote/reference.py": {"requests", "os", "promote.actions", "promote.registry", "github"},
-    "promote/naming.py": {"requests", "os", "promote.actions", "promote.registry", "github"},
-    "promote/promotion.py": {"requests", "os", "promote.actions", "github"},
-    "promote/flux/policy.py": {"requests", "os", "promote.actions", "promote.registry", "github"},
+    "promote/reference.py": {
+        "requests",
+        "os",
+        "promote.frontdoor.actions",
+        "promote.registry",
+        "github",
+    },
+    "promote/naming.py": {
+        "requests",
+        "os",
+        "promote.frontdoor.actions",
+        "promote.registry",
+        "github",
+    },
+    "promote/promotion.py": {"requests", "os", "promote.frontdoor.actions", "github"},
+    "promote/flux/policy.py": {
+        "requests",
+        "os",
+        "promote.frontdoor.actions",
+        "promote.registry",
+        "github",
+    },
     "promote/flux/setters.py": {
-        *("requests", "os", "subprocess", "promote.actions", "promote.registry", "github"),
+        *(
+            "requests",
+            "os",
+            "subprocess",
+            "promote.frontdoor.actions",
+            "promote.registry",
+            "github",
+        ),
     },
     "promote/flux/automation.py": {
-        *("requests", "os", "subprocess", "promote.actions", "promote.registry", "github"),
+        *(
+            "requests",
+            "os",
+            "subprocess",
+            "promote.frontdoor.actions",
+            "promote.registry",
+            "github",
+        ),
     },
 }
 
@@ -68,7 +100,8 @@ def test_only_front_doors_touch_the_process_environment() -> None:
 def test_entrypoint_startup_imports_no_heavy_module() -> None:
     """`import entrypoint` + the engine must not load requests, PyGithub, yaml or re2."""
     code = (
-        "import sys, entrypoint, promote.commands, promote.inputs, promote.actions;"
+        "import sys, entrypoint, promote.frontdoor.commands, promote.frontdoor.inputs,"
+        " promote.frontdoor.actions;"
         "heavy = [m for m in ('requests', 'github', 'yaml', 're2', 'semver', 'urllib3')"
         " if m in sys.modules]; print(','.join(heavy))"
     )

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from promote import naming
-from promote.actions import Runner, format_output, parse_github_output
 from promote.errors import InputError, ReferenceError_
+from promote.frontdoor.actions import Runner, format_output, parse_github_output
 from promote.reference import (
     COMPONENT_RE,
     DIGEST_RE,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from promote.commands import COMMANDS
+from promote.frontdoor.commands import COMMANDS
 from tests.support import docker as d
 from tests.support.docker import ROOT
 
@@ -322,7 +322,7 @@ def test_action_image_builds_small_and_fails_cleanly_without_inputs() -> None:
     assert proc.returncode != 0
     assert proc.stdout.startswith("::error::") or "::error::" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
-    imports = "import promote.commands, requests, semver, yaml, re2, github, nacl, jwt"
+    imports = "import promote.frontdoor.commands, requests, semver, yaml, re2, github, nacl, jwt"
     check = d.docker(
         "run",
         "--rm",

@@ -8,7 +8,7 @@ import pytest
 
 from promote.errors import InputError
 from promote.flux.source import validate_git_ref
-from tests.commands.helpers import run_action
+from tests.frontdoor.commands.helpers import run_action
 from tests.support.registry import free_port
 
 

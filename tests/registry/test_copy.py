@@ -25,7 +25,7 @@ from promote.registry.copy import (
     fallback_tag,
     plan,
 )
-from tests.commands.helpers import run_action
+from tests.frontdoor.commands.helpers import run_action
 from tests.support.registry import RegistryServer
 
 SHA = "7a1b2c3d4e5f60718293a4b5c6d7e8f901234567"

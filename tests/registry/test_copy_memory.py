@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from promote.actions import parse_github_output
+from promote.frontdoor.actions import parse_github_output
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "0123456789abcdef0123456789abcdef01234567"

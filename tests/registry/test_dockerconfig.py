@@ -15,7 +15,7 @@ import pytest
 from promote.errors import AuthError, InputError
 from promote.registry import Credentials
 from promote.registry.dockerconfig import config_path, credentials, key_host
-from tests.commands.helpers import Run, run_action
+from tests.frontdoor.commands.helpers import Run, run_action
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded
 

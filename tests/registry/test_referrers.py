@@ -21,7 +21,7 @@ from promote import record
 from promote.reference import parse_repository
 from promote.registry import RegistryClient
 from promote.registry import referrers as refs
-from tests.commands.helpers import run_action
+from tests.frontdoor.commands.helpers import run_action
 from tests.support.registry import RegistryServer
 from tests.support.seed import Seeded
 

@@ -8,7 +8,7 @@ engine run in-process, registry-state snapshots, and measured figures.
   ``PROMOTE_REGISTRY_DEADLINE`` (and per-attempt timeouts with ``PROMOTE_REGISTRY_TIMEOUT``).
 * ``release``: a staging image plus a previous production release (immutable tag and
   floating tag on another digest), so every promotion has a "before" state to protect.
-* ``engine(...)``: runs ``promote.commands.execute`` like ``entrypoint.py`` does, with its
+* ``engine(...)``: runs ``promote.frontdoor.commands.execute`` like ``entrypoint.py`` does, with its
   own ``GITHUB_OUTPUT`` and step summary files, and times it.
 * ``figures``: ``figures.record(name, value)``; printed in the terminal summary and used
   for ``docs/security.md``.
@@ -116,7 +116,7 @@ def release(registry: RegistryServer, repo_path: str) -> Iterator[Release]:
 
 def promote_inputs(host: str, release: Release, **extra: str) -> dict[str, str]:
     """The tag writes alone (``record: false``): the faults here are the tags'; the promotion
-    record's failure and re-run are tests/commands/test_record.py."""
+    record's failure and re-run are tests/frontdoor/commands/test_record.py."""
     inputs = {
         "image": f"{host}/{release.repo}",
         "source-tag": release.source_tag,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promote.actions import Runner, parse_github_output
-from promote.commands import execute
+from promote.frontdoor.actions import Runner, parse_github_output
+from promote.frontdoor.commands import execute
 
 _counter = itertools.count()
 #: (name, value) measured by the reliability and security suites; printed at the end of the

@@ -1,4 +1,4 @@
-"""The hostile-input table: for every input in ``promote.inputs.INPUTS``, values that must
+"""The hostile-input table: for every input in ``promote.frontdoor.inputs.INPUTS``, values that must
 be refused before the first registry request.
 
 Every input gets the *generic* attacks (newline / CR / heredoc-delimiter injection, control
@@ -18,7 +18,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-from promote.inputs import INPUTS, MAX_LENGTH, MAX_LIST_LENGTH, SPECS
+from promote.frontdoor.inputs import INPUTS, MAX_LENGTH, MAX_LIST_LENGTH, SPECS
 
 SINK = "{sink}"  # replaced by the counting sink's host:port
 GITOPS = "{gitops}"  # replaced by a GitOps checkout holding POLICY

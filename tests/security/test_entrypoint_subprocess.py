@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from promote.actions import env_input_names
+from promote.frontdoor.actions import env_input_names
 from tests.reliability.engine import Figures
 from tests.security.hostile import CASES, SINK, VALID, Case
 from tests.support.faultproxy import FaultProxy

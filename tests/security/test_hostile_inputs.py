@@ -1,4 +1,4 @@
-"""Hostile input, table-driven over every input in ``promote.inputs.INPUTS``.
+"""Hostile input, table-driven over every input in ``promote.frontdoor.inputs.INPUTS``.
 
 Each hostile value (see :mod:`tests.security.hostile`) is refused before the first
 registry request: the image points at a counting sink (a loopback server that records
@@ -6,7 +6,7 @@ every connection), and the sink must see none. The refusal is exactly one ``::er
 line, exit status 2 (InputError), no traceback, nothing else printed but secret masks,
 nothing in ``GITHUB_OUTPUT`` or the step summary, and no secret echoed.
 
-The full table runs through the in-process engine (``promote.commands.execute``, what
+The full table runs through the in-process engine (``promote.frontdoor.commands.execute``, what
 ``entrypoint.py`` calls); ``test_entrypoint_subprocess.py`` runs a representative subset
 through the real ``python entrypoint.py``.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from promote.inputs import INPUT_NAMES, SPECS
+from promote.frontdoor.inputs import INPUT_NAMES, SPECS
 from tests.reliability.engine import EngineRun, Figures, engine
 from tests.security.hostile import CASES, GITOPS, SINK, VALID, Case, command_for
 from tests.support.faultproxy import FaultProxy

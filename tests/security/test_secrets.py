@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from promote.actions import env_input_names
+from promote.frontdoor.actions import env_input_names
 from tests.reliability.engine import Figures
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.registry import RegistryServer

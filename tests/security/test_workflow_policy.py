@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from promote.commands import verify_flux_cmd
+from promote.frontdoor.commands import verify_flux_cmd
 from tests.support.expressions import evaluate, interpolate, job_runs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,32 @@
+"""Fixtures shared by the command tests (test modules may override them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import promote.frontdoor.commands.promote_cmd as promote_cmd
+from tests.frontdoor.commands.records import Repo
+from tests.support.registry import RegistryServer
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every RegistryClient a command builds (to read its request stats)."""
+    built: list[Any] = []
+    original = promote_cmd.registry_client
+
+    def keep(ctx: Any, repository: Any) -> Any:
+        client = original(ctx, repository)
+        built.append(client)
+        return client
+
+    monkeypatch.setattr(promote_cmd, "registry_client", keep)
+    return built
+
+
+@pytest.fixture
+def repo(registry: RegistryServer, repo_path: str) -> Repo:
+    """A fresh repository on the module's registry, with its seeder."""
+    return Repo(registry, repo_path)
