@@ -22,7 +22,7 @@ write``)::
     POST /repos/{o}/{r}/releases                   Release v<version> with those notes
 
 The inputs are read and checked (without I/O) by the front door,
-:func:`promote.frontdoor.commands.github_settings.records_for`; every call goes through the one
+:func:`promote.frontdoor.github_settings.records_for`; every call goes through the one
 GitHub client, :mod:`promote.githubapi`. Errors become :class:`GitHubError` with the HTTP
 status and what permission to grant; the token is never part of a message.
 """

@@ -18,7 +18,7 @@ import tests.support.github_records as records_api
 from promote.errors import GitHubError, InputError
 from promote.frontdoor.actions import Runner
 from promote.frontdoor.commands import Context
-from promote.frontdoor.commands.github_settings import records_for
+from promote.frontdoor.github_settings import records_for
 from promote.frontdoor.inputs import Inputs
 from tests.support.github_server import GitHubServer, commit_all, git, init_repo
 

@@ -21,7 +21,7 @@ commit they were read at) for :func:`promote.flux.gitops.scan`:
 :func:`load_policy` serves the ``promote`` command, which refuses a tag the repository's
 own ImagePolicy would not select. The inputs that name a source (``gitops-path``,
 ``gitops-repo``, ``gitops-ref``, the token and API URL) are read by the front door:
-:func:`promote.frontdoor.commands.github_settings.source_from_inputs`.
+:func:`promote.frontdoor.github_settings.source_from_inputs`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def load_policy(source: TreeSource | str | os.PathLike[str], ref: str) -> ImageP
     """The ImagePolicy ``namespace:name`` of a GitOps tree, as the selection model.
 
     ``source`` is a path to a checkout or any :class:`TreeSource` (``gitops-repo``: see
-    :func:`promote.frontdoor.commands.github_settings.source_from_inputs`). Raises
+    :func:`promote.frontdoor.github_settings.source_from_inputs`). Raises
     :class:`GitOpsError` when the policy is absent and :class:`PolicyError` when invalid.
     """
     if isinstance(source, (str, os.PathLike)):

@@ -68,7 +68,7 @@ class LatestRef:
 def local_source(ctx: Context) -> LocalSource:
     """The GitOps checkout named by ``gitops-path`` (default: the workspace)."""
     from promote.flux.source import LocalSource
-    from promote.frontdoor.commands.github_settings import source_from_inputs
+    from promote.frontdoor.github_settings import source_from_inputs
 
     if ctx.inputs.given("gitops-repo"):
         raise InputError(
@@ -94,7 +94,7 @@ def latest_refs(
     """
     from promote.flux import filter_out_tags
     from promote.flux.gitops import exclusions_for, find_policies
-    from promote.frontdoor.commands.promote_cmd import registry_client
+    from promote.frontdoor.registry_settings import registry_client
     from promote.reference import parse_repository
 
     entries = {e.obj.ref: e for e in find_policies(tree)}

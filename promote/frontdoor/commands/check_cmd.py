@@ -17,7 +17,7 @@ from promote.flux.check import Report, check_tree, policy_env
 from promote.flux.source import LocalSource, TreeSource, load_tree
 from promote.frontdoor.actions import code, markdown_table, md_text
 from promote.frontdoor.commands import Context, Result
-from promote.frontdoor.commands.github_settings import source_from_inputs
+from promote.frontdoor.github_settings import source_from_inputs
 
 #: Findings listed in the job summary at most (annotations carry all of them).
 MAX_SUMMARY_ROWS = 200

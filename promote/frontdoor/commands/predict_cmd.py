@@ -101,7 +101,7 @@ def predictions(
 def run(ctx: Context) -> Result:
     from promote.flux.gitops import scan
     from promote.flux.source import split_policy_ref
-    from promote.frontdoor.commands.github_settings import source_from_inputs
+    from promote.frontdoor.github_settings import source_from_inputs
 
     policy = ctx.inputs.str("policy") or None
     if policy:

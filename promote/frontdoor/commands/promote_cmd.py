@@ -6,13 +6,17 @@ the Flux check) -> write (unless ``dry-run``) -> outputs and job summary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from promote import naming
 from promote.errors import InputError
 from promote.frontdoor.actions import markdown_table
 from promote.frontdoor.commands import Context, Result
+from promote.frontdoor.registry_settings import (
+    required_image,
+    source_client,
+    source_image,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -20,20 +24,8 @@ if TYPE_CHECKING:
     from promote.errors import PromoteError
     from promote.github import PromotionRecords
     from promote.promotion import Plan, Request, Selector
-    from promote.reference import Repository
-    from promote.registry import Credentials, Manifest, RegistryClient
+    from promote.registry import Manifest, RegistryClient
     from promote.registry.copy import CopyPlan
-
-
-def required_image(ctx: Context) -> Repository:
-    """The ``image`` input (required by promote and rollback), parsed strictly."""
-    from promote.reference import parse_repository
-
-    if not ctx.inputs.given("image"):
-        raise InputError(
-            "input 'image' is required (e.g. ghcr.io/acme/backend)", input_name="image"
-        )
-    return with_tls(ctx, parse_repository(ctx.inputs.str("image")))
 
 
 def parse_request(ctx: Context) -> Request:
@@ -92,156 +84,11 @@ def parse_request(ctx: Context) -> Request:
     )
 
 
-def ca_file(ctx: Context) -> str | None:
-    """The ``ca-file`` input: a readable PEM bundle (relative: to the workspace), or None."""
-    from pathlib import Path
-
-    if not ctx.inputs.given("ca-file"):
-        return None
-    path = Path(ctx.inputs.str("ca-file"))
-    if not path.is_absolute() and ctx.env.get("GITHUB_WORKSPACE"):
-        path = Path(ctx.env["GITHUB_WORKSPACE"]) / path
-    try:
-        text = path.read_bytes()[: 4 * 1024 * 1024]
-    except OSError as exc:
-        raise InputError(
-            f"ca-file {str(path)[:200]!r} cannot be read: {exc.strerror}", input_name="ca-file"
-        ) from None
-    if b"-----BEGIN CERTIFICATE-----" not in text:
-        raise InputError(
-            f"ca-file {str(path)[:200]!r} holds no PEM certificate", input_name="ca-file"
-        )
-    return str(path)
-
-
-def with_tls(ctx: Context, repository: Repository) -> Repository:
-    """With ``ca-file``, a loopback registry is spoken to over HTTPS too."""
-    import dataclasses
-
-    if ctx.inputs.given("ca-file"):
-        return dataclasses.replace(repository, tls=True)
-    return repository
-
-
-def source_image(ctx: Context, repository: Repository) -> Repository | None:
-    """The ``source-image`` input (None: the source is ``image`` itself)."""
-    from promote.reference import parse_repository
-
-    if not ctx.inputs.given("source-image"):
-        return None
-    source = with_tls(ctx, parse_repository(ctx.inputs.str("source-image")))
-    return None if source == repository else source
-
-
-#: Environment knobs (seconds) for the registry client: the overall retry deadline and the
-#: timeout of one attempt. Unset: the client's defaults (120 s and 30 s).
-DEADLINE_ENV = "PROMOTE_REGISTRY_DEADLINE"
-TIMEOUT_ENV = "PROMOTE_REGISTRY_TIMEOUT"
-MAX_SECONDS = 3600.0
-
-
-class ClientLimits(TypedDict, total=False):
-    deadline: float
-    timeout: float
-
-
-def _seconds(env: Mapping[str, str], var: str) -> float | None:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_SECONDS:
-        raise InputError(f"{var} must be seconds between 0 and {MAX_SECONDS:g}, not {raw[:20]!r}")
-    return value
-
-
-def client_limits(env: Mapping[str, str]) -> ClientLimits:
-    """``deadline``/``timeout`` keyword arguments from the environment (validated)."""
-    limits = ClientLimits()
-    deadline, timeout = _seconds(env, DEADLINE_ENV), _seconds(env, TIMEOUT_ENV)
-    if deadline is not None:
-        limits["deadline"] = deadline
-    if timeout is not None:
-        limits["timeout"] = timeout
-    return limits
-
-
-def resolve_credentials(ctx: Context, repository: Repository, *, prefix: str) -> Credentials | None:
-    """Credentials for ``repository``: the ``<prefix>username``/``<prefix>password`` inputs,
-    else the Docker config, else the ghcr.io default (``github-token``); every secret is
-    masked before use."""
-    from promote.registry import credentials_for, dockerconfig
-
-    inputs = ctx.inputs
-    username, password = inputs.str(f"{prefix}username"), inputs.secret(f"{prefix}password")
-    creds = None
-    if not (username or password):
-        creds = dockerconfig.credentials(repository.registry, ctx.env)
-    if creds is None:
-        creds = credentials_for(
-            repository,
-            username=username,
-            password=password,
-            github_token=inputs.secret("github-token"),
-            env=ctx.env,
-        )
-    if creds is not None:
-        ctx.runner.add_secret(creds.password)
-    return creds
-
-
-def registry_client(
-    ctx: Context, repository: Repository, credentials: Credentials | None = None
-) -> RegistryClient:
-    """A registry client with the inputs' credentials; every secret is masked first."""
-    from promote.registry import RegistryClient
-
-    creds = credentials or resolve_credentials(ctx, repository, prefix="")
-    return RegistryClient(
-        repository,
-        creds,
-        on_secret=ctx.runner.add_secret,
-        ca_file=ca_file(ctx),
-        **client_limits(ctx.env),
-    )
-
-
-def source_client(ctx: Context, request: Request, target: RegistryClient) -> RegistryClient:
-    """The client of ``source-image``: its own inputs, else the target's credentials on the
-    same registry host, else the Docker config / ghcr.io default for its host."""
-    source = request.source
-    inputs = ctx.inputs
-    if (
-        not inputs.given("source-username")
-        and not inputs.given("source-password")
-        and source.registry == request.repository.registry
-        and target.auth.credentials is not None
-    ):
-        client = registry_client(ctx, source, target.auth.credentials)
-        client.auth.actions = "pull"
-        return client
-    creds = resolve_credentials(ctx, source, prefix="source-")
-    from promote.registry import RegistryClient
-
-    client = RegistryClient(
-        source,
-        creds,
-        on_secret=ctx.runner.add_secret,
-        ca_file=ca_file(ctx),
-        **client_limits(ctx.env),
-    )
-    client.auth.actions = "pull"  # only read: a token service may refuse push (Docker Hub)
-    return client
-
-
 def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
     """The ImagePolicy a promotion must satisfy: the GitOps repo's own, else the project's."""
     from promote.flux import ImagePolicy
     from promote.flux.source import split_policy_ref
-    from promote.frontdoor.commands.github_settings import source_from_inputs
+    from promote.frontdoor.github_settings import source_from_inputs
 
     inputs = ctx.inputs
     source = source_from_inputs(ctx)
@@ -301,7 +148,7 @@ def records_for(ctx: Context, kind: str) -> PromotionRecords | None:
     """
     if not any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release")):
         return None
-    from promote.frontdoor.commands.github_settings import records_for as build_records
+    from promote.frontdoor.github_settings import records_for as build_records
 
     return build_records(ctx, kind=kind)
 
@@ -478,6 +325,8 @@ def run(ctx: Context) -> Result:
     policy, policy_origin = flux_policy(ctx, request.target_env)
     if request.across:
         copy_parallelism(ctx)  # validated before the first network call
+    from promote.frontdoor.registry_settings import registry_client
+
     client = registry_client(ctx, request.repository)
     source = source_client(ctx, request, client) if request.across else None
     now = ctx.clock()

@@ -44,7 +44,7 @@ class RevertRequest:
 
 def parse_request(ctx: Context) -> RollbackRequest:
     """Every rollback input, validated before the first network call."""
-    from promote.frontdoor.commands.promote_cmd import required_image
+    from promote.frontdoor.registry_settings import required_image
     from promote.reference import validate_digest, validate_tag
     from promote.rollback import RollbackRequest
 
@@ -85,7 +85,7 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
     inputs = ctx.inputs
     if not inputs.bool("revert-commit"):
         return None
-    from promote.frontdoor.commands.github_settings import (
+    from promote.frontdoor.github_settings import (
         github_api,
         github_token,
         gitops_dir,
@@ -232,9 +232,9 @@ def run(ctx: Context) -> Result:
         announce,
         flux_policy,
         records_for,
-        registry_client,
         write,
     )
+    from promote.frontdoor.registry_settings import registry_client
 
     request = parse_request(ctx)
     revert = parse_revert(ctx)

@@ -394,8 +394,8 @@ def summary(traced: Traced, ref: str, target_env: str) -> str:
 
 def run(ctx: Context) -> Result:
     from promote.flux.source import load_tree
-    from promote.frontdoor.commands.github_settings import source_from_inputs
-    from promote.frontdoor.commands.promote_cmd import registry_client, required_image
+    from promote.frontdoor.github_settings import source_from_inputs
+    from promote.frontdoor.registry_settings import registry_client, required_image
     from promote.reference import validate_digest, validate_tag
 
     inputs = ctx.inputs

@@ -30,7 +30,7 @@ from promote.flux.verify import (
 )
 from promote.frontdoor.actions import code, markdown_table, md_text
 from promote.frontdoor.commands import Context, Result
-from promote.frontdoor.commands.github_settings import source_from_inputs
+from promote.frontdoor.github_settings import source_from_inputs
 
 if TYPE_CHECKING:
     from promote.flux import ImagePolicy
@@ -44,7 +44,7 @@ MAX_TIMEOUT = 6 * 3600
 def _predict(
     ctx: Context, tree_policy: ImagePolicy, exclusions: list[str], expected: str
 ) -> Prediction:
-    from promote.frontdoor.commands.promote_cmd import registry_client
+    from promote.frontdoor.registry_settings import registry_client
     from promote.reference import parse_repository
 
     repository = parse_repository(ctx.inputs.str("image"))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-import promote.frontdoor.commands.promote_cmd as promote_cmd
+import promote.frontdoor.registry_settings as registry_settings
 from tests.frontdoor.commands.records import Repo
 from tests.support.registry import RegistryServer
 
@@ -15,14 +15,14 @@ from tests.support.registry import RegistryServer
 def clients(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every RegistryClient a command builds (to read its request stats)."""
     built: list[Any] = []
-    original = promote_cmd.registry_client
+    original = registry_settings.registry_client
 
     def keep(ctx: Any, repository: Any) -> Any:
         client = original(ctx, repository)
         built.append(client)
         return client
 
-    monkeypatch.setattr(promote_cmd, "registry_client", keep)
+    monkeypatch.setattr(registry_settings, "registry_client", keep)
     return built
 
 

@@ -17,8 +17,8 @@ from promote.errors import InputError
 from promote.flux.source import GitHubSource, load_tree
 from promote.frontdoor.actions import Runner
 from promote.frontdoor.commands import Context
-from promote.frontdoor.commands.github_settings import records_for, source_from_inputs
 from promote.frontdoor.commands.rollback_cmd import parse_revert
+from promote.frontdoor.github_settings import records_for, source_from_inputs
 from promote.frontdoor.inputs import Inputs
 from tests.support.github_server import GitHubServer, init_repo
 
