@@ -204,17 +204,23 @@ def _named_by(
     )
 
 
-def _given_tag(request: RollbackRequest, listed: Listing) -> naming.ImmutableTag:
-    """The ``rollback-to`` immutable tag, which must exist."""
-    env = request.target_env
-    assert request.rollback_to is not None
-    target = naming.parse_immutable_tag(env, request.rollback_to)
+def rollback_to_tag(env: str, value: str) -> naming.ImmutableTag:
+    """``rollback-to`` as an immutable tag of ``env`` (the one rule: the front door checks
+    the input with it before any I/O)."""
+    target = naming.parse_immutable_tag(env, value)
     if target is None:
         raise InputError(
-            f"rollback-to {request.rollback_to!r} must be an immutable "
-            f"{env}-v<X.Y.Z>-<sha>-<ts> tag or a sha256: digest (not a floating or build tag)",
+            f"rollback-to {value!r} must be an immutable {env}-v<X.Y.Z>-<sha>-<ts> tag or "
+            "a sha256: digest",
             input_name="rollback-to",
         )
+    return target
+
+
+def _given_tag(request: RollbackRequest, listed: Listing) -> naming.ImmutableTag:
+    """The ``rollback-to`` immutable tag, which must exist."""
+    assert request.rollback_to is not None
+    target = rollback_to_tag(request.target_env, request.rollback_to)
     if target.tag not in listed.tags:
         raise RefusedError(
             f"rollback-to {target.tag} does not exist in {request.repository.name}; "

@@ -300,9 +300,7 @@ def _pinned(tag: str) -> ImagePolicy:
 def test_plan_refuses_when_the_policy_would_not_select_the_new_tag() -> None:
     obs = observed([TAG_A, TAG_B], TAG_A)
     with pytest.raises(RefusedError, match="Flux would not select"):
-        plan(
-            rollback.RollbackRequest(repository=REPO), obs, now=NOW, policy=_pinned(TAG_B)
-        )
+        plan(rollback.RollbackRequest(repository=REPO), obs, now=NOW, policy=_pinned(TAG_B))
 
 
 def test_plan_without_floating_tag() -> None:

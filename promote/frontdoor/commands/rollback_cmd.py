@@ -44,7 +44,7 @@ class RevertRequest:
 def parse_request(ctx: Context) -> RollbackRequest:
     """Every rollback input, validated before the first network call."""
     from promote.frontdoor.registry_settings import required_image
-    from promote.pipeline.rollback import RollbackRequest
+    from promote.pipeline.rollback import RollbackRequest, rollback_to_tag
     from promote.reference import validate_digest, validate_tag
 
     inputs = ctx.inputs
@@ -56,12 +56,7 @@ def parse_request(ctx: Context) -> RollbackRequest:
             validate_digest(rollback_to)
         else:
             validate_tag(rollback_to)
-            if naming.parse_immutable_tag(target_env, rollback_to) is None:
-                raise InputError(
-                    f"rollback-to {rollback_to!r} must be an immutable "
-                    f"{target_env}-v<X.Y.Z>-<sha>-<ts> tag or a sha256: digest",
-                    input_name="rollback-to",
-                )
+            rollback_to_tag(target_env, rollback_to)
     timestamp = (
         naming.parse_timestamp(inputs.str("timestamp"), now=ctx.clock())
         if inputs.given("timestamp")
