@@ -184,6 +184,34 @@ def immutable_hint(exc: PromoteError) -> PromoteError:
     return exc
 
 
+class _CopyFirst:
+    """The promotion's own step: with ``source-image``, copy the image into the target
+    after the plan and before any tag (see :func:`copy_image`)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        request: Request,
+        target: RegistryClient,
+        source: RegistryClient | None,
+        *,
+        dry_run: bool,
+    ) -> None:
+        self.ctx, self.request, self.target, self.source = ctx, request, target, source
+        self.dry_run = dry_run
+        self.counts: dict[str, int] = {}
+        self.summary = ""
+
+    def prepare(self, observed: Observed, _plan: Plan) -> None:
+        if self.source is None:
+            return
+        copy_plan, self.counts = copy_image(
+            self.ctx, self.request, self.target, self.source, observed.manifest,
+            dry_run=self.dry_run,
+        )  # fmt: skip
+        self.summary = copy_rows(copy_plan, self.counts, dry_run=self.dry_run)
+
+
 def run(ctx: Context) -> Result:
     """Parse the inputs, then one release (:func:`release.run_release`) with the copy first."""
     from promote.frontdoor.commands import release
@@ -199,18 +227,7 @@ def run(ctx: Context) -> Result:
         copy_parallelism(ctx)  # validated before the first network call
     client = registry_client(ctx, request.repository)
     source = source_client(ctx, request, client) if request.across else None
-    copied: dict[str, int] = {}
-    copy_summary: list[str] = []
-
-    def copy_first(observed: Observed, _plan: Plan) -> None:
-        if source is None:
-            return
-        copy_plan, counts = copy_image(
-            ctx, request, client, source, observed.manifest, dry_run=dry_run
-        )
-        copied.update(counts)
-        copy_summary.append(copy_rows(copy_plan, counts, dry_run=dry_run))
-
+    copy = _CopyFirst(ctx, request, client, source, dry_run=dry_run)
     released = release.run_release(
         ctx,
         request,
@@ -219,13 +236,13 @@ def run(ctx: Context) -> Result:
         records=records,
         dry_run=dry_run,
         source=source,
-        hooks=Hooks(prepare=copy_first, explain=immutable_hint),
+        hooks=Hooks(prepare=copy.prepare, explain=immutable_hint),
         commit_sha=request.commit_sha,
     )
-    extra = {"source-image": request.source.name, "copy": counts_json(copied)}
+    extra = {"source-image": request.source.name, "copy": counts_json(copy.counts)}
     text = release.summary(released, kind="promote", dry_run=dry_run, policy_origin=policy_origin)
     return release.conclude(
         outputs(released, dry_run=dry_run, records=records, extra=extra),
-        text + "".join(copy_summary),
+        text + copy.summary,
         released.recorded,
     )
