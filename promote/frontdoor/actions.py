@@ -21,8 +21,6 @@ runner's files. Everything it writes follows the documented workflow-command for
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import sys
 from collections.abc import Iterable, Mapping
@@ -126,7 +124,6 @@ class Runner:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     github_output: str | None = None
     step_summary: str | None = None
-    annotate: bool = True
     #: announce secrets with ``::add-mask::`` (only a GitHub runner consumes those lines;
     #: anywhere else they would print the secret); redaction happens either way
     mask: bool = True
@@ -158,10 +155,6 @@ class Runner:
             text = text.replace(value, "***")
         return text
 
-    @property
-    def secrets(self) -> frozenset[str]:
-        return frozenset(self._secrets)
-
     # -- log and annotations -----------------------------------------------------------
     def log(self, message: str) -> None:
         """A plain log line; never interpreted as a workflow command."""
@@ -188,23 +181,40 @@ class Runner:
         if title:
             props.append(f"title={escape_property(self.redact(title))}")
         head = f"::{level} {','.join(props)}::" if props else f"::{level}::"
-        if self.annotate:
-            # one line (escape_data); only "##[" inside could still be a command
-            body = escape_data(self.redact(message)).replace("##[", "#%23[")
-            self.out.write(head.replace("##[", "#%23[") + body + "\n")
-        else:
-            where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
-            self.out.write(neutralise(f"{level}: {where}{self.redact(message)}") + "\n")
+        # one line (escape_data); only "##[" inside could still be a command
+        body = escape_data(self.redact(message)).replace("##[", "#%23[")
+        self.out.write(head.replace("##[", "#%23[") + body + "\n")
         self.out.flush()
 
-    def error(self, message: str, **kw: object) -> None:
-        self.annotation("error", message, **kw)  # type: ignore[arg-type]
+    def error(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.annotation("error", message, file=file, line=line, title=title)
 
-    def warning(self, message: str, **kw: object) -> None:
-        self.annotation("warning", message, **kw)  # type: ignore[arg-type]
+    def warning(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.annotation("warning", message, file=file, line=line, title=title)
 
-    def notice(self, message: str, **kw: object) -> None:
-        self.annotation("notice", message, **kw)  # type: ignore[arg-type]
+    def notice(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.annotation("notice", message, file=file, line=line, title=title)
 
     # -- outputs and summary -------------------------------------------------------------
     def set_outputs(self, outputs: Mapping[str, str]) -> None:
@@ -264,11 +274,3 @@ def markdown_table(header: list[str], rows: Iterable[Iterable[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
-
-
-def to_json(outputs: Mapping[str, str]) -> str:
-    return json.dumps(dict(outputs), sort_keys=False, separators=(",", ":"))
-
-
-def default_env() -> Mapping[str, str]:
-    return os.environ

@@ -1,4 +1,4 @@
-"""Commands: one module per ``command`` input value, all run through :func:`run_command`.
+"""Commands: one module per ``command`` input value, all run through :func:`execute`.
 
 A command is a function ``run(ctx: Context) -> Result``. It reads typed inputs from
 ``ctx.inputs``, reports through ``ctx.runner`` (log, annotations, masks) and returns its
