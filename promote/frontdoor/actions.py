@@ -131,10 +131,14 @@ class Runner:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, out: TextIO | None = None) -> Runner:
+        """The runner's files as ``GITHUB_OUTPUT`` / ``GITHUB_STEP_SUMMARY`` name them."""
+        from promote.frontdoor.settings import Settings
+
+        settings = Settings(env)
         return cls(
             out=out or sys.stdout,
-            github_output=env.get("GITHUB_OUTPUT") or None,
-            step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
+            github_output=settings.output_file,
+            step_summary=settings.step_summary,
         )
 
     # -- secrets ---------------------------------------------------------------------------

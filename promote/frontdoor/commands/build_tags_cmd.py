@@ -58,7 +58,7 @@ def resolve_env(ctx: Context) -> str:
     else:
         branch = (
             inputs.str("branch")
-            or ctx.env.get("GITHUB_REF_NAME", "")
+            or ctx.settings.ref_name
             or local_git("symbolic-ref", "-q", "--short", "HEAD")
         )
         if not branch:
@@ -89,7 +89,7 @@ def run(ctx: Context) -> Result:
     env = resolve_env(ctx)
     sha_full = (
         inputs.str("commit-sha")
-        or ctx.env.get("GITHUB_SHA", "")
+        or ctx.settings.sha
         or local_git("rev-parse", "--verify", "-q", "HEAD")
     )
     if not sha_full:
@@ -111,7 +111,7 @@ def run(ctx: Context) -> Result:
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.version": tag,
     }
-    server, repo = ctx.env.get("GITHUB_SERVER_URL", ""), ctx.env.get("GITHUB_REPOSITORY", "")
+    server, repo = ctx.settings.server_url, ctx.settings.repository
     if server and repo:
         meta["org.opencontainers.image.source"] = f"{server.rstrip('/')}/{repo}"
     pairs = "\n".join(f"{k}={v}" for k, v in meta.items())
