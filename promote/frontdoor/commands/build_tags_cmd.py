@@ -18,9 +18,9 @@ from promote import naming
 from promote.errors import InputError
 from promote.frontdoor.commands import Context, Result
 
-DEFAULT_BRANCH_MAP = {"develop": "develop", "main": "staging"}
+DEFAULT_BRANCH_MAP = {"develop": naming.DEVELOP_ENV, "main": naming.STAGING_ENV}
 #: Environments whose tags only promotion writes.
-PROMOTION_ONLY = frozenset({"production"})
+PROMOTION_ONLY = frozenset({naming.DEFAULT_TARGET_ENV})
 
 
 def branch_map(ctx: Context) -> dict[str, str]:

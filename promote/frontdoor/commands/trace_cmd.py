@@ -66,7 +66,7 @@ LINEAGE_KEYS = (
 #: Releases of the target env listed in ``history`` (newest first).
 HISTORY_LENGTH = 20
 #: Tags that float from build to build: always compared.
-FLOATING = ("latest", "develop", "staging", "production")
+FLOATING = naming.FLOATING_TAGS
 
 
 @dataclass
@@ -140,7 +140,7 @@ _FIELD_RES = {
     "source-tag": naming.TAG_RE,
     "previous-tag": naming.TAG_RE,
     "commit-sha": naming.HEX_RE,
-    "version": re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"),
+    "version": naming.RELEASE_VERSION_RE,
     "previous-digest": re.compile(r"sha256:[0-9a-f]{64}"),
     "actor": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\[\]-]{0,99}"),
     "run-url": re.compile(r"https?://[A-Za-z0-9._~%/?#@!$&'()*+,;=-]{1,400}(?<!:)"),
