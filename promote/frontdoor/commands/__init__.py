@@ -20,6 +20,8 @@ from promote.frontdoor.actions import Runner
 from promote.frontdoor.inputs import Inputs
 from promote.frontdoor.settings import Settings
 
+__all__ = ["COMMANDS", "Context", "Result", "execute", "resolve"]
+
 #: command name -> module implementing ``run(ctx)``
 COMMANDS: dict[str, str] = {
     "promote": "promote.frontdoor.commands.promote_cmd",
