@@ -25,7 +25,7 @@ import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, TypedDict, Unpack
 
 from promote.errors import InputError
 
@@ -112,6 +112,14 @@ def format_output(name: str, value: str, delimiter: str | None = None) -> str:
     return f"{name}<<{delim}\n{value}\n{delim}\n"
 
 
+class Where(TypedDict, total=False):
+    """Where an annotation points, and its title (all optional)."""
+
+    file: str | None
+    line: int | None
+    title: str | None
+
+
 @dataclass
 class Runner:
     """Where a command's side effects on the runner go.
@@ -165,16 +173,9 @@ class Runner:
         self.out.write(neutralise(self.redact(message)) + "\n")
         self.out.flush()
 
-    def annotation(
-        self,
-        level: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        title: str | None = None,
-    ) -> None:
+    def annotation(self, level: str, message: str, **where: Unpack[Where]) -> None:
         """``::error|warning|notice file=F,line=L,title=T::message`` on one line."""
+        file, line, title = where.get("file"), where.get("line"), where.get("title")
         if level not in {"error", "warning", "notice"}:
             raise ValueError(level)
         props = []
@@ -190,35 +191,14 @@ class Runner:
         self.out.write(head.replace("##[", "#%23[") + body + "\n")
         self.out.flush()
 
-    def error(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self.annotation("error", message, file=file, line=line, title=title)
+    def error(self, message: str, **where: Unpack[Where]) -> None:
+        self.annotation("error", message, **where)
 
-    def warning(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self.annotation("warning", message, file=file, line=line, title=title)
+    def warning(self, message: str, **where: Unpack[Where]) -> None:
+        self.annotation("warning", message, **where)
 
-    def notice(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self.annotation("notice", message, file=file, line=line, title=title)
+    def notice(self, message: str, **where: Unpack[Where]) -> None:
+        self.annotation("notice", message, **where)
 
     # -- outputs and summary -------------------------------------------------------------
     def set_outputs(self, outputs: Mapping[str, str]) -> None:

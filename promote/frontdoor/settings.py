@@ -2,7 +2,7 @@
 
 One :class:`Settings` is built from the environment by the front door (``ctx.settings``) and
 hands plain, validated values down; no other module names these variables. Each value has
-exactly one rule, applied the first time it is read and then kept, so a command is refused
+exactly one rule, applied when it is read (a validated value is kept), so a command is refused
 only for a variable it actually uses (a bad ``PROMOTE_REGISTRY_DEADLINE`` does not stop
 ``check``), with the same :class:`~promote.errors.InputError` wherever it is read:
 
@@ -61,87 +61,63 @@ class ClientLimits(TypedDict, total=False):
     timeout: float
 
 
+class _Var:
+    """A variable read as text (``""`` when unset), stripped of spaces when ``strip``."""
+
+    def __init__(self, name: str, *, strip: bool = False) -> None:
+        self.name, self.strip = name, strip
+
+    def __get__(self, settings: Settings, owner: object = None) -> str:
+        value = settings.env.get(self.name, "")
+        return value.strip() if self.strip else value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The run's environment variables as typed values (see the module docstring)."""
 
     env: Mapping[str, str] = field(repr=False)
 
-    def _get(self, name: str) -> str:
-        return self.env.get(name, "")
+    # -- GitHub Actions defaults, as given -------------------------------------------------
+    workspace = _Var("GITHUB_WORKSPACE")
+    github_token = _Var("GITHUB_TOKEN")
+    server_url = _Var("GITHUB_SERVER_URL")
+    repository = _Var("GITHUB_REPOSITORY")
+    run_id = _Var("GITHUB_RUN_ID", strip=True)
+    run_attempt = _Var("GITHUB_RUN_ATTEMPT", strip=True)
+    workflow_ref = _Var("GITHUB_WORKFLOW_REF", strip=True)
+    event_name = _Var("GITHUB_EVENT_NAME", strip=True)
+    actor = _Var("GITHUB_ACTOR")
+    ref_name = _Var("GITHUB_REF_NAME")
+    sha = _Var("GITHUB_SHA")
+    runner_temp = _Var("RUNNER_TEMP", strip=True)
+    cli_username = _Var("PROMOTE_USERNAME")
+    cli_password = _Var("PROMOTE_PASSWORD")
 
-    # -- GitHub Actions defaults ---------------------------------------------------------
-    @cached_property
-    def workspace(self) -> str:
-        return self._get("GITHUB_WORKSPACE")
-
-    @cached_property
-    def github_token(self) -> str:
-        return self._get("GITHUB_TOKEN")
-
+    # -- values with a rule ----------------------------------------------------------------
     @cached_property
     def api_url(self) -> str:
         from promote import githubapi
 
-        raw = self._get("GITHUB_API_URL") or githubapi.DEFAULT_API_URL
+        raw = self.env.get("GITHUB_API_URL") or githubapi.DEFAULT_API_URL
         return githubapi.http_url(raw, what="GITHUB_API_URL")
 
-    @cached_property
-    def server_url(self) -> str:
-        return self._get("GITHUB_SERVER_URL")
-
-    @cached_property
-    def repository(self) -> str:
-        return self._get("GITHUB_REPOSITORY")
-
-    @cached_property
-    def run_id(self) -> str:
-        return self._get("GITHUB_RUN_ID").strip()
-
-    @cached_property
-    def run_attempt(self) -> str:
-        return self._get("GITHUB_RUN_ATTEMPT").strip()
-
-    @cached_property
-    def workflow_ref(self) -> str:
-        return self._get("GITHUB_WORKFLOW_REF").strip()
-
-    @cached_property
-    def event_name(self) -> str:
-        return self._get("GITHUB_EVENT_NAME").strip()
-
-    @cached_property
-    def actor(self) -> str:
-        return self._get("GITHUB_ACTOR")
-
-    @cached_property
-    def ref_name(self) -> str:
-        return self._get("GITHUB_REF_NAME")
-
-    @cached_property
-    def sha(self) -> str:
-        return self._get("GITHUB_SHA")
-
-    @cached_property
+    @property
     def output_file(self) -> str | None:
-        return self._get("GITHUB_OUTPUT") or None
+        return self.env.get("GITHUB_OUTPUT") or None
 
-    @cached_property
+    @property
     def step_summary(self) -> str | None:
-        return self._get("GITHUB_STEP_SUMMARY") or None
+        return self.env.get("GITHUB_STEP_SUMMARY") or None
 
-    @cached_property
+    @property
     def on_runner(self) -> bool:
-        return self._get("GITHUB_ACTIONS") == "true"
+        return self.env.get("GITHUB_ACTIONS") == "true"
 
-    @cached_property
-    def runner_temp(self) -> str:
-        return self._get("RUNNER_TEMP").strip()
-
-    # -- promote's own knobs -------------------------------------------------------------
-    @cached_property
+    @property
     def github_throttle(self) -> bool:
-        return (self._get("PROMOTE_GITHUB_THROTTLE") or "true").lower() not in {"0", "false"}
+        raw = self.env.get("PROMOTE_GITHUB_THROTTLE") or "true"
+        return raw.lower() not in {"0", "false"}
 
     @cached_property
     def registry_deadline(self) -> float | None:
@@ -151,7 +127,7 @@ class Settings:
     def registry_timeout(self) -> float | None:
         return _seconds(self.env, TIMEOUT_ENV)
 
-    @cached_property
+    @property
     def client_limits(self) -> ClientLimits:
         """``deadline``/``timeout`` keyword arguments for the registry client (validated)."""
         limits = ClientLimits()
@@ -162,17 +138,9 @@ class Settings:
             limits["timeout"] = timeout
         return limits
 
-    @cached_property
-    def cli_username(self) -> str:
-        return self._get("PROMOTE_USERNAME")
-
-    @cached_property
-    def cli_password(self) -> str:
-        return self._get("PROMOTE_PASSWORD")
-
-    @cached_property
+    @property
     def debug(self) -> bool:
-        return bool(self._get("PROMOTE_DEBUG") or self._get("RUNNER_DEBUG"))
+        return bool(self.env.get("PROMOTE_DEBUG") or self.env.get("RUNNER_DEBUG"))
 
 
 def _seconds(env: Mapping[str, str], var: str) -> float | None:
