@@ -305,3 +305,19 @@ def referrers_tag(digest: str) -> str:
     """The referrers-tag-schema tag of a ``sha256:<hex>`` digest: ``sha256-<hex>``."""
     algorithm, _, hexdigest = digest.partition(":")
     return f"{algorithm}-{hexdigest}"
+
+
+# -- names the front door takes from the grammar (issue 11; the same values as C's names) --
+#: The environment of develop-branch builds.
+DEVELOP_ENV = "develop"
+#: The environment of main-branch builds: where a promotion takes its source by default.
+STAGING_ENV = "staging"
+#: The default promotion target (a release environment: ``<env>-v<X.Y.Z>-<sha>-<ts>``).
+DEFAULT_TARGET_ENV = "production"
+#: The default source environment of a promotion.
+DEFAULT_SOURCE_ENV = STAGING_ENV
+#: Tags that float from build to build (``latest`` and each environment's own name):
+#: never selected by Flux, never a release.
+FLOATING_TAGS = ("latest", *BUILD_ENVS, DEFAULT_TARGET_ENV)
+#: A version as a release states it (``X.Y.Z``, no ``v`` prefix): :data:`VERSION_RE`'s parts.
+RELEASE_VERSION_RE = re.compile(VERSION_RE.pattern.removeprefix("v?"))
