@@ -1,4 +1,4 @@
-"""Shape rules that keep promote/ readable: no function longer than 80 lines, no ``type: ignore``."""
+"""Shape rules for promote/: no function longer than 80 lines, no ``type: ignore``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def test_the_checks_see_what_they_forbid(tmp_path: Path) -> None:
     pkg.mkdir()
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))
     (pkg / "long.py").write_text(
-        "class C:\n    @staticmethod\n    def method() -> None:\n" + body.replace("    ", "        ")
+        "class C:\n    @staticmethod\n    def method() -> None:\n"
+        + body.replace("    ", "        ")
         + "\n\ndef fits() -> None:\n    pass\n"
         + "\ndef hidden() -> int:\n    return 1  # type: ignore[return-value]\n"
         + "\nTEXT = 'type: ignore in a string is not a comment'\n"
