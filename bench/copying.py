@@ -120,7 +120,7 @@ def copy_benchmark(
     log: Callable[[str], None], *, layer_payload: int = LAYER_PAYLOAD, repeats: int = REPEATS
 ) -> dict[str, Any]:
     """Run every scenario x tool ``repeats`` times; the medians and the raw runs."""
-    from tests.support.registry import RegistryServer
+    from testkit.registry import RegistryServer
 
     with (
         RegistryServer("none") as a,

@@ -1,7 +1,7 @@
 """``make bench`` (= ``python -m bench``): run every measurement once, side by side.
 
 Starts one real CNCF distribution registry on a free loopback port (the test suite's
-:class:`tests.support.registry.RegistryServer`) and a :class:`bench.proxy.CountingProxy`
+:class:`testkit.registry.RegistryServer`) and a :class:`bench.proxy.CountingProxy`
 in front of it, makes sure a Docker engine answers (``scripts/start-dockerd.sh``), then:
 
 1. request counts per promotion (promote, skopeo, docker; single image and 3-platform
@@ -108,7 +108,7 @@ def ensure_dockerd() -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.support.registry import RegistryServer
+    from testkit.registry import RegistryServer
 
     started = time.perf_counter()
     results: dict[str, Any] = {

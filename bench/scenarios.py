@@ -482,15 +482,15 @@ def action_image(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     """Cold build of the action's Dockerfile (local base image substituted) and its size.
 
     Docker Hub is out of reach here, so ``python:3.11-slim-bookworm`` is replaced by the
-    test suite's debootstrap image (``tests.support.docker.base_image``, built once per
+    test suite's debootstrap image (``testkit.docker.base_image``, built once per
     machine and reused); ``--build-arg BASE_IMAGE`` is the only change. The build runs with
     ``--no-cache`` (every layer rebuilt, wheels downloaded through the machine's proxy).
     Then the container's start-up: ``docker run`` of the image on the input-error path.
     """
     try:
-        from tests.support import docker as ds
+        from testkit import docker as ds
     except ImportError as exc:
-        return {"available": False, "reason": f"tests/support/docker.py not importable: {exc}"}
+        return {"available": False, "reason": f"testkit/docker.py not importable: {exc}"}
     started = time.perf_counter()
     existed = False
     try:
@@ -588,8 +588,8 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     from pathlib import Path
 
     from scripts.release import action_yml_for
-    from tests.support import docker as ds
-    from tests.support.registry import RegistryServer
+    from testkit import docker as ds
+    from testkit.registry import RegistryServer
 
     try:
         ds.ensure_dockerd()

@@ -14,7 +14,7 @@ import pytest
 
 from bench import images, scenarios
 from bench.proxy import CountingProxy, classify
-from tests.support.registry import RegistryServer
+from testkit.registry import RegistryServer
 
 
 @pytest.mark.registry

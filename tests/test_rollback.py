@@ -18,8 +18,8 @@ from promote.errors import RefusedError
 from promote.flux import ImagePolicy
 from promote.reference import parse_repository
 from promote.registry import Manifest
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded, Seeder
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded, Seeder
 
 NOW = int(time.time())
 SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
