@@ -297,8 +297,9 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
     add(
         "\nEverything runs on loopback: one CNCF distribution registry (Debian "
         "`docker-registry`, filesystem storage, no auth, started by "
-        "`testkit.registry.RegistryServer`), the counting proxy `bench/proxy.py` in "
-        "front of it for request counts, Debian `skopeo`, and the local Docker engine. "
+        "`testkit.registry.RegistryServer`), the counting proxy "
+        "(`testkit.proxy.counting_proxy`) in front of it for request counts, Debian "
+        "`skopeo`, and the local Docker engine. "
         "The load average is the machine's own: other work may run at the same time.\n"
     )
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import images as im
 from bench import tools
-from bench.proxy import BLOB_KINDS, OVERHEAD_KINDS, CountingProxy
+from testkit.proxy import BLOB_KINDS, OVERHEAD_KINDS, FaultProxy, counting_proxy
 
 KiB, MiB = 1024, 1024 * 1024
 SIZES = (("1 KiB", KiB), ("64 MiB", 64 * MiB), ("512 MiB", 512 * MiB))
@@ -129,14 +129,14 @@ def _describe(method: str, path: str, repo: str) -> str:
 
 
 def count_requests(
-    proxy: CountingProxy, pusher: im.Pusher, prepared: Prepared, tool: str
+    proxy: FaultProxy, pusher: im.Pusher, prepared: Prepared, tool: str
 ) -> CountResult:
     """One promotion by ``tool`` through the proxy; the requests it made, by kind."""
     image = f"{proxy.host}/{prepared.repo}"
     new_tag = f"{tool}-copy-{im.short_sha()}"
     if tool == "docker":
         tools.docker_rmi(f"{image}:{prepared.source_tag}", f"{image}:{new_tag}")
-    proxy.reset()
+    proxy.reset_counts()
     run = tools.run_tool(tool, image, prepared.source_tag, new_tag, index=prepared.kind == "index")
     with proxy.lock:
         by_kind = dict(sorted(proxy.counts.items()))
@@ -600,7 +600,7 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     act_image = f"act-acme-promote-{STARTUP_ACTION_SHA}-dockeraction:latest"
     with (
         RegistryServer("none") as server,
-        CountingProxy(server.url) as proxy,
+        counting_proxy(server.url) as proxy,
         tempfile.TemporaryDirectory(prefix="promote-bench-startup-") as tmp_name,
     ):
         tmp = Path(tmp_name)
@@ -661,7 +661,7 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
                     path = stage / "Dockerfile"
                     text = path.read_text(encoding="utf-8")
                     path.write_text(ds.with_base_image(text, nonce_base))
-                proxy.reset()
+                proxy.reset_counts()
                 result = ds.run_act(
                     service,
                     "workflow_dispatch",
