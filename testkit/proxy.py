@@ -465,11 +465,7 @@ class FaultProxy:
         self._count(self.uploaded, exchange.kind, len(exchange.body))
 
         if fault is not None and not fault.after:
-            if fault.kind == "status":
-                self._answer_fault(handler, exchange, fault)
-                return
-            if fault.kind == "reset":
-                self._reset(handler, exchange)
+            if self._instead(handler, exchange, fault):
                 return
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -484,11 +480,7 @@ class FaultProxy:
         self._count(self.downloaded, exchange.kind, len(resp_body))
 
         if fault is not None and fault.after:
-            if fault.kind == "status":
-                self._answer_fault(handler, exchange, fault)
-                return
-            if fault.kind == "reset":
-                self._reset(handler, exchange)
+            if self._instead(handler, exchange, fault):
                 return
             if fault.kind == "hook" and fault.fn is not None:
                 # an after-hook may rewrite the answer: status, headers, body, pace
@@ -517,6 +509,16 @@ class FaultProxy:
                     handler.wfile.flush()
                     time.sleep(every)
         handler.wfile.flush()
+
+    def _instead(self, handler: _Handler, exchange: Exchange, fault: Fault) -> bool:
+        """Answer a ``status`` or ``reset`` fault in place of the upstream's answer."""
+        if fault.kind == "status":
+            self._answer_fault(handler, exchange, fault)
+            return True
+        if fault.kind == "reset":
+            self._reset(handler, exchange)
+            return True
+        return False
 
     def _count(self, counter: Counter[str], kind: str, size: int) -> None:
         if size:
