@@ -149,3 +149,15 @@ def test_a_bad_knob_does_not_stop_a_command_that_does_not_use_it(tmp_path: Path)
         .splitlines()[-1]
         .startswith("::error::PROMOTE_REGISTRY_DEADLINE must be seconds")
     )
+
+
+def test_run_log_url_checks_the_server_only_when_it_builds_the_url() -> None:
+    run = {"GITHUB_RUN_ID": "77", "GITHUB_REPOSITORY": "acme/app"}
+    assert Settings(run).run_log_url == "https://github.com/acme/app/actions/runs/77"
+    ghe = Settings({**run, "GITHUB_SERVER_URL": "https://ghe.example/"})
+    assert ghe.run_log_url == "https://ghe.example/acme/app/actions/runs/77"
+    bad = {"GITHUB_SERVER_URL": "http://ghe.example"}
+    assert Settings({**bad, "GITHUB_REPOSITORY": "acme/app"}).run_log_url == ""
+    assert Settings({**bad, **run, "GITHUB_RUN_ID": "x"}).run_log_url == ""
+    with pytest.raises(InputError, match=r"GITHUB_SERVER_URL .* must use https"):
+        _ = Settings({**bad, **run}).run_log_url
