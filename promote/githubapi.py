@@ -19,11 +19,8 @@ not pay for it (``tests/test_layering.py``).
 from __future__ import annotations
 
 import re
-import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-
-from promote.errors import InputError
 
 if TYPE_CHECKING:
     from github.Deployment import Deployment
@@ -56,39 +53,6 @@ def valid_repository(name: str) -> bool:
     if not REPOSITORY_RE.fullmatch(name):
         return False
     return name.split("/", 1)[1] not in {".", ".."}
-
-
-def throttle_enabled(env: Mapping[str, str]) -> bool:
-    """PyGithub's pacing between calls; ``PROMOTE_GITHUB_THROTTLE=false`` turns it off."""
-    return env.get("PROMOTE_GITHUB_THROTTLE", "true").lower() not in {"0", "false"}
-
-
-def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
-    """An ``http(s)`` URL with a host; plain ``http`` only for loopback hosts."""
-    from promote.reference import is_loopback_host
-
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-        raise InputError(f"{what} {value[:80]!r} must be an http(s) URL", input_name=input_name)
-    if not parsed.hostname.isascii():
-        raise InputError(
-            f"{what} host must be ASCII (write an international name in punycode, xn--...): "
-            f"{ascii(parsed.hostname)[:80]}",
-            input_name=input_name,
-        )
-    if parsed.username or parsed.password:
-        raise InputError(f"{what} must not carry credentials", input_name=input_name)
-    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
-        raise InputError(
-            f"{what} {value[:80]!r} must use https (plain http only for loopback)",
-            input_name=input_name,
-        )
-    return value
-
-
-def api_url(env: Mapping[str, str]) -> str:
-    """``GITHUB_API_URL`` (default :data:`DEFAULT_API_URL`), https unless loopback."""
-    return http_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
 
 
 def client(
@@ -161,12 +125,9 @@ __all__ = [
     "APIFailure",
     "Deployment",
     "Repository",
-    "api_url",
     "client",
     "completed_ref",
-    "http_url",
     "run",
-    "throttle_enabled",
     "tree_element",
     "valid_repository",
 ]

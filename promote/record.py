@@ -83,29 +83,39 @@ PREDICATE_KEYS = (
     "event",
     "environment",
 )
-#: predicate key -> the runner's environment variable it comes from
-RUNNER_KEYS = {
-    "actor": "GITHUB_ACTOR",
-    "run-id": "GITHUB_RUN_ID",
-    "run-attempt": "GITHUB_RUN_ATTEMPT",
-    "workflow-ref": "GITHUB_WORKFLOW_REF",
-    "repository": "GITHUB_REPOSITORY",
-    "event": "GITHUB_EVENT_NAME",
-}
 
 
 class RecordFormatError(ValueError):
     """Bytes that are not a promotion record (or not one this version understands)."""
 
 
-def runner_facts(env: Mapping[str, str], *, environment: str = "") -> dict[str, str]:
-    """The runner's part of the predicate, from the GitHub Actions default variables.
+def runner_facts(
+    *,
+    actor: str = "",
+    run_id: str = "",
+    run_attempt: str = "",
+    workflow_ref: str = "",
+    repository: str = "",
+    event: str = "",
+    server_url: str = "",
+    environment: str = "",
+) -> dict[str, str]:
+    """The runner's part of the predicate, from plain values (the front door reads them
+    from the GitHub Actions default variables: ``ctx.settings``).
 
-    ``run-url`` is built only from ``GITHUB_SERVER_URL``, ``GITHUB_REPOSITORY`` and a
-    numeric ``GITHUB_RUN_ID``; anything missing is left out.
+    Each value is stripped of spaces; ``run-url`` is built only from an http(s)
+    ``server_url``, a ``repository`` and a numeric ``run_id``; anything missing is left out.
     """
-    facts = {key: env.get(var, "").strip() for key, var in RUNNER_KEYS.items()}
-    server = env.get("GITHUB_SERVER_URL", "").strip().rstrip("/")
+    given = {
+        "actor": actor,
+        "run-id": run_id,
+        "run-attempt": run_attempt,
+        "workflow-ref": workflow_ref,
+        "repository": repository,
+        "event": event,
+    }
+    facts = {key: value.strip() for key, value in given.items()}
+    server = server_url.strip().rstrip("/")
     run_id, repository = facts["run-id"], facts["repository"]
     if server.startswith(("https://", "http://")) and repository and run_id.isdigit():
         facts["run-url"] = f"{server}/{repository}/actions/runs/{run_id}"

@@ -180,7 +180,8 @@ def registry_client(repository: Repository) -> Any:
 
     env = os.environ
     username, password, token = (env.get(var) for var in CREDENTIAL_INPUTS.values())
-    creds = credentials_for(repository, username, password, token, env)
+    actor = env.get("GITHUB_ACTOR", "")
+    creds = credentials_for(repository, username, password, token, actor=actor)
     return RegistryClient(repository, creds)
 
 

@@ -45,6 +45,7 @@ PINNED: dict[str, list[str]] = {
         "read_inputs",
     ],
     "promote.frontdoor.commands": ["COMMANDS", "Context", "Result", "execute", "resolve"],
+    "promote.pipeline": ["model", "promotion", "record_step", "release", "rollback"],
     "promote.registry": [
         "Challenge",
         "Credentials",
@@ -147,3 +148,29 @@ def test_the_front_door_surface_loads_lazily() -> None:
     assert result.stdout.split() == ["[]", "True", "True"]
     with pytest.raises(AttributeError):
         _ = importlib.import_module("promote.frontdoor").no_such_name
+
+
+def front_door_imports(package: str) -> set[str]:
+    """The modules of ``package`` that the front door (promote/frontdoor/, promote/cli.py,
+    entrypoint.py) imports, anywhere in its code (``from package import x`` counts as x)."""
+    files = [*(ROOT / "promote" / "frontdoor").rglob("*.py"), ROOT / "promote/cli.py"]
+    found: set[str] = set()
+    for path in [*files, ROOT / "entrypoint.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module == package:
+                found.update(f"{package}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                found.add(node.module or "")
+    return {name for name in found if name.startswith(package + ".")}
+
+
+def test_the_pipeline_surface_is_what_the_front_door_uses() -> None:
+    """``promote.pipeline.__all__`` names exactly the modules the front door imports from:
+    it never reaches into the sequence's own steps (observe, plan, apply)."""
+    import promote.pipeline as pipeline
+
+    used = {name.split(".")[2] for name in front_door_imports("promote.pipeline")}
+    assert used == set(pipeline.__all__)
+    assert all(isinstance(getattr(pipeline, name), type(pipeline)) for name in pipeline.__all__)

@@ -39,22 +39,30 @@ def test_unknown_fields_are_omitted_never_guessed() -> None:
         predicate(kind="deploy")
 
 
-def test_runner_facts_from_the_default_variables() -> None:
-    env = {
-        "GITHUB_ACTOR": "octo",
-        "GITHUB_RUN_ID": "77",
-        "GITHUB_RUN_ATTEMPT": "2",
-        "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_REPOSITORY": "acme/app",
-        "GITHUB_WORKFLOW_REF": "acme/app/.github/workflows/p.yml@refs/heads/main",
-        "GITHUB_EVENT_NAME": "workflow_dispatch",
+def test_runner_facts_from_plain_values() -> None:
+    given = {
+        "actor": "octo",
+        "run_id": "77",
+        "run_attempt": "2",
+        "server_url": "https://github.com",
+        "repository": "acme/app",
+        "workflow_ref": "acme/app/.github/workflows/p.yml@refs/heads/main",
+        "event": "workflow_dispatch",
     }
-    facts = record.runner_facts(env, environment="production")
+    facts = record.runner_facts(**given, environment="production")
     assert facts["run-url"] == "https://github.com/acme/app/actions/runs/77"
     assert facts["environment"] == "production" and facts["run-attempt"] == "2"
-    # no run url from a non-numeric run id or a missing server
-    assert "run-url" not in record.runner_facts({**env, "GITHUB_RUN_ID": "x"})
-    assert record.runner_facts({}) == {}
+    assert facts["actor"] == "octo" and facts["event"] == "workflow_dispatch"
+    # every value stripped; the server's trailing slash dropped
+    spaced = {k: f" {v} " for k, v in given.items()}
+    assert record.runner_facts(**{**spaced, "server_url": " https://github.com/ "}) == {
+        k: v for k, v in facts.items() if k != "environment"
+    }
+    # no run url from a non-numeric run id, a missing or non-http server
+    assert "run-url" not in record.runner_facts(**{**given, "run_id": "x"})
+    assert "run-url" not in record.runner_facts(**{**given, "server_url": ""})
+    assert "run-url" not in record.runner_facts(**{**given, "server_url": "ftp://github.com"})
+    assert record.runner_facts() == {}
 
 
 def test_statement_and_artifact_manifest() -> None:

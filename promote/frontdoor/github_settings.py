@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from promote import githubapi
 from promote.errors import InputError
+from promote.frontdoor.settings import http_url
 
 if TYPE_CHECKING:
     from promote.flux.source import TreeSource
@@ -38,7 +39,7 @@ class GitHubAPI:
 
 def github_token(ctx: Context) -> str:
     """The ``github-token`` input, else ``GITHUB_TOKEN`` (masked); may be empty."""
-    token = ctx.inputs.secret("github-token") or ctx.env.get("GITHUB_TOKEN", "")
+    token = ctx.inputs.secret("github-token") or ctx.settings.github_token
     ctx.runner.add_secret(token)
     return token
 
@@ -46,9 +47,9 @@ def github_token(ctx: Context) -> str:
 def github_api(ctx: Context, token: str | None = None) -> GitHubAPI:
     """The API URL, token (:func:`github_token` unless given) and pacing of this run."""
     return GitHubAPI(
-        url=githubapi.api_url(ctx.env),
+        url=ctx.settings.api_url,
         token=github_token(ctx) if token is None else token,
-        throttle=githubapi.throttle_enabled(ctx.env),
+        throttle=ctx.settings.github_throttle,
     )
 
 
@@ -70,7 +71,7 @@ def source_from_inputs(ctx: Context, *, default_workspace: bool = False) -> Tree
     """
     from promote.flux.source import GitHubSource, LocalSource, validate_git_ref
 
-    inputs, env = ctx.inputs, ctx.env
+    inputs = ctx.inputs
     path = inputs.str("gitops-path")
     ref = validate_git_ref(inputs.str("gitops-ref")) or None
     if path and inputs.str("gitops-repo"):
@@ -82,15 +83,15 @@ def source_from_inputs(ctx: Context, *, default_workspace: bool = False) -> Tree
     if not path:
         if not default_workspace:
             return None
-        path = env.get("GITHUB_WORKSPACE") or os.getcwd()
+        path = ctx.settings.workspace or os.getcwd()
     return LocalSource(gitops_dir(ctx, path), ref=ref)
 
 
 def gitops_dir(ctx: Context, path: str) -> Path:
     """``gitops-path`` (relative: to ``GITHUB_WORKSPACE``), which must be a directory."""
     root = Path(path)
-    if not root.is_absolute() and ctx.env.get("GITHUB_WORKSPACE"):
-        root = Path(ctx.env["GITHUB_WORKSPACE"]) / root
+    if not root.is_absolute() and ctx.settings.workspace:
+        root = Path(ctx.settings.workspace) / root
     if not root.is_dir():
         raise InputError(f"gitops-path {path!r} is not a directory", input_name="gitops-path")
     return root
@@ -99,11 +100,11 @@ def gitops_dir(ctx: Context, path: str) -> Path:
 def records_for(ctx: Context, *, kind: str) -> PromotionRecords:
     """The GitHub records of a promotion or rollback, every input validated (no I/O)."""
     from promote import naming
-    from promote.github import DEFAULT_SERVER_URL, KINDS, PromotionRecords
+    from promote.github import KINDS, PromotionRecords
 
     if kind not in KINDS:
         raise ValueError(kind)
-    inputs, env = ctx.inputs, ctx.env
+    inputs, settings = ctx.inputs, ctx.settings
     git_tag, release = inputs.bool("git-tag"), inputs.bool("release")
     if kind == "rollback" and (git_tag or release):
         raise InputError(
@@ -118,7 +119,7 @@ def records_for(ctx: Context, *, kind: str) -> PromotionRecords:
             "(e.g. github-token: ${{ github.token }})",
             input_name="github-token",
         )
-    repository = inputs.str("repository") or env.get("GITHUB_REPOSITORY", "")
+    repository = inputs.str("repository") or settings.repository
     if not githubapi.valid_repository(repository):
         raise InputError(
             f"repository {repository[:80]!r} must be owner/name (input repository or "
@@ -128,17 +129,12 @@ def records_for(ctx: Context, *, kind: str) -> PromotionRecords:
     api = github_api(ctx, token)
     environment_url = inputs.str("environment-url")
     if environment_url:
-        githubapi.http_url(environment_url, what="environment-url", input_name="environment-url")
+        http_url(environment_url, what="environment-url", input_name="environment-url")
     environment = naming.validate_env(inputs.str("target-env"), input_name="target-env")
     commit_sha = inputs.str("commit-sha").lower()
     if commit_sha:
         naming.short_sha(commit_sha)
-    server = env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL
-    run_id = env.get("GITHUB_RUN_ID", "")
-    log_url = ""
-    if run_id.isdigit() and env.get("GITHUB_REPOSITORY"):
-        githubapi.http_url(server, what="GITHUB_SERVER_URL")
-        log_url = f"{server.rstrip('/')}/{env['GITHUB_REPOSITORY']}/actions/runs/{run_id}"
+    log_url = settings.run_log_url
     return PromotionRecords(
         kind=kind,
         token=api.token,

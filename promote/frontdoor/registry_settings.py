@@ -89,7 +89,7 @@ def resolve_credentials(ctx: Context, repository: Repository, *, prefix: str) ->
             username=username,
             password=password,
             github_token=inputs.secret("github-token"),
-            env=ctx.env,
+            actor=ctx.settings.actor,
         )
     if creds is not None:
         ctx.runner.add_secret(creds.password)

@@ -12,7 +12,8 @@ variable                        rule (attribute)
 ``GITHUB_WORKSPACE``            relative inputs are resolved against it (``workspace``)
 ``GITHUB_TOKEN``                the GitHub token when ``github-token`` is empty (``github_token``)
 ``GITHUB_API_URL``              https unless loopback; default api.github.com (``api_url``)
-``GITHUB_SERVER_URL``           as given, may be empty (``server_url``)
+``GITHUB_SERVER_URL``           as given, may be empty (``server_url``); the run's log
+                                URL: https unless loopback (``run_log_url``)
 ``GITHUB_REPOSITORY``           as given, may be empty (``repository``)
 ``GITHUB_RUN_ID``               stripped (``run_id``)
 ``GITHUB_RUN_ATTEMPT``          stripped (``run_attempt``)
@@ -97,10 +98,21 @@ class Settings:
     # -- values with a rule ----------------------------------------------------------------
     @cached_property
     def api_url(self) -> str:
-        from promote import githubapi
+        from promote.githubapi import DEFAULT_API_URL
 
-        raw = self.env.get("GITHUB_API_URL") or githubapi.DEFAULT_API_URL
-        return githubapi.http_url(raw, what="GITHUB_API_URL")
+        return http_url(self.env.get("GITHUB_API_URL") or DEFAULT_API_URL, what="GITHUB_API_URL")
+
+    @property
+    def run_log_url(self) -> str:
+        """This run's log on GitHub, from ``server_url`` (default github.com, checked like
+        ``api_url`` only when used), ``repository`` and a numeric ``run_id``; else empty."""
+        from promote.github import DEFAULT_SERVER_URL
+
+        run_id, repository = self.run_id, self.repository
+        if not (run_id.isdigit() and repository):
+            return ""
+        server = http_url(self.server_url or DEFAULT_SERVER_URL, what="GITHUB_SERVER_URL")
+        return f"{server.rstrip('/')}/{repository}/actions/runs/{run_id}"
 
     @property
     def output_file(self) -> str | None:
@@ -141,6 +153,32 @@ class Settings:
     @property
     def debug(self) -> bool:
         return bool(self.env.get("PROMOTE_DEBUG") or self.env.get("RUNNER_DEBUG"))
+
+
+def http_url(value: str, *, what: str, input_name: str | None = None) -> str:
+    """An ``http(s)`` URL with a host; plain ``http`` only for loopback hosts (the one rule
+    for ``GITHUB_API_URL``, ``GITHUB_SERVER_URL`` and the ``environment-url`` input)."""
+    import urllib.parse
+
+    from promote.reference import is_loopback_host
+
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise InputError(f"{what} {value[:80]!r} must be an http(s) URL", input_name=input_name)
+    if not parsed.hostname.isascii():
+        raise InputError(
+            f"{what} host must be ASCII (write an international name in punycode, xn--...): "
+            f"{ascii(parsed.hostname)[:80]}",
+            input_name=input_name,
+        )
+    if parsed.username or parsed.password:
+        raise InputError(f"{what} must not carry credentials", input_name=input_name)
+    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname):
+        raise InputError(
+            f"{what} {value[:80]!r} must use https (plain http only for loopback)",
+            input_name=input_name,
+        )
+    return value
 
 
 def _seconds(env: Mapping[str, str], var: str) -> float | None:

@@ -115,20 +115,22 @@ def credentials_for(
     username: str | None,
     password: str | None,
     github_token: str | None,
-    env: Mapping[str, str],
+    *,
+    actor: str = "",
 ) -> Credentials | None:
     """The credentials to use for ``repository``, or None for anonymous access.
 
     Explicit ``username``/``password`` win. For ``ghcr.io`` the password defaults to the
-    GitHub token and the user to ``GITHUB_ACTOR`` (else ``x-access-token``; GHCR does not
-    check it). Elsewhere no credentials means anonymous. Half a pair is an input error.
+    GitHub token and the user to ``actor`` (the run's ``GITHUB_ACTOR``, else
+    ``x-access-token``; GHCR does not check it). Elsewhere no credentials means anonymous.
+    Half a pair is an input error.
     """
     username = username or None
     password = password or None
     if repository.registry == GHCR:
         password = password or github_token or None
         if password:
-            return Credentials(username or env.get("GITHUB_ACTOR") or GHCR_DEFAULT_USER, password)
+            return Credentials(username or actor or GHCR_DEFAULT_USER, password)
         if username:
             raise InputError(
                 "username is set but neither password nor github-token is", input_name="password"

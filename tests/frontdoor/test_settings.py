@@ -19,33 +19,6 @@ from promote.frontdoor.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"(?:GITHUB|PROMOTE|RUNNER)_[A-Z_]+")
 
-#: PENDING (issue 11): modules that still name a variable themselves, as (file, variable).
-#: A1's files switch to ``ctx.settings`` (record_step.py, rollback_cmd.py, github_settings.py;
-#: record.runner_facts takes plain values); then githubapi.api_url / throttle_enabled have no
-#: caller left and go; registry/auth.py (C) takes the actor as a value. The lead deletes
-#: this list at merge; an entry that no longer holds fails, so it cannot go stale.
-PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("promote/frontdoor/commands/record_step.py", "RUNNER_TEMP"),
-        ("promote/frontdoor/commands/rollback_cmd.py", "GITHUB_RUN_ID"),
-        ("promote/frontdoor/github_settings.py", "GITHUB_REPOSITORY"),
-        ("promote/frontdoor/github_settings.py", "GITHUB_RUN_ID"),
-        ("promote/frontdoor/github_settings.py", "GITHUB_SERVER_URL"),
-        ("promote/frontdoor/github_settings.py", "GITHUB_TOKEN"),
-        ("promote/frontdoor/github_settings.py", "GITHUB_WORKSPACE"),
-        ("promote/githubapi.py", "GITHUB_API_URL"),
-        ("promote/githubapi.py", "PROMOTE_GITHUB_THROTTLE"),
-        ("promote/record.py", "GITHUB_ACTOR"),
-        ("promote/record.py", "GITHUB_EVENT_NAME"),
-        ("promote/record.py", "GITHUB_REPOSITORY"),
-        ("promote/record.py", "GITHUB_RUN_ATTEMPT"),
-        ("promote/record.py", "GITHUB_RUN_ID"),
-        ("promote/record.py", "GITHUB_SERVER_URL"),
-        ("promote/record.py", "GITHUB_WORKFLOW_REF"),
-        ("promote/registry/auth.py", "GITHUB_ACTOR"),
-    }
-)
-
 
 def named_variables(root: Path) -> set[tuple[str, str]]:
     """(file, variable) for every string constant in promote/ that is a variable's name."""
@@ -60,11 +33,25 @@ def named_variables(root: Path) -> set[tuple[str, str]]:
 
 
 def test_only_settings_names_the_variables() -> None:
+    """No other module of promote/ names a variable in code (a docstring or comment that
+    mentions one is documentation, not a read)."""
     found = {
         entry for entry in named_variables(ROOT) if entry[0] != "promote/frontdoor/settings.py"
     }
-    assert found - PENDING == set()
-    assert PENDING - found == set(), "PENDING entries that no longer hold"
+    assert found == set()
+
+
+def test_the_check_sees_a_variable_named_in_code(tmp_path: Path) -> None:
+    """The check catches a module that reads a variable itself, and only code, not prose."""
+    module = tmp_path / "promote" / "stray.py"
+    module.parent.mkdir()
+    module.write_text(
+        '"""Reads ``GITHUB_ACTOR``."""\n'
+        "import os\n"
+        "# PROMOTE_DEBUG is documented here\n"
+        'ACTOR = os.environ.get("GITHUB_ACTOR", "")\n'
+    )
+    assert named_variables(tmp_path) == {("promote/stray.py", "GITHUB_ACTOR")}
 
 
 def test_every_variable_in_the_table_is_read_by_its_attribute() -> None:
@@ -162,3 +149,15 @@ def test_a_bad_knob_does_not_stop_a_command_that_does_not_use_it(tmp_path: Path)
         .splitlines()[-1]
         .startswith("::error::PROMOTE_REGISTRY_DEADLINE must be seconds")
     )
+
+
+def test_run_log_url_checks_the_server_only_when_it_builds_the_url() -> None:
+    run = {"GITHUB_RUN_ID": "77", "GITHUB_REPOSITORY": "acme/app"}
+    assert Settings(run).run_log_url == "https://github.com/acme/app/actions/runs/77"
+    ghe = Settings({**run, "GITHUB_SERVER_URL": "https://ghe.example/"})
+    assert ghe.run_log_url == "https://ghe.example/acme/app/actions/runs/77"
+    bad = {"GITHUB_SERVER_URL": "http://ghe.example"}
+    assert Settings({**bad, "GITHUB_REPOSITORY": "acme/app"}).run_log_url == ""
+    assert Settings({**bad, **run, "GITHUB_RUN_ID": "x"}).run_log_url == ""
+    with pytest.raises(InputError, match=r"GITHUB_SERVER_URL .* must use https"):
+        _ = Settings({**bad, **run}).run_log_url

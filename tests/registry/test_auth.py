@@ -67,17 +67,17 @@ def test_parse_several_header_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("repo", "username", "password", "token", "env", "expected"),
+    ("repo", "username", "password", "token", "actor", "expected"),
     [
-        (OTHER, "u", "p", None, {}, Credentials("u", "p")),
-        (OTHER, None, None, "ghs_x", {"GITHUB_ACTOR": "octo"}, None),
-        (OTHER, "", "", None, {}, None),
-        (GHCR, None, None, "ghs_tok", {"GITHUB_ACTOR": "octo"}, Credentials("octo", "ghs_tok")),
-        (GHCR, None, None, "ghs_tok", {}, Credentials("x-access-token", "ghs_tok")),
-        (GHCR, "bot", None, "ghs_tok", {"GITHUB_ACTOR": "octo"}, Credentials("bot", "ghs_tok")),
-        (GHCR, "bot", "pat", "ghs_tok", {}, Credentials("bot", "pat")),
-        (GHCR, None, "pat", None, {"GITHUB_ACTOR": "octo"}, Credentials("octo", "pat")),
-        (GHCR, None, None, None, {"GITHUB_ACTOR": "octo"}, None),
+        (OTHER, "u", "p", None, "", Credentials("u", "p")),
+        (OTHER, None, None, "ghs_x", "octo", None),
+        (OTHER, "", "", None, "", None),
+        (GHCR, None, None, "ghs_tok", "octo", Credentials("octo", "ghs_tok")),
+        (GHCR, None, None, "ghs_tok", "", Credentials("x-access-token", "ghs_tok")),
+        (GHCR, "bot", None, "ghs_tok", "octo", Credentials("bot", "ghs_tok")),
+        (GHCR, "bot", "pat", "ghs_tok", "", Credentials("bot", "pat")),
+        (GHCR, None, "pat", None, "octo", Credentials("octo", "pat")),
+        (GHCR, None, None, None, "octo", None),
     ],
 )
 def test_credentials_for(
@@ -85,10 +85,10 @@ def test_credentials_for(
     username: str | None,
     password: str | None,
     token: str | None,
-    env: dict[str, str],
+    actor: str,
     expected: Credentials | None,
 ) -> None:
-    assert credentials_for(repo, username, password, token, env) == expected  # type: ignore[arg-type]
+    assert credentials_for(repo, username, password, token, actor=actor) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_credentials_half_pairs_are_input_errors(
     repo: object, username: str | None, password: str | None, name: str
 ) -> None:
     with pytest.raises(InputError) as info:
-        credentials_for(repo, username, password, None, {})  # type: ignore[arg-type]
+        credentials_for(repo, username, password, None)  # type: ignore[arg-type]
     assert info.value.input_name == name
 
 

@@ -9,7 +9,7 @@ the one job summary and the command's result.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from promote.frontdoor.actions import markdown_table
 from promote.frontdoor.commands import Context, Result
 
 if TYPE_CHECKING:
+    from promote.frontdoor.settings import Settings
     from promote.github import PromotionRecords
     from promote.pipeline.model import Plan, Rule, Selector, Source
     from promote.pipeline.record_step import Recorded, RecordSettings
@@ -69,15 +70,15 @@ def records_for(ctx: Context, kind: str) -> PromotionRecords | None:
 CONTAINER_HOME = "/github/home"
 
 
-def predicate_dirs(env: Mapping[str, str]) -> tuple[Path, Path]:
+def predicate_dirs(settings: Settings) -> tuple[Path, Path]:
     """(where to write the predicate file, the same directory as later steps see it).
 
     In the action's container the file goes to ``/github/home``, which later steps (on the
     runner) see as ``$RUNNER_TEMP/_github_home``; elsewhere (the CLI, a runner without a
     container) straight into ``RUNNER_TEMP``, else the system temp dir.
     """
-    runner_temp = env.get("RUNNER_TEMP", "").strip()
-    home = env.get("HOME", "").strip()
+    runner_temp = settings.runner_temp
+    home = settings.env.get("HOME", "").strip()
     if runner_temp and home == CONTAINER_HOME and Path(home).is_dir():
         return Path(home), Path(runner_temp) / "_github_home"
     base = Path(runner_temp or tempfile.gettempdir())
@@ -90,12 +91,23 @@ def record_settings(ctx: Context, request: Rule, *, commit_sha: str = "") -> Rec
     from promote import record
     from promote.pipeline.record_step import RecordSettings
 
-    write_dir, seen_dir = predicate_dirs(ctx.env)
+    settings = ctx.settings
+    write_dir, seen_dir = predicate_dirs(settings)
+    runner = record.runner_facts(
+        actor=settings.actor,
+        run_id=settings.run_id,
+        run_attempt=settings.run_attempt,
+        workflow_ref=settings.workflow_ref,
+        repository=settings.repository,
+        event=settings.event_name,
+        server_url=settings.server_url,
+        environment=request.target_env,
+    )
     return RecordSettings(
         enabled=ctx.inputs.bool("record"),
         write_dir=write_dir,
         seen_dir=seen_dir,
-        runner=record.runner_facts(ctx.env, environment=request.target_env),
+        runner=runner,
         commit_sha=commit_sha,
     )
 

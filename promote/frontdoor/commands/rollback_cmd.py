@@ -62,7 +62,7 @@ def parse_request(ctx: Context) -> RollbackRequest:
         if inputs.given("timestamp")
         else None
     )
-    run_id = ctx.env.get("GITHUB_RUN_ID", "").strip()
+    run_id = ctx.settings.run_id
     return RollbackRequest(
         repository=repository,
         rollback_to=rollback_to,

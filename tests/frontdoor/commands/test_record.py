@@ -7,6 +7,7 @@ statement layer, compared with what the record must say.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -289,11 +290,45 @@ def test_the_predicate_file_of_a_container_action_is_where_later_steps_see_it(
     """In the action's container RUNNER_TEMP is not mounted: the file goes to the mounted
     home, and the output names that directory as the runner sees it."""
     from promote.frontdoor.commands import release as record_step
+    from promote.frontdoor.settings import Settings
 
     home = tmp_path / "github-home"
     home.mkdir()
     monkeypatch.setattr(record_step, "CONTAINER_HOME", str(home))
-    env = {"RUNNER_TEMP": "/home/runner/work/_temp", "HOME": str(home)}
+    env = Settings({"RUNNER_TEMP": "/home/runner/work/_temp", "HOME": str(home)})
     assert record_step.predicate_dirs(env) == (home, Path("/home/runner/work/_temp/_github_home"))
-    plain = {"RUNNER_TEMP": str(tmp_path / "rt")}
+    plain = Settings({"RUNNER_TEMP": str(tmp_path / "rt")})
     assert record_step.predicate_dirs(plain) == (tmp_path / "rt", tmp_path / "rt")
+
+
+def test_runner_facts_read_by_the_front_door_from_the_settings() -> None:
+    """The front door hands the GitHub default variables down as plain values."""
+    from promote.frontdoor.actions import Runner
+    from promote.frontdoor.commands import Context
+    from promote.frontdoor.commands.release import record_settings
+    from promote.frontdoor.inputs import Inputs
+    from promote.pipeline.promotion import Request
+    from promote.reference import parse_repository
+
+    env = {
+        "GITHUB_ACTOR": "octo",
+        "GITHUB_RUN_ID": " 77 ",
+        "GITHUB_RUN_ATTEMPT": "2",
+        "GITHUB_SERVER_URL": "https://github.com/",
+        "GITHUB_REPOSITORY": "acme/app",
+        "GITHUB_WORKFLOW_REF": "acme/app/.github/workflows/p.yml@refs/heads/main",
+        "GITHUB_EVENT_NAME": "workflow_dispatch",
+    }
+    ctx = Context(inputs=Inputs({}), runner=Runner(out=io.StringIO()), env=env)
+    repository = parse_repository("127.0.0.1:5000/acme/app")
+    request = Request(repository=repository, source_tag=None, source_digest=None)
+    assert record_settings(ctx, request).runner == {
+        "actor": "octo",
+        "run-id": "77",
+        "run-attempt": "2",
+        "run-url": "https://github.com/acme/app/actions/runs/77",
+        "workflow-ref": "acme/app/.github/workflows/p.yml@refs/heads/main",
+        "repository": "acme/app",
+        "event": "workflow_dispatch",
+        "environment": "production",
+    }
