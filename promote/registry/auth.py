@@ -280,30 +280,16 @@ class Authenticator:
         """GET the realm; for a 200 also read the body (``None``: over the size cap).
 
         A body cut off or stalled mid-read is retried under the client's deadline like a
-        connection fault before the headers (the transport retries only up to those).
+        connection fault before the headers (:meth:`Transport.fetch`).
         """
-        import requests
-
-        attempt = 0
-        while True:
-            attempt += 1
-            response = self.transport.send(
-                "GET",
-                realm,
-                kind="token" if attempt == 1 else "retry",
-                authorize=authorize,
-                params=params,
-            )
-            if response.status_code != 200:
-                return response, None
-            try:
-                return response, self.transport.read_body(response, MAX_TOKEN_BODY, method="GET")
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                self.transport.body_fault("GET", realm, attempt=attempt, exc=exc)
+        return self.transport.fetch(
+            lambda sent_as: self.transport.send(
+                "GET", realm, kind=sent_as, authorize=authorize, params=params
+            ),
+            kind="token",
+            url=realm,
+            limit=MAX_TOKEN_BODY,
+        )
 
     def fetch_token(self, challenge: Challenge) -> str:
         """``GET <realm>?service&scope`` and keep the token (masked before use)."""
