@@ -29,7 +29,8 @@ from promote.errors import (
     NotFoundError,
     RegistryError,
 )
-from promote.reference import DIGEST_RE, TAG_RE, Repository, validate_digest, validate_tag
+from promote.naming import TAG_RE
+from promote.reference import DIGEST_RE, Repository, validate_digest, validate_tag
 from promote.registry import mediatypes
 from promote.registry.auth import Authenticator, Credentials
 from promote.registry.transport import (

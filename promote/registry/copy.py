@@ -52,9 +52,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from promote.errors import DigestMismatchError, PromoteError, RegistryError, TransientError
-from promote.reference import DIGEST_RE
+from promote.naming import COSIGN_SUFFIXES, cosign_tag
+from promote.reference import DIGEST_RE, validate_digest
 from promote.registry.client import Manifest, entry_platform, entry_reference_type
-from promote.registry.referrers import add_to_fallback, every_referrer, fallback_tag, lookup
+from promote.registry.referrers import add_to_fallback, every_referrer, lookup
 from promote.registry.transport import RETRYABLE_STATUSES, error_details, safe_url
 
 if TYPE_CHECKING:
@@ -73,8 +74,6 @@ CHUNK = 1024 * 1024
 READ_AHEAD = 4
 #: Whole-transfer attempts of one blob (each after a fault cut the previous one off).
 BLOB_ATTEMPTS = 3
-#: cosign's tag suffixes for a digest ``sha256:<hex>``: ``sha256-<hex><suffix>``.
-COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
 
 #: The JSON keys of the ``copy`` output, in order.
 COUNT_KEYS = (
@@ -305,7 +304,7 @@ def _signatures(
     referrers: dict[str, tuple[dict[str, Any], ...]] = {}
     for subject in subjects:
         for suffix in COSIGN_SUFFIXES:
-            tag = fallback_tag(subject) + suffix
+            tag = cosign_tag(validate_digest(subject), suffix)
             if tag in tag_set:
                 manifest = source.get_manifest(tag)
                 artifacts.append(
