@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from promote.errors import InputError
+from promote.redaction import redact
 
 #: Values shorter than this are not masked: masking "a" would blank every "a" in the log.
 MIN_MASK_LENGTH = 4
@@ -154,9 +155,7 @@ class Runner:
         self.out.flush()
 
     def redact(self, text: str) -> str:
-        for value in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
+        return redact(text, self._secrets)
 
     @property
     def secrets(self) -> frozenset[str]:

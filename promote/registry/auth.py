@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from promote.errors import AuthError, InputError, RegistryError
+from promote.redaction import redact
 from promote.reference import Repository, is_loopback_host
 from promote.registry.transport import Transport, origin, safe_url
 
@@ -198,9 +199,7 @@ class Authenticator:
 
     def redact(self, text: str) -> str:
         """``text`` with every credential and token we know replaced by ``***``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def _basic_value(self) -> str:
         assert self.credentials is not None

@@ -12,8 +12,10 @@ What it does for every request the registry client sends:
 2. **One overall deadline** per transport (so per :class:`~promote.registry.RegistryClient`),
    started by its first request: a retry is only attempted if its wait ends before the
    deadline, and each attempt's timeout is cut to what remains (at least
-   ``MIN_ATTEMPT_TIMEOUT``). When the budget is spent: :class:`~promote.errors.TransientError`
-   naming the method, URL, attempts, elapsed time and the last fault.
+   ``MIN_ATTEMPT_TIMEOUT``: an attempt started before the deadline gets that long for its
+   answer). A body cut off or stalled mid-read is retried alike (:meth:`Transport.fetch`).
+   When the budget is spent: :class:`~promote.errors.TransientError` naming the method,
+   URL, attempts, elapsed time and the last fault.
 3. **Redirects** are followed by hand (GET/HEAD only, at most ``MAX_REDIRECTS``): the
    ``authorize`` callback is asked for an ``Authorization`` value for *each hop's URL*, and
    returns one only for the registry's own origin, so a redirect to blob storage on another
@@ -373,6 +375,15 @@ class Transport:
         finally:
             self.deadline = saved
 
+    def _answer_budget(self) -> float:
+        """Seconds an attempt may wait for its answer (the headers): what remains of the
+        deadline, but at least ``MIN_ATTEMPT_TIMEOUT`` for an attempt started before the
+        deadline (as its socket timeout is). Cutting the last retry off in flight after a
+        few milliseconds would turn a registry's clean "503, nothing written" into an
+        unconfirmed write; no attempt starts once the deadline is spent."""
+        left = self.remaining()
+        return left if left <= 0 else max(left, MIN_ATTEMPT_TIMEOUT)
+
     def restart_deadline(self) -> None:
         """Start a new deadline at the next request (a new phase: the tags after a copy)."""
         self._started = None
@@ -587,7 +598,11 @@ class Transport:
                 response = exchange()
             else:
                 response = self.bounded(
-                    exchange, method=method, url=current, what="waiting for the answer"
+                    exchange,
+                    method=method,
+                    url=current,
+                    what="waiting for the answer",
+                    budget=self._answer_budget(),
                 )
         except ValueError as exc:  # InvalidSchema and InvalidURL are ValueErrors too
             # requests parses a redirect's Location even with allow_redirects=False
