@@ -614,8 +614,11 @@ class RegistryClient:
             )
         # Registry data is data: a name outside the OCI tag grammar is no tag of ours
         # (and could carry newlines or workflow commands into the log).
-        self.ignored_tags.extend(t for t in page if not TAG_RE.fullmatch(t))
-        return [t for t in page if TAG_RE.fullmatch(t)], request_url, link
+        bad = [t for t in page if not TAG_RE.fullmatch(t)]
+        if bad:
+            self.ignored_tags.extend(bad)
+            page = [t for t in page if TAG_RE.fullmatch(t)]
+        return page, request_url, link
 
     # -- blobs -----------------------------------------------------------------------------
     def get_blob(self, digest: str) -> bytes:
