@@ -113,7 +113,7 @@ def run_promote_inprocess(image: str, source_tag: str) -> Run:
 #: what a promotion imports besides the CLI (the in-process timing imports them first)
 PROMOTION_MODULES = (
     "promote.frontdoor.commands.promote_cmd",
-    "promote.promotion",
+    "promote.pipeline.release",
     "promote.registry",
     "promote.flux",
     "requests",

@@ -27,7 +27,8 @@ PURE = {
         "promote.registry",
         "github",
     },
-    "promote/promotion.py": {"requests", "os", "promote.frontdoor.actions", "github"},
+    "promote/pipeline/plan.py": {"requests", "os", "promote.frontdoor", "github"},
+    "promote/pipeline/model.py": {"requests", "os", "promote.frontdoor", "github"},
     "promote/flux/policy.py": {
         "requests",
         "os",

@@ -16,9 +16,10 @@ count) for the ways a module builds, splits or matches tags by hand:
   :func:`~promote.naming.referrers_tag`, :func:`~promote.naming.cosign_tag`).
 
 ``PENDING`` lists exactly the sites that remain in files other engineers own this round
-(issue 11 parts A1 and A2) or that no one owns; the lead deletes each entry as its file is
-merged. The check is exact both ways: a new hand-made tag anywhere fails, and so does an
-entry that no longer matches anything (so the list only shrinks).
+(issue 11 parts A1 and A2; A1's pipeline as merged into main) or that no one owns; the
+lead deletes each entry as its file is merged. The check is exact both ways: a new
+hand-made tag anywhere fails, and so does an entry that no longer matches anything (so
+the list only shrinks).
 """
 
 from __future__ import annotations
@@ -51,19 +52,10 @@ Finding = tuple[str, str, str]  # (path, rule, source text of the site)
 #: when the owner's branch that removes it is merged (the test then fails until it is gone).
 PENDING: Counter[Finding] = Counter(
     {
-        # A1 (one release pipeline): promotion.py / rollback.py defaults and the env split
-        ("promote/promotion.py", "env-literal", '"staging"'): 1,
-        ("promote/promotion.py", "env-literal", '"production"'): 1,
-        ("promote/promotion.py", "tag-split", 'tag.split("-v", 1)'): 1,
-        ("promote/promotion.py", "tag-split", 'the_plan.tag.split("-v", 1)'): 1,
-        ("promote/rollback.py", "env-literal", '"production"'): 1,
-        (
-            "promote/frontdoor/commands/record_step.py",
-            "tag-split",
-            'the_plan.tag.split("-v", 1)',
-        ): 2,
-        # A1: rollback_cmd.py's own immutable-tag regex
-        ("promote/frontdoor/commands/rollback_cmd.py", "tag-regex", "re.search"): 1,
+        # A1 (one release pipeline): the rules' default environments
+        ("promote/pipeline/promotion.py", "env-literal", '"staging"'): 1,
+        ("promote/pipeline/promotion.py", "env-literal", '"production"'): 1,
+        ("promote/pipeline/rollback.py", "env-literal", '"production"'): 1,
         # A2 (front door): input defaults, build-tags' branch map, trace's FLOATING/version
         ("promote/frontdoor/inputs.py", "env-literal", '"staging"'): 1,
         ("promote/frontdoor/inputs.py", "env-literal", '"production"'): 1,

@@ -15,7 +15,7 @@ from promote.errors import InputError
 from promote.frontdoor.commands import Context
 
 if TYPE_CHECKING:
-    from promote.promotion import Request
+    from promote.pipeline.promotion import Request
     from promote.reference import Repository
     from promote.registry import Credentials, RegistryClient
 

@@ -1,7 +1,9 @@
 """``command: promote`` — re-tag one staging digest as the next production release.
 
-Order of work: validate every input (no I/O) -> read the registry -> plan (pure, includes
-the Flux check) -> write (unless ``dry-run``) -> outputs and job summary.
+Order of work: validate every input (no I/O) -> the shared release pipeline
+(:mod:`promote.pipeline`: read the registry -> plan, pure, includes the Flux check -> copy
+into the target when the source is another repository -> write, unless ``dry-run`` ->
+the promotion record) -> outputs and job summary (:mod:`.release`).
 """
 
 from __future__ import annotations
@@ -19,18 +21,16 @@ from promote.frontdoor.registry_settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     from promote.errors import PromoteError
-    from promote.github import PromotionRecords
-    from promote.promotion import Plan, Request, Selector
+    from promote.pipeline.model import Observed, Plan
+    from promote.pipeline.promotion import Request
     from promote.registry import Manifest, RegistryClient
     from promote.registry.copy import CopyPlan
 
 
 def parse_request(ctx: Context) -> Request:
     """Every promote input, validated before the first network call."""
-    from promote.promotion import Request
+    from promote.pipeline.promotion import Request
     from promote.reference import validate_digest, validate_tag
 
     inputs = ctx.inputs
@@ -82,137 +82,6 @@ def parse_request(ctx: Context) -> Request:
         floating_tag=inputs.bool("floating-tag"),
         source_repository=source_repository,
     )
-
-
-def flux_policy(ctx: Context, target_env: str) -> tuple[Selector, str]:
-    """The ImagePolicy a promotion must satisfy: the GitOps repo's own, else the project's."""
-    from promote.flux import ImagePolicy
-    from promote.flux.source import split_policy_ref
-    from promote.frontdoor.github_settings import source_from_inputs
-
-    inputs = ctx.inputs
-    source = source_from_inputs(ctx)
-    if source is not None:
-        from promote.flux.source import load_selector
-
-        if not inputs.given("policy"):
-            raise InputError(
-                "with gitops-path or gitops-repo, give policy (namespace:name of the "
-                f"{target_env} ImagePolicy)",
-                input_name="policy",
-            )
-        ref = inputs.str("policy")
-        split_policy_ref(ref)
-        return load_selector(source, ref), f"ImagePolicy {ref} from the GitOps repository"
-    spec = naming.flux_policy_spec(target_env)
-    policy: Selector = ImagePolicy.from_spec(spec, name=target_env)
-    return policy, "the project's default numerical $ts policy"
-
-
-def summary(the_plan: Plan, *, dry_run: bool, written: list[str], policy_origin: str) -> str:
-    title = "Promotion plan (dry run: nothing written)" if dry_run else "Promotion"
-    rows = [
-        ("Image", f"`{the_plan.image}`"),
-        ("Source", f"`{the_plan.source_tag or '(digest)'}` → `{the_plan.digest}`"),
-        ("Media type", f"`{the_plan.media_type}`"),
-    ]
-    if the_plan.platforms:
-        rows.append(("Platforms", ", ".join(f"`{p}`" for p in the_plan.platforms)))
-    previous = the_plan.previous_version or "none"
-    how = the_plan.bump if the_plan.changed else "unchanged"
-    rows += [
-        ("Version", f"{previous} → **{the_plan.version}** ({how})"),
-        ("Commit", f"`{the_plan.short_sha}` (from {the_plan.sha_origin})"),
-        ("Immutable tag", f"`{the_plan.tag}`"),
-        (
-            "Previous production",
-            f"`{the_plan.previous_tag or 'none'}` `{the_plan.previous_digest or ''}`",
-        ),
-        ("Flux check", f"selected by {policy_origin}"),
-    ]
-    from promote.promotion import steps_markdown
-
-    return (
-        f"## {title}\n\n"
-        + markdown_table(["", ""], rows)
-        + "\n"
-        + steps_markdown(the_plan, written)
-    )
-
-
-def records_for(ctx: Context, kind: str) -> PromotionRecords | None:
-    """The GitHub records asked for (deployment, tag, release), or ``None``.
-
-    Built here, before any network call, so the GitHub inputs (token, repository, URLs)
-    are validated with every other input.
-    """
-    if not any(ctx.inputs.bool(n) for n in ("create-deployment", "git-tag", "release")):
-        return None
-    from promote.frontdoor.github_settings import records_for as build_records
-
-    return build_records(ctx, kind=kind)
-
-
-def announce(ctx: Context, the_plan: Plan) -> None:
-    """Print the plan's warnings and steps before anything is written."""
-    for warning in the_plan.warnings:
-        ctx.runner.warning(warning)
-    for step in the_plan.steps:
-        ctx.runner.log(f"plan: {step.action} {the_plan.image}:{step.tag} ({step.reason})")
-
-
-def write(
-    ctx: Context,
-    the_plan: Plan,
-    client: RegistryClient,
-    manifest: Manifest,
-    *,
-    known_tags: Sequence[str],
-    records: PromotionRecords | None,
-    policy: Selector | None = None,
-    after_write: Callable[[list[str]], None] | None = None,
-    explain: Callable[[PromoteError], PromoteError] | None = None,
-) -> list[str]:
-    """Apply ``the_plan`` inside the GitHub records (``in_progress`` -> ``failure``).
-
-    ``after_write`` runs with the written tags before the records could fail;
-    ``explain`` may replace an error with a more precise one for this command.
-    """
-    from promote import promotion
-    from promote.errors import PromoteError
-
-    if records is not None:
-        records.start(the_plan.outputs())
-    try:
-        written = promotion.apply(
-            the_plan,
-            client,
-            manifest,
-            known_tags=known_tags,
-            policy=policy,
-            log=ctx.runner.log,
-            warn=ctx.runner.warning,
-        )
-        if after_write is not None:
-            after_write(written)
-    except PromoteError as exc:
-        error = explain(exc) if explain is not None else exc
-        if records is not None:
-            records.fail(str(error))
-        if error is exc:
-            raise
-        raise error from exc
-    return written
-
-
-def finish(outputs: dict[str, str], records: PromotionRecords | None) -> dict[str, str]:
-    """Add the GitHub records' outputs (``deployment-id``, ``release-url``) and metadata."""
-    from promote import promotion
-
-    if records is not None:
-        outputs.update(records.finish(outputs))
-        outputs["metadata"] = promotion.metadata(outputs)
-    return outputs
 
 
 def copy_parallelism(ctx: Context) -> int:
@@ -315,69 +184,65 @@ def immutable_hint(exc: PromoteError) -> PromoteError:
     return exc
 
 
+class _CopyFirst:
+    """The promotion's own step: with ``source-image``, copy the image into the target
+    after the plan and before any tag (see :func:`copy_image`)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        request: Request,
+        target: RegistryClient,
+        source: RegistryClient | None,
+        *,
+        dry_run: bool,
+    ) -> None:
+        self.ctx, self.request, self.target, self.source = ctx, request, target, source
+        self.dry_run = dry_run
+        self.counts: dict[str, int] = {}
+        self.summary = ""
+
+    def prepare(self, observed: Observed, _plan: Plan) -> None:
+        if self.source is None:
+            return
+        copy_plan, self.counts = copy_image(
+            self.ctx, self.request, self.target, self.source, observed.manifest,
+            dry_run=self.dry_run,
+        )  # fmt: skip
+        self.summary = copy_rows(copy_plan, self.counts, dry_run=self.dry_run)
+
+
 def run(ctx: Context) -> Result:
-    from promote import promotion
+    """Parse the inputs, then one release (:func:`release.run_release`) with the copy first."""
+    from promote.frontdoor.commands import release
+    from promote.frontdoor.registry_settings import registry_client
+    from promote.pipeline.release import Hooks, outputs
     from promote.registry.copy import counts_json
 
     request = parse_request(ctx)
     dry_run = ctx.inputs.bool("dry-run")
-    records = records_for(ctx, "promote")
-    policy, policy_origin = flux_policy(ctx, request.target_env)
+    records = release.records_for(ctx, "promote")
+    policy, policy_origin = release.flux_policy(ctx, request.target_env)
     if request.across:
         copy_parallelism(ctx)  # validated before the first network call
-    from promote.frontdoor.registry_settings import registry_client
-
     client = registry_client(ctx, request.repository)
     source = source_client(ctx, request, client) if request.across else None
-    now = ctx.clock()
-    observed = promotion.observe(
-        client, request, log=ctx.runner.log, now=now, policy=policy, source=source
-    )
-    the_plan = promotion.plan(request, observed, now=now, policy=policy)
-    copied: dict[str, int] = {}
-    copy_summary = ""
-    if source is not None:
-        copy_plan, copied = copy_image(
-            ctx, request, client, source, observed.manifest, dry_run=dry_run
-        )
-        copy_summary = copy_rows(copy_plan, copied, dry_run=dry_run)
-    announce(ctx, the_plan)
-    written: list[str] = []
-    if dry_run:
-        ctx.runner.log("dry run: nothing written")
-    else:
-        written = write(
-            ctx,
-            the_plan,
-            client,
-            observed.manifest,
-            known_tags=observed.tags,
-            records=records,
-            policy=policy,
-            explain=immutable_hint,
-        )
-        if not written:
-            ctx.runner.log(
-                f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change"
-            )
-    from promote.frontdoor.commands.record_step import conclude, record_and_finish
-
-    outputs, recorded = record_and_finish(
+    copy = _CopyFirst(ctx, request, client, source, dry_run=dry_run)
+    released = release.run_release(
         ctx,
-        the_plan,
+        request,
         client,
-        observed.manifest,
-        kind="promote",
-        known_tags=observed.tags,
-        written=written,
-        dry_run=dry_run,
+        policy=policy,
         records=records,
+        dry_run=dry_run,
+        source=source,
+        hooks=Hooks(prepare=copy.prepare, explain=immutable_hint),
+        commit_sha=request.commit_sha,
     )
-    outputs["source-image"] = request.source.name
-    outputs["copy"] = counts_json(copied)
-    return conclude(
-        outputs,
-        summary(the_plan, dry_run=dry_run, written=written, policy_origin=policy_origin)
-        + copy_summary,
-        recorded,
+    extra = {"source-image": request.source.name, "copy": counts_json(copy.counts)}
+    text = release.summary(released, kind="promote", dry_run=dry_run, policy_origin=policy_origin)
+    return release.conclude(
+        outputs(released, dry_run=dry_run, records=records, extra=extra),
+        text + copy.summary,
+        released.recorded,
     )

@@ -12,20 +12,19 @@ rollback alone is complete — the revert only makes Git change at once.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promote import naming
 from promote.errors import GitOpsError, InputError, PartialPromotionError, PromoteError
-from promote.frontdoor.actions import markdown_table
 from promote.frontdoor.commands import Context, Result
 
 if TYPE_CHECKING:
     from promote.gitrevert import RevertResult
-    from promote.promotion import Plan
-    from promote.rollback import RollbackObserved, RollbackRequest
+    from promote.pipeline.model import Observed, Plan
+    from promote.pipeline.rollback import RollbackRequest
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,8 @@ class RevertRequest:
 def parse_request(ctx: Context) -> RollbackRequest:
     """Every rollback input, validated before the first network call."""
     from promote.frontdoor.registry_settings import required_image
+    from promote.pipeline.rollback import RollbackRequest, rollback_to_tag
     from promote.reference import validate_digest, validate_tag
-    from promote.rollback import RollbackRequest
 
     inputs = ctx.inputs
     repository = required_image(ctx)
@@ -57,12 +56,7 @@ def parse_request(ctx: Context) -> RollbackRequest:
             validate_digest(rollback_to)
         else:
             validate_tag(rollback_to)
-            if naming.parse_immutable_tag(target_env, rollback_to) is None:
-                raise InputError(
-                    f"rollback-to {rollback_to!r} must be an immutable "
-                    f"{target_env}-v<X.Y.Z>-<sha>-<ts> tag or a sha256: digest",
-                    input_name="rollback-to",
-                )
+            rollback_to_tag(target_env, rollback_to)
     timestamp = (
         naming.parse_timestamp(inputs.str("timestamp"), now=ctx.clock())
         if inputs.given("timestamp")
@@ -120,11 +114,11 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
     return RevertRequest(path=root, local_only=inputs.bool("revert-local"))
 
 
-def revert_reason(the_plan: Plan, observed: RollbackObserved) -> str:
+def revert_reason(the_plan: Plan, observed: Observed) -> str:
     return (
-        f"Rollback of {the_plan.image} in {observed.current.env}: "
-        f"{observed.current.tag} ({observed.current_digest}) is replaced by {the_plan.tag}, "
-        f"a re-promotion of {observed.target.tag} ({the_plan.digest}).\n"
+        f"Rollback of {the_plan.image} in {the_plan.env}: "
+        f"{the_plan.previous_tag} ({the_plan.previous_digest}) is replaced by {the_plan.tag}, "
+        f"a re-promotion of {observed.source.tag} ({the_plan.digest}).\n"
         f"The image automation will next write {the_plan.tag}; it names the same digest."
     )
 
@@ -133,13 +127,13 @@ def do_revert(
     ctx: Context,
     revert: RevertRequest,
     the_plan: Plan,
-    observed: RollbackObserved,
+    observed: Observed,
     *,
     dry_run: bool,
 ) -> RevertResult:
     from promote import gitrevert
 
-    bad_tag = observed.current.tag
+    bad_tag = the_plan.previous_tag
     reason = revert_reason(the_plan, observed)
     if revert.path is not None:
         result = gitrevert.revert_local(
@@ -169,14 +163,9 @@ def do_revert(
             f"the revert {result.commit[:12]} is committed in {revert.path} only, NOT pushed "
             "(revert-local: true): push it yourself; Flux reads the remote"
         )
-    target = observed.target
-    put_back = {
-        m[0]
-        for change in result.changes
-        for m in [re.search(rf"{re.escape(target.env)}-v[0-9.]+-[0-9a-f]+-[0-9]+", change.old)]
-        if m
-    }
-    for tag in sorted(put_back):
+    target = observed.source.restores
+    assert target is not None
+    for tag in _put_back(target.env, [change.old for change in result.changes]):
         parsed = naming.parse_immutable_tag(target.env, tag)
         if parsed is None or (parsed.version, parsed.short_sha) != (
             target.version,
@@ -189,142 +178,115 @@ def do_revert(
     return result
 
 
-def summary(
-    the_plan: Plan,
-    observed: RollbackObserved,
-    *,
-    dry_run: bool,
-    written: list[str],
-    policy_origin: str,
-    revert: RevertResult | None,
-) -> str:
-    title = "Rollback plan (dry run: nothing written)" if dry_run else "Rollback"
-    rows = [
-        ("Image", f"`{the_plan.image}`"),
-        ("Replaced", f"`{the_plan.previous_tag}` → `{the_plan.previous_digest}`"),
-        ("Restored", f"`{observed.target.tag}` → `{the_plan.digest}` ({observed.origin})"),
-        ("Version", f"{the_plan.previous_version} → **{the_plan.version}**"),
-        ("New immutable tag", f"`{the_plan.tag}`"),
-        ("Flux check", f"selected by {policy_origin}"),
-    ]
-    if revert is not None:
-        if revert.reverted and dry_run:
-            rows.append(("GitOps revert", f"would revert `{revert.reverted[:12]}` (dry run)"))
-        elif revert.reverted:
-            where = "" if revert.pushed or not revert.commit else " (local only, not pushed)"
-            done = f"`{revert.commit[:12]}`{where}"
-            rows.append(("GitOps revert", f"`{revert.reverted[:12]}` reverted by {done}"))
-        else:
-            rows.append(("GitOps revert", revert.note or "nothing to revert"))
-    from promote.promotion import steps_markdown
+#: characters around an image reference's tag in a manifest line (YAML quotes, ``:`` ``@``,
+#: a trailing comment's ``#``, ``{`` ``}`` ``,`` of a marker)
+_AROUND_TAG = str.maketrans(dict.fromkeys("\"':@#{},=;", " "))
 
-    return (
-        f"## {title}\n\n"
-        + markdown_table(["", ""], rows)
-        + "\n"
-        + steps_markdown(the_plan, written)
+
+def _put_back(env: str, lines: Sequence[str]) -> list[str]:
+    """The ``env`` immutable tags the reverted lines name (the tags the revert puts back)."""
+    return sorted(
+        {
+            word
+            for line in lines
+            for word in line.translate(_AROUND_TAG).split()
+            if naming.parse_immutable_tag(env, word) is not None
+        }
     )
+
+
+def revert_rows(revert: RevertResult | None, *, dry_run: bool) -> list[tuple[str, str]]:
+    """The job summary's GitOps revert row (none without ``revert-commit``)."""
+    if revert is None:
+        return []
+    if revert.reverted and dry_run:
+        return [("GitOps revert", f"would revert `{revert.reverted[:12]}` (dry run)")]
+    if revert.reverted:
+        where = "" if revert.pushed or not revert.commit else " (local only, not pushed)"
+        done = f"`{revert.commit[:12]}`{where}"
+        return [("GitOps revert", f"`{revert.reverted[:12]}` reverted by {done}")]
+    return [("GitOps revert", revert.note or "nothing to revert")]
+
+
+class _Revert:
+    """The rollback's own step: revert the automation commit once the new tag is written."""
+
+    def __init__(self, ctx: Context, revert: RevertRequest | None, *, dry_run: bool) -> None:
+        self.ctx, self.revert, self.dry_run = ctx, revert, dry_run
+        self.observed: Observed | None = None
+        self.plan: Plan | None = None
+        self.result: RevertResult | None = None
+
+    def planned(self, observed: Observed, the_plan: Plan) -> None:
+        self.observed, self.plan = observed, the_plan
+
+    def after_write(self, written: list[str]) -> None:
+        # Only a rollback that wrote its new immutable tag now reverts: when the target is
+        # already current (a re-run completing the floating tag), the current tag IS the
+        # rollback, and reverting its automation commit would restore the bad one.
+        assert self.plan is not None and self.observed is not None
+        if self.revert is not None and self.plan.tag in written:
+            self.result = _revert_after_write(
+                self.ctx, self.revert, self.plan, self.observed, written
+            )
+
+    def after_apply(self, written: list[str]) -> None:
+        assert self.plan is not None and self.observed is not None
+        if self.revert is None:
+            return
+        if self.dry_run and self.plan.tag in self.plan.writes:
+            self.result = do_revert(self.ctx, self.revert, self.plan, self.observed, dry_run=True)
+        elif not self.dry_run and self.plan.tag not in written:
+            self.ctx.runner.log(
+                f"{self.plan.tag} was already the current {self.plan.env} release, so no "
+                "GitOps commit is reverted"
+            )
+
+    def explain(self, exc: PromoteError) -> PromoteError:
+        if not isinstance(exc, PartialPromotionError) or self.plan is None:
+            return exc
+        # "re-run the same" must name the target: a default rollback re-run would pick
+        # the release before the one just written, i.e. the bad one again
+        return PartialPromotionError(
+            f"{exc} For this rollback re-run with rollback-to: {self.plan.digest}.",
+            written=exc.written,
+            missing=exc.missing,
+        )
 
 
 def run(ctx: Context) -> Result:
-    from promote import promotion, rollback
-    from promote.frontdoor.commands.promote_cmd import (
-        announce,
-        flux_policy,
-        records_for,
-        write,
-    )
+    """Parse the inputs, then one release (:func:`release.run_release`), then the revert."""
+    from promote.frontdoor.commands import release
     from promote.frontdoor.registry_settings import registry_client
+    from promote.pipeline.release import Hooks, outputs
 
     request = parse_request(ctx)
     revert = parse_revert(ctx)
     dry_run = ctx.inputs.bool("dry-run")
     # git-tag/release are refused there (promote only) rather than silently ignored
-    records = records_for(ctx, "rollback")
-    policy, policy_origin = flux_policy(ctx, request.target_env)
+    records = release.records_for(ctx, "rollback")
+    policy, policy_origin = release.flux_policy(ctx, request.target_env)
     if revert is not None and revert.path is not None and not revert.local_only:
         from promote.gitrevert import check_pushable
 
         check_pushable(revert.path, env=ctx.env)  # before anything is written
     client = registry_client(ctx, request.repository)
-    log = ctx.runner.log
-    now = ctx.clock()
-    observed = rollback.observe(client, request, log=log, now=now, policy=policy)
-    the_plan = rollback.plan(request, observed, now=now, policy=policy)
-    announce(ctx, the_plan)
-    written: list[str] = []
-    reverted: RevertResult | None = None
-    if dry_run:
-        log("dry run: nothing written")
-        if revert is not None and the_plan.tag in the_plan.writes:
-            reverted = do_revert(ctx, revert, the_plan, observed, dry_run=True)
-    else:
-
-        def revert_after(written: list[str]) -> None:
-            # Only a rollback that wrote its new immutable tag now reverts: when the target
-            # is already current (a re-run completing the floating tag), the current tag IS
-            # the rollback, and reverting its automation commit would restore the bad one.
-            nonlocal reverted
-            if revert is not None and the_plan.tag in written:
-                reverted = _revert_after_write(ctx, revert, the_plan, observed, written)
-
-        def explain(exc: PromoteError) -> PromoteError:
-            if not isinstance(exc, PartialPromotionError):
-                return exc
-            # "re-run the same" must name the target: a default rollback re-run would pick
-            # the release before the one just written, i.e. the bad one again
-            return PartialPromotionError(
-                f"{exc} For this rollback re-run with rollback-to: {the_plan.digest}.",
-                written=exc.written,
-                missing=exc.missing,
-            )
-
-        written = write(
-            ctx,
-            the_plan,
-            client,
-            observed.manifest,
-            known_tags=observed.tags,
-            records=records,
-            policy=policy,
-            after_write=revert_after,
-            explain=explain,
-        )
-        if not written:
-            log(f"{the_plan.digest} is already {request.target_env} as {the_plan.tag}: no change")
-        if revert is not None and the_plan.tag not in written:
-            log(
-                f"{the_plan.tag} was already the current {request.target_env} release, so no "
-                "GitOps commit is reverted"
-            )
-    from promote.frontdoor.commands.record_step import conclude, record_and_finish
-
-    outputs, recorded = record_and_finish(
-        ctx,
-        the_plan,
-        client,
-        observed.manifest,
-        kind="rollback",
-        known_tags=observed.tags,
-        written=written,
-        dry_run=dry_run,
-        records=records,
+    step = _Revert(ctx, revert, dry_run=dry_run)
+    hooks = Hooks(step.planned, step.after_write, step.explain, step.after_apply)
+    released = release.run_release(
+        ctx, request, client, policy=policy, records=records, dry_run=dry_run, hooks=hooks
     )
-    if reverted is not None and reverted.reverted and not dry_run:
-        # a dry run names the commit it would revert in the log and summary, never as done
-        outputs["reverted-commit"] = reverted.reverted
-        outputs["metadata"] = promotion.metadata(outputs)
-    return conclude(
-        outputs,
-        summary(
-            the_plan,
-            observed,
-            dry_run=dry_run,
-            written=written,
-            policy_origin=policy_origin,
-            revert=reverted,
+    reverted = step.result
+    # a dry run names the commit it would revert in the log and summary, never as done
+    done = reverted is not None and bool(reverted.reverted) and not dry_run
+    extra = {"reverted-commit": reverted.reverted} if done and reverted else {}
+    rows = revert_rows(reverted, dry_run=dry_run)
+    return release.conclude(
+        outputs(released, dry_run=dry_run, records=records, extra=extra),
+        release.summary(
+            released, kind="rollback", dry_run=dry_run, policy_origin=policy_origin, rows=rows
         ),
-        recorded,
+        released.recorded,
     )
 
 
@@ -332,7 +294,7 @@ def _revert_after_write(
     ctx: Context,
     revert: RevertRequest,
     the_plan: Plan,
-    observed: RollbackObserved,
+    observed: Observed,
     written: list[str],
 ) -> RevertResult:
     try:

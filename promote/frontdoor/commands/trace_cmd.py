@@ -167,7 +167,7 @@ def trace(
     tree: GitOpsTree | None = None,
 ) -> Traced:
     """Every read of ``command: trace``; returns the lineage (see the module docstring)."""
-    from promote.rollback import MAX_LOOKBACK
+    from promote.pipeline.rollback import MAX_LOOKBACK
 
     warnings: list[str] = []
     try:

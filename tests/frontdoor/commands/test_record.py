@@ -288,7 +288,7 @@ def test_the_predicate_file_of_a_container_action_is_where_later_steps_see_it(
 ) -> None:
     """In the action's container RUNNER_TEMP is not mounted: the file goes to the mounted
     home, and the output names that directory as the runner sees it."""
-    from promote.frontdoor.commands import record_step
+    from promote.frontdoor.commands import release as record_step
 
     home = tmp_path / "github-home"
     home.mkdir()

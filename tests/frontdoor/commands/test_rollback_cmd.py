@@ -575,3 +575,24 @@ def test_revert_local_commits_in_the_checkout_and_warns_that_it_is_not_pushed(
     warnings = [ln for ln in run.log.splitlines() if ln.startswith("::warning")]
     assert any("NOT pushed" in w for w in warnings), run.log
     assert "local only, not pushed" in run.summary
+
+
+def test_the_tags_a_revert_puts_back_are_read_with_the_tag_grammar() -> None:
+    """The reverted lines' tags are found by naming's parser (no regex of its own): an
+    image reference, a setter's tag field, quoted or not; never a digest, a build tag or a
+    near-miss of the grammar."""
+    from promote.frontdoor.commands.rollback_cmd import _put_back
+
+    old = "production-v1.4.2-1111111-1766000000"
+    other = "production-v1.4.3-2222222-1766500000"
+    lines = [
+        f'image: ghcr.io/acme/backend:{old} # {{"$imagepolicy": "flux-system:backend"}}',
+        f'  tag: "{other}" # {{"$imagepolicy": "flux-system:backend:tag"}}',
+        f"  - {old}",
+        "image: ghcr.io/acme/backend@sha256:" + "a" * 64,
+        "image: ghcr.io/acme/backend:staging-abc1234-1767000000",
+        "tag: production-v1.4-1111111-1766000000",
+        "tag: staging-v1.4.2-1111111-1766000000",
+    ]
+    assert _put_back("production", lines) == [old, other]
+    assert _put_back("staging", lines) == ["staging-v1.4.2-1111111-1766000000"]

@@ -10,7 +10,9 @@ import semver
 from promote import naming
 from promote.errors import InputError, RefusedError
 from promote.flux import ImagePolicy
-from promote.promotion import Observed, Request, plan
+from promote.pipeline.model import Listing, Observed, Source
+from promote.pipeline.plan import plan
+from promote.pipeline.promotion import Request
 from promote.reference import parse_repository
 from promote.registry import Manifest
 
@@ -33,18 +35,28 @@ def request(**kw: object) -> Request:
     return Request(**base)  # type: ignore[arg-type]
 
 
-def observed(tags: list[str], *, current_digest: str | None = None, **kw: object) -> Observed:
+def observed(
+    tags: list[str],
+    *,
+    current_digest: str | None = None,
+    promoted_before: tuple[str, ...] = (),
+    floating_digest: str | None = None,
+) -> Observed:
     history = naming.immutable_tags("production", tags)
-    base: dict[str, object] = {
-        "manifest": MANIFEST,
-        "tags": tuple(tags),
-        "short_sha": "abc1234",
-        "sha_origin": "source tag",
-        "current": history[-1] if history else None,
-        "current_digest": current_digest if history else None,
-    }
-    base.update(kw)
-    return Observed(**base)  # type: ignore[arg-type]
+    listing = Listing(
+        tags=tuple(tags),
+        history=tuple(history),
+        current=history[-1] if history else None,
+        current_digest=current_digest if history else None,
+    )
+    source = Source(
+        MANIFEST,
+        "staging-abc1234-1767000000",
+        "abc1234",
+        "source tag",
+        promoted_before=promoted_before,
+    )
+    return Observed(listing=listing, source=source, floating_digest=floating_digest)
 
 
 HISTORY = [

@@ -2,7 +2,9 @@
 
 History is seeded through the Distribution API exactly as promotions leave it (the same
 bytes under ``production-v<X.Y.Z>-<sha>-<ts>`` and ``production``); the rollback then runs
-through :mod:`promote.rollback` (observe, plan) and :func:`promote.promotion.apply`.
+through the pipeline (:func:`promote.pipeline.observe.observe`, :func:`~promote.pipeline.plan.plan`,
+:func:`~promote.pipeline.apply.apply`) with the rollback's rule
+(:class:`promote.pipeline.rollback.RollbackRequest`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from typing import Any
 import pytest
 import semver
 
-from promote import naming, promotion, rollback
+from promote import naming
 from promote.errors import RefusedError
 from promote.flux import ImagePolicy
+from promote.pipeline import rollback
+from promote.pipeline.apply import apply
+from promote.pipeline.model import Listing, Observed, Plan, Source
+from promote.pipeline.observe import observe
+from promote.pipeline.plan import plan
 from promote.reference import parse_repository
 from promote.registry import Manifest
 from tests.support.registry import RegistryServer
@@ -52,11 +59,11 @@ def two_releases(server: RegistryServer, repo: str) -> tuple[Seeder, Seeded, See
 
 def run_rollback(
     client: Any, repo: str, server: RegistryServer, *, now: float = NOW, **kw: Any
-) -> tuple[promotion.Plan, list[str], rollback.RollbackObserved]:
+) -> tuple[Plan, list[str], Observed]:
     request = rollback.RollbackRequest(repository=server.repository(repo), **kw)
-    observed = rollback.observe(client, request)
-    the_plan = rollback.plan(request, observed, now=now, policy=flux())
-    written = promotion.apply(the_plan, client, observed.manifest, known_tags=observed.tags)
+    observed = observe(client, request)
+    the_plan = plan(request, observed, now=now, policy=flux())
+    written = apply(the_plan, client, observed.manifest, known_tags=observed.tags)
     return the_plan, written, observed
 
 
@@ -77,7 +84,7 @@ def test_default_rollback_restores_the_previous_digest_under_a_tag_flux_selects(
     new_tag = f"production-v2.0.0-{SHA_A[:7]}-{NOW}"
     assert the_plan.tag == new_tag
     assert written == [new_tag, "production"]
-    assert observed.target.tag == TAG_A and observed.current.tag == TAG_B
+    assert observed.source.tag == TAG_A and observed.current.tag == TAG_B
     # the same bytes as 2.0.0, under the new tag and the floating one
     for name in (new_tag, "production"):
         data, media_type, digest = seeder.raw_manifest(repo_path, name)
@@ -123,7 +130,7 @@ def test_rollback_skips_older_tags_of_the_current_digest(
     release(seeder, repo_path, b, again)
     client = client_factory(registry, repo_path)
     the_plan, _, observed = run_rollback(client, repo_path, registry)
-    assert observed.target.tag == TAG_A
+    assert observed.source.tag == TAG_A
     assert digest_of(seeder, repo_path, "production") == a.digest
     assert the_plan.previous_tag == again
     assert any("itself a rollback" in w for w in the_plan.warnings)
@@ -142,7 +149,7 @@ def test_explicit_rollback_to(
     client = client_factory(registry, repo_path)
     target = TAG_A if by == "tag" else a.digest
     the_plan, written, observed = run_rollback(client, repo_path, registry, rollback_to=target)
-    assert observed.target.tag == TAG_A
+    assert observed.source.tag == TAG_A
     assert the_plan.tag == f"production-v2.0.0-{SHA_A[:7]}-{NOW}"
     assert digest_of(seeder, repo_path, the_plan.tag) == a.digest
     assert digest_of(seeder, repo_path, "production") == a.digest
@@ -193,8 +200,8 @@ def _refused_without_write(
     client = client_factory(registry, repo_path)
     request = rollback.RollbackRequest(repository=registry.repository(repo_path), **kw)
     with pytest.raises(error, match=match):
-        observed = rollback.observe(client, request)
-        rollback.plan(request, observed, now=NOW, policy=flux())
+        observed = observe(client, request)
+        plan(request, observed, now=NOW, policy=flux())
     assert sorted(seeder.tags(repo_path)) == before
     assert client.stats["manifest-put"] == 0
 
@@ -267,21 +274,19 @@ def observed(tags: list[str], target: str, *, current_digest: str = "sha256:" + 
     history = naming.immutable_tags("production", tags)
     parsed = naming.parse_immutable_tag("production", target)
     assert parsed is not None
-    return rollback.RollbackObserved(
-        tags=tuple(tags),
-        current=history[-1],
-        current_digest=current_digest,
-        target=parsed,
-        manifest=MANIFEST,
+    listing = Listing(
+        tags=tuple(tags), history=tuple(history), current=history[-1], current_digest=current_digest
     )
+    source = Source(MANIFEST, parsed.tag, parsed.short_sha, f"rollback target {parsed.tag}", parsed)
+    return Observed(listing=listing, source=source)
 
 
 def test_plan_refuses_a_timestamp_flux_would_never_select() -> None:
     obs = observed([TAG_A, TAG_B], TAG_A)
     request = rollback.RollbackRequest(repository=REPO, timestamp=T_B)
     with pytest.raises(RefusedError, match="Flux would never select"):
-        rollback.plan(request, obs, now=NOW)
-    ok = rollback.plan(rollback.RollbackRequest(repository=REPO, timestamp=T_B + 1), obs, now=NOW)
+        plan(request, obs, now=NOW)
+    ok = plan(rollback.RollbackRequest(repository=REPO, timestamp=T_B + 1), obs, now=NOW)
     assert ok.tag == f"production-v2.0.0-{SHA_A[:7]}-{T_B + 1}"
 
 
@@ -295,14 +300,12 @@ def _pinned(tag: str) -> ImagePolicy:
 def test_plan_refuses_when_the_policy_would_not_select_the_new_tag() -> None:
     obs = observed([TAG_A, TAG_B], TAG_A)
     with pytest.raises(RefusedError, match="Flux would not select"):
-        rollback.plan(
-            rollback.RollbackRequest(repository=REPO), obs, now=NOW, policy=_pinned(TAG_B)
-        )
+        plan(rollback.RollbackRequest(repository=REPO), obs, now=NOW, policy=_pinned(TAG_B))
 
 
 def test_plan_without_floating_tag() -> None:
     obs = observed([TAG_A, TAG_B], TAG_A)
-    p = rollback.plan(rollback.RollbackRequest(repository=REPO, floating_tag=False), obs, now=NOW)
+    p = plan(rollback.RollbackRequest(repository=REPO, floating_tag=False), obs, now=NOW)
     assert [(s.action, s.tag) for s in p.steps] == [("put", p.tag)]
     assert p.bump == "rollback" and p.version == "2.0.0"
     assert semver.Version.parse(p.previous_version) == semver.Version(2, 0, 1)
