@@ -25,6 +25,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check promote tests entrypoint.py bench
 	$(VENV)/bin/ruff format --check promote tests entrypoint.py bench
 	$(VENV)/bin/zizmor --offline --persona=pedantic --strict-collection --quiet .github/workflows/ examples/workflows/*.yml action.yml
+	$(VENV)/bin/ruff check testkit
+	$(VENV)/bin/ruff format --check testkit
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -2,7 +2,7 @@
 --preserve-digests`` (``make bench`` section 7).
 
 Two real CNCF distribution registries on loopback, each behind a
-:class:`bench.proxy.CountingProxy` (requests and body bytes counted by kind). The source
+:func:`testkit.proxy.counting_proxy` (requests and body bytes counted by kind). The source
 holds a 3-platform OCI index whose layers add up to about 256 MiB. Each run copies it into
 a fresh repository, so nothing is already there:
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from bench import images as im
 from bench import tools
-from bench.proxy import CountingProxy
+from testkit.proxy import FaultProxy, counting_proxy
 
 MiB = 1024 * 1024
 #: per-platform layer payload: 3 x 85 MiB ~ 256 MiB in all
@@ -85,8 +85,8 @@ def _measure(
     scenario: str,
     tool: str,
     i: int,
-    pa: CountingProxy,
-    target_proxy: CountingProxy,
+    pa: FaultProxy,
+    target_proxy: FaultProxy,
     target_url: str,
     repo: str,
     tag: str,
@@ -94,8 +94,8 @@ def _measure(
 ) -> dict[str, Any]:
     """One run of ``tool``: wall time, requests and bytes through both proxies."""
     target_repo = f"prod/{tool}-{scenario}-{i}"
-    pa.reset()
-    target_proxy.reset()
+    pa.reset_counts()
+    target_proxy.reset_counts()
     run = _promote if tool == "promote" else _skopeo
     seconds = run(f"{pa.host}/{repo}", f"{target_proxy.host}/{target_repo}", tag)
     with im.Pusher(target_url) as reader:
@@ -120,11 +120,11 @@ def copy_benchmark(
     log: Callable[[str], None], *, layer_payload: int = LAYER_PAYLOAD, repeats: int = REPEATS
 ) -> dict[str, Any]:
     """Run every scenario x tool ``repeats`` times; the medians and the raw runs."""
-    from tests.support.registry import RegistryServer
+    from testkit.registry import RegistryServer
 
     with (
         RegistryServer("none") as a,
-        CountingProxy(a.url) as pa,
+        counting_proxy(a.url) as pa,
         im.Pusher(a.url) as pusher,
     ):
         repo = "staging/app"
@@ -140,7 +140,7 @@ def copy_benchmark(
                     if scenario == "registry-to-registry":
                         # a fresh target registry each run: nothing there, nothing to mount
                         # from an earlier run (skopeo remembers where it saw each blob)
-                        with RegistryServer("none") as b, CountingProxy(b.url) as pb:
+                        with RegistryServer("none") as b, counting_proxy(b.url) as pb:
                             runs.append(
                                 _measure(scenario, tool, i, pa, pb, b.url, repo, tag, pushed)
                             )

@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import images as im
 from bench import scenarios, tools
-from bench.proxy import OVERHEAD_KINDS, CountingProxy
+from testkit.proxy import OVERHEAD_KINDS, FaultProxy
 
 TAGS = 1_000
 _RECORD_PATH = re.compile(r"/blobs/uploads|/referrers/|/manifests/sha256[-:]|/blobs/sha256:")
@@ -34,7 +34,7 @@ def is_record_request(path: str) -> bool:
     return _RECORD_PATH.search(path.split("?", 1)[0]) is not None
 
 
-def _counted(proxy: CountingProxy, repo: str, label: str, seconds: float) -> dict[str, Any]:
+def _counted(proxy: FaultProxy, repo: str, label: str, seconds: float) -> dict[str, Any]:
     with proxy.lock:
         log = list(proxy.log)
     by_kind: dict[str, int] = {}
@@ -60,19 +60,19 @@ def tag_count(pusher: im.Pusher, repo: str) -> int:
 
 
 def _promote(
-    proxy: CountingProxy, pusher: im.Pusher, repo: str, source: str, *, record: bool, label: str
+    proxy: FaultProxy, pusher: im.Pusher, repo: str, source: str, *, record: bool, label: str
 ) -> dict[str, Any]:
     tags_before = tag_count(pusher, repo)
-    proxy.reset()
+    proxy.reset_counts()
     run = tools.run_promote(f"{proxy.host}/{repo}", source, record=record)
     result = _counted(proxy, repo, label, run.seconds)
     result.update(record=record, written=list(run.written), existing_tags=tags_before)
     return result
 
 
-def _trace(proxy: CountingProxy, pusher: im.Pusher, repo: str) -> dict[str, Any]:
+def _trace(proxy: FaultProxy, pusher: im.Pusher, repo: str) -> dict[str, Any]:
     tags_before = tag_count(pusher, repo)
-    proxy.reset()
+    proxy.reset_counts()
     argv = [*tools.promote_command(), "trace", "--image", f"{proxy.host}/{repo}", "--json"]
     seconds, out = tools._run(argv, env=tools.clean_env())
     lineage = json.loads(out[out.index("{") :])
@@ -94,7 +94,7 @@ def _trace(proxy: CountingProxy, pusher: im.Pusher, repo: str) -> dict[str, Any]
     return result
 
 
-def record_costs(proxy: CountingProxy, pusher: im.Pusher, *, tags: int = TAGS) -> dict[str, Any]:
+def record_costs(proxy: FaultProxy, pusher: im.Pusher, *, tags: int = TAGS) -> dict[str, Any]:
     """Every measurement of this module (see the module docstring)."""
     prepared = scenarios.prepare_count_repo(
         pusher, "single", tags, repo=f"bench/record-{tags}-{im.short_sha()}"

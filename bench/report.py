@@ -297,8 +297,9 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
     add(
         "\nEverything runs on loopback: one CNCF distribution registry (Debian "
         "`docker-registry`, filesystem storage, no auth, started by "
-        "`tests.support.registry.RegistryServer`), the counting proxy `bench/proxy.py` in "
-        "front of it for request counts, Debian `skopeo`, and the local Docker engine. "
+        "`testkit.registry.RegistryServer`), the counting proxy "
+        "(`testkit.proxy.counting_proxy`) in front of it for request counts, Debian "
+        "`skopeo`, and the local Docker engine. "
         "The load average is the machine's own: other work may run at the same time.\n"
     )
 
@@ -686,7 +687,7 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         add(
             "Docker Hub is out of reach on this machine, so the Dockerfile's "
             "`python:3.11-slim-bookworm` base is replaced by the test suite's local Debian "
-            "bookworm + Python image (`tests.support.docker.base_image()`, debootstrap); "
+            "bookworm + Python image (`testkit.docker.base_image()`, debootstrap); "
             "`--build-arg BASE_IMAGE` is the only change. The build is the legacy builder "
             "with `--no-cache`: every layer of the Dockerfile is rebuilt and the hash-locked "
             "wheels are downloaded again (through the machine's proxy). Sizes are Docker's "

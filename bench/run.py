@@ -1,7 +1,7 @@
 """``make bench`` (= ``python -m bench``): run every measurement once, side by side.
 
 Starts one real CNCF distribution registry on a free loopback port (the test suite's
-:class:`tests.support.registry.RegistryServer`) and a :class:`bench.proxy.CountingProxy`
+:class:`testkit.registry.RegistryServer`) and a :func:`testkit.proxy.counting_proxy`
 in front of it, makes sure a Docker engine answers (``scripts/start-dockerd.sh``), then:
 
 1. request counts per promotion (promote, skopeo, docker; single image and 3-platform
@@ -40,7 +40,7 @@ from typing import Any
 
 from bench import copying, report, scenarios, tools
 from bench import images as im
-from bench.proxy import CountingProxy
+from testkit.proxy import counting_proxy
 
 RESULTS = tools.ROOT / "bench" / "results"
 RESULTS_JSON = RESULTS / "results.json"
@@ -108,7 +108,7 @@ def ensure_dockerd() -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.support.registry import RegistryServer
+    from testkit.registry import RegistryServer
 
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -129,10 +129,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with (
         RegistryServer("none") as registry,
-        CountingProxy(registry.url) as proxy,
+        counting_proxy(registry.url) as proxy,
         im.Pusher(registry.url) as pusher,
     ):
-        log(f"registry {registry.url}, counting proxy {proxy.origin}")
+        log(f"registry {registry.url}, counting proxy {proxy.url}")
 
         log("1. registry requests per promotion")
         counts: list[dict[str, Any]] = []

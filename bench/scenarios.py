@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import images as im
 from bench import tools
-from bench.proxy import BLOB_KINDS, OVERHEAD_KINDS, CountingProxy
+from testkit.proxy import BLOB_KINDS, OVERHEAD_KINDS, FaultProxy, counting_proxy
 
 KiB, MiB = 1024, 1024 * 1024
 SIZES = (("1 KiB", KiB), ("64 MiB", 64 * MiB), ("512 MiB", 512 * MiB))
@@ -129,14 +129,14 @@ def _describe(method: str, path: str, repo: str) -> str:
 
 
 def count_requests(
-    proxy: CountingProxy, pusher: im.Pusher, prepared: Prepared, tool: str
+    proxy: FaultProxy, pusher: im.Pusher, prepared: Prepared, tool: str
 ) -> CountResult:
     """One promotion by ``tool`` through the proxy; the requests it made, by kind."""
     image = f"{proxy.host}/{prepared.repo}"
     new_tag = f"{tool}-copy-{im.short_sha()}"
     if tool == "docker":
         tools.docker_rmi(f"{image}:{prepared.source_tag}", f"{image}:{new_tag}")
-    proxy.reset()
+    proxy.reset_counts()
     run = tools.run_tool(tool, image, prepared.source_tag, new_tag, index=prepared.kind == "index")
     with proxy.lock:
         by_kind = dict(sorted(proxy.counts.items()))
@@ -482,15 +482,15 @@ def action_image(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     """Cold build of the action's Dockerfile (local base image substituted) and its size.
 
     Docker Hub is out of reach here, so ``python:3.11-slim-bookworm`` is replaced by the
-    test suite's debootstrap image (``tests.support.docker.base_image``, built once per
+    test suite's debootstrap image (``testkit.docker.base_image``, built once per
     machine and reused); ``--build-arg BASE_IMAGE`` is the only change. The build runs with
     ``--no-cache`` (every layer rebuilt, wheels downloaded through the machine's proxy).
     Then the container's start-up: ``docker run`` of the image on the input-error path.
     """
     try:
-        from tests.support import docker as ds
+        from testkit import docker as ds
     except ImportError as exc:
-        return {"available": False, "reason": f"tests/support/docker.py not importable: {exc}"}
+        return {"available": False, "reason": f"testkit/docker.py not importable: {exc}"}
     started = time.perf_counter()
     existed = False
     try:
@@ -588,8 +588,8 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     from pathlib import Path
 
     from scripts.release import action_yml_for
-    from tests.support import docker as ds
-    from tests.support.registry import RegistryServer
+    from testkit import docker as ds
+    from testkit.registry import RegistryServer
 
     try:
         ds.ensure_dockerd()
@@ -600,7 +600,7 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
     act_image = f"act-acme-promote-{STARTUP_ACTION_SHA}-dockeraction:latest"
     with (
         RegistryServer("none") as server,
-        CountingProxy(server.url) as proxy,
+        counting_proxy(server.url) as proxy,
         tempfile.TemporaryDirectory(prefix="promote-bench-startup-") as tmp_name,
     ):
         tmp = Path(tmp_name)
@@ -661,7 +661,7 @@ def action_startup(log: Log = _nolog, *, runs: int = 3) -> dict[str, Any]:
                     path = stage / "Dockerfile"
                     text = path.read_text(encoding="utf-8")
                     path.write_text(ds.with_base_image(text, nonce_base))
-                proxy.reset()
+                proxy.reset_counts()
                 result = ds.run_act(
                     service,
                     "workflow_dispatch",

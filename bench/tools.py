@@ -90,22 +90,16 @@ def run_promote_inprocess(image: str, source_tag: str) -> Run:
     Shows how much of a CLI run is protocol work and how much is Python start-up. The
     modules are imported before the clock starts (:func:`warm_up`).
     """
-    import io
     import tempfile
 
-    from promote.frontdoor.actions import Runner, parse_github_output
-    from promote.frontdoor.commands import execute
+    from testkit.engine import engine
 
-    with tempfile.NamedTemporaryFile("r", prefix="bench-out-", encoding="utf-8") as out:
-        log = io.StringIO()
-        runner = Runner(out=log, github_output=out.name)
-        raw = {"command": "promote", "image": image, "source-tag": source_tag, "record": "false"}
-        started = time.perf_counter()
-        status = execute(raw, clean_env(), runner)
-        seconds = time.perf_counter() - started
-        if status != 0:
-            raise ToolError(f"promote (in-process) exited {status}: {log.getvalue()}")
-        outputs = parse_github_output(out.read())
+    raw = {"command": "promote", "image": image, "source-tag": source_tag, "record": "false"}
+    with tempfile.TemporaryDirectory(prefix="bench-out-") as workdir:
+        run = engine(Path(workdir), raw, clean_env())
+    if run.status != 0:
+        raise ToolError(f"promote (in-process) exited {run.status}: {run.log}")
+    seconds, outputs = run.elapsed, run.outputs
     written = tuple(line.rsplit(":", 1)[1] for line in outputs["tags"].splitlines() if line)
     return Run("promote-inprocess", seconds, written)
 

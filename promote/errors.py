@@ -6,8 +6,8 @@
     ├── InputError                    a workflow input or CLI flag is invalid (before any I/O)
     │   └── ReferenceError_           an image reference, repository or tag is malformed
     ├── RefusedError                  the request is valid but unsafe: nothing was written
-    │   ├── ClobberError              an immutable tag already names another digest
-    │   └── RaceError                 another promotion wrote a conflicting tag concurrently
+    │   └── ClobberError              an immutable tag already names another digest
+    ├── RaceError                     another promotion wrote a conflicting tag concurrently
     ├── RegistryError                 the registry answered unexpectedly (status, OCI codes)
     │   ├── AuthError                 401/403 after the auth flow (wrong credentials, no push)
     │   ├── NotFoundError             404 manifest/tag unknown
@@ -19,9 +19,9 @@
     ├── GitHubError                   a GitHub REST call failed (deployments, tags, releases)
     └── RecordError                   the tags are written, the promotion record is not (exit 6)
 
-The action front door prints ``str(error)`` as one ``::error::`` line and exits non-zero;
-nothing else (programming errors) ever reaches the user as a bare traceback either — see
-:func:`promote.frontdoor.actions.run`.
+The front door prints ``str(error)`` as one ``::error::`` line and exits with the class's
+``exit_code``; nothing else (programming errors) ever reaches the user as a bare traceback
+either — see :func:`promote.frontdoor.commands.execute`.
 """
 
 from __future__ import annotations

@@ -341,3 +341,7 @@ def referrers_tag(digest: str) -> str:
 def cosign_tag(digest: str, suffix: str) -> str:
     """cosign's tag for an artifact of ``digest``: ``sha256-<hex>`` + ``.sig``/``.att``/…"""
     return referrers_tag(digest) + suffix
+
+
+#: A version as a release states it (``X.Y.Z``, no ``v`` prefix): :data:`VERSION_RE`'s parts.
+RELEASE_VERSION_RE = re.compile(VERSION_RE.pattern.removeprefix("v?"))

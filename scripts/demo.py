@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.registry import RegistryServer  # noqa: E402
+from testkit.registry import RegistryServer  # noqa: E402
 
 if TYPE_CHECKING:
     from promote.flux.gitops import PolicyEntry

@@ -31,10 +31,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.github_server import git  # noqa: E402
-from tests.support.gitops import make_gitops_repo  # noqa: E402
-from tests.support.registry import RegistryServer  # noqa: E402
-from tests.support.seed import Seeder  # noqa: E402
+from testkit.github_server import git  # noqa: E402
+from testkit.gitops import make_gitops_repo  # noqa: E402
+from testkit.registry import RegistryServer  # noqa: E402
+from testkit.seed import Seeder  # noqa: E402
 
 LAB_DIR = Path(os.environ.get("LAB_DIR") or ROOT / ".lab").resolve()
 APPS = ("backend", "frontend")

@@ -334,7 +334,7 @@ def smoke_test(ref: str, sha: str, ts: int, staging_tag: str, meta: dict[str, An
         raise ReleaseError("smoke test build-tags: no step summary written")
 
     log(f"2. smoke test {ref}: dry-run promote on a throwaway loopback registry")
-    from tests.support.registry import RegistryServer
+    from testkit.registry import RegistryServer
 
     with RegistryServer("none") as server:
         seeder = server.seeder()

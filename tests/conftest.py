@@ -1,4 +1,4 @@
-"""Shared test set-up. Fixtures for real components live in tests/support/fixtures.py."""
+"""Shared test set-up. Fixtures for real components live in testkit/fixtures.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["testkit.fixtures"]
 
 
 @pytest.fixture(autouse=True)

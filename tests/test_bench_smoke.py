@@ -13,14 +13,14 @@ import time
 import pytest
 
 from bench import images, scenarios
-from bench.proxy import CountingProxy, classify
-from tests.support.registry import RegistryServer
+from testkit.proxy import classify_by_method, counting_proxy
+from testkit.registry import RegistryServer
 
 
 @pytest.mark.registry
 def test_promote_single_image_one_tag_within_request_targets(registry: RegistryServer) -> None:
     started = time.monotonic()
-    with CountingProxy(registry.url) as proxy, images.Pusher(registry.url) as pusher:
+    with counting_proxy(registry.url) as proxy, images.Pusher(registry.url) as pusher:
         prepared = scenarios.prepare_count_repo(
             pusher, "single", 1, repo=f"bench-smoke/single-{images.short_sha()}"
         )
@@ -39,14 +39,14 @@ def test_promote_single_image_one_tag_within_request_targets(registry: RegistryS
 
 
 def test_proxy_classifies_registry_requests() -> None:
-    assert classify("GET", "/v2/") == "ping"
-    assert classify("GET", "/v2/a/b/manifests/staging-1") == "manifest-get"
-    assert classify("HEAD", "/v2/a/manifests/sha256:00") == "manifest-head"
-    assert classify("PUT", "/v2/a/manifests/production") == "manifest-put"
-    assert classify("GET", "/v2/a/tags/list?n=1000") == "tags"
-    assert classify("HEAD", "/v2/a/blobs/sha256:00") == "blob-head"
-    assert classify("PATCH", "/v2/a/blobs/uploads/uuid?_state=x") == "blob-upload"
-    assert classify("GET", "/token?scope=repository:a:pull") == "token"
+    assert classify_by_method("GET", "/v2/") == "ping"
+    assert classify_by_method("GET", "/v2/a/b/manifests/staging-1") == "manifest-get"
+    assert classify_by_method("HEAD", "/v2/a/manifests/sha256:00") == "manifest-head"
+    assert classify_by_method("PUT", "/v2/a/manifests/production") == "manifest-put"
+    assert classify_by_method("GET", "/v2/a/tags/list?n=1000") == "tags"
+    assert classify_by_method("HEAD", "/v2/a/blobs/sha256:00") == "blob-head"
+    assert classify_by_method("PATCH", "/v2/a/blobs/uploads/uuid?_state=x") == "blob-upload"
+    assert classify_by_method("GET", "/token?scope=repository:a:pull") == "token"
 
 
 @pytest.mark.registry
@@ -54,7 +54,7 @@ def test_record_and_trace_scenario_within_the_issue_16_budget(registry: Registry
     """``bench.records`` on a small repository: the same code ``make bench`` runs."""
     from bench import records
 
-    with CountingProxy(registry.url) as proxy, images.Pusher(registry.url) as pusher:
+    with counting_proxy(registry.url) as proxy, images.Pusher(registry.url) as pusher:
         result = records.record_costs(proxy, pusher, tags=5)
     first, held, off, rerun = result["promotions"]
     # the first record also uploads the empty config (2), nothing else

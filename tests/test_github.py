@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-import tests.support.github_records as records_api
+import testkit.github_records as records_api
 from promote.errors import GitHubError, InputError
 from promote.frontdoor.actions import Runner
 from promote.frontdoor.commands import Context
 from promote.frontdoor.github_settings import records_for
 from promote.frontdoor.inputs import Inputs
-from tests.support.github_server import GitHubServer, commit_all, git, init_repo
+from testkit.github_server import GitHubServer, commit_all, git, init_repo
 
 TOKEN = "ghs_recordsToken0123456789abcdef"
 REPO = "acme/backend"
@@ -263,7 +263,7 @@ def test_a_failed_in_progress_status_leaves_no_pending_deployment(
 ) -> None:
     """Creating the deployment worked, marking it in_progress did not: nothing is written to
     the registry, so the deployment is closed as `error` rather than left pending."""
-    from tests.support.github_server import Response
+    from testkit.github_server import Response
 
     def refuse_in_progress(req: Any) -> Response:
         if req.json().get("state") == "in_progress":
@@ -396,7 +396,7 @@ def test_promote_command_records_everything(
     tmp_path: Path, server: GitHubServer, service: Path, registry: Any, repo_path: str
 ) -> None:
     """``command: promote`` with all three records, on a real registry."""
-    from tests.frontdoor.commands.helpers import run_action
+    from testkit.engine import engine as run_action
 
     full = head(service)
     seeder = registry.seeder()

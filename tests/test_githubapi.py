@@ -16,8 +16,8 @@ from promote import githubapi
 from promote.errors import GitHubError
 from promote.github import call
 from promote.githubapi import APIFailure
-from tests.support.github_server import GitHubServer, Request, Response, init_repo
-from tests.support.registry import free_port
+from testkit.github_server import GitHubServer, Request, Response, init_repo
+from testkit.registry import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "ghs_clientToken0123456789abcdef"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import tests.support.github_records as github_records
+import testkit.github_records as github_records
 from promote import gitrevert
 from promote.errors import GitOpsError
-from tests.support.github_server import GitHubServer, Request, Response
+from testkit.github_server import GitHubServer, Request, Response
 
 IMAGE = "ghcr.io/acme/backend"
 MARK = '# {"$imagepolicy": "flux-system:backend-production"}'

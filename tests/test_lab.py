@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.github_server import git
+from testkit.github_server import git
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMOTE = str(ROOT / ".venv" / "bin" / "promote")

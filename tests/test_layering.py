@@ -1,4 +1,4 @@
-"""Architecture rules: pure modules stay pure, start-up stays light."""
+"""Architecture rules: layers point one way, pure modules stay pure, start-up stays light."""
 
 from __future__ import annotations
 
@@ -10,6 +10,205 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The layers, highest first: a module may import only its own layer or lower ones, at
+#: module level, inside a function and under ``TYPE_CHECKING`` alike. A module belongs to
+#: the layer of the longest prefix below that names it (``promote.flux.source`` is an
+#: adapter although ``promote.flux`` is a model). Every module in promote/ must have one.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("front door", ("promote.frontdoor", "promote.cli", "entrypoint")),
+    # promotion.py / rollback.py: the release pipeline until it moves into promote.pipeline
+    ("pipeline", ("promote.pipeline", "promote.promotion", "promote.rollback")),
+    (
+        "adapters",
+        (
+            "promote.registry",
+            "promote.githubapi",
+            "promote.github",
+            "promote.gitrevert",
+            "promote.gitcmd",
+            "promote.flux.source",
+            # verify polls a TreeSource (the GitOps source I/O) with a clock: not pure
+            "promote.flux.verify",
+        ),
+    ),
+    (
+        "models",
+        (
+            "promote.__init__",  # the package itself (``__version__``), not its modules
+            "promote.reference",
+            "promote.naming",
+            "promote.errors",
+            "promote.flux",
+            "promote.record",
+            "promote.lineage",
+            "promote.redaction",  # the one redactor (issue 11 C), pure
+        ),
+    ),
+)
+
+
+def module_name(root: Path, path: Path) -> str:
+    """``promote/flux/source.py`` -> ``promote.flux.source``; a package is its ``__init__``."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> int | None:
+    """Index into :data:`LAYERS` (0 = highest) of the longest prefix naming ``module``."""
+    module = "promote.__init__" if module == "promote" else module
+    best: tuple[int, int] | None = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            named = module == prefix or module.startswith(prefix + ".")
+            if named and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    return None if best is None else best[1]
+
+
+def imported_modules(path: Path, importer: str, known: set[str]) -> list[tuple[int, str]]:
+    """Every promote module ``tree`` imports, wherever the import statement is (``ast.walk``
+    sees function bodies and ``if TYPE_CHECKING:`` blocks); ``from pkg import mod`` counts
+    as importing ``pkg.mod`` when that is a module, relative imports are resolved."""
+    package = importer.split(".")
+    if path.name != "__init__.py":
+        package.pop()
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                candidate = f"{module}.{alias.name}"
+                found.append((node.lineno, candidate if candidate in known else module))
+    return [
+        (line, name) for line, name in found if name == "promote" or name.startswith("promote.")
+    ]
+
+
+def python_files(root: Path) -> list[Path]:
+    files = sorted((root / "promote").rglob("*.py"))
+    if (root / "entrypoint.py").exists():
+        files.append(root / "entrypoint.py")
+    return files
+
+
+def layer_violations(root: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(violations as (file:line, imported module, why), modules without a layer)."""
+    files = python_files(root)
+    known = {module_name(root, path) for path in files}
+    unplaced = sorted(name for name in known if layer_of(name) is None)
+    violations = []
+    for path in files:
+        importer = module_name(root, path)
+        own = layer_of(importer)
+        if own is None:
+            continue
+        for line, target in imported_modules(path, importer, known):
+            theirs = layer_of(target)
+            if theirs is None:
+                unplaced.append(f"{target} (imported by {importer})")
+            elif theirs < own:
+                rel = path.relative_to(root).as_posix()
+                why = f"{LAYERS[own][0]} imports {LAYERS[theirs][0]}"
+                violations.append((f"{rel}:{line}", target, why))
+    return violations, sorted(set(unplaced))
+
+
+def test_every_import_points_down_the_layers() -> None:
+    violations, unplaced = layer_violations(ROOT)
+    assert unplaced == [], f"modules with no layer in LAYERS: {unplaced}"
+    assert violations == [], "\n".join(f"{w}: {t} ({why})" for w, t, why in violations)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in {"promote/__init__.py": "", **files}.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for parent in path.relative_to(tmp_path).parents:
+            if parent.parts and parent.parts[0] == "promote":
+                init = tmp_path / parent / "__init__.py"
+                if not init.exists():
+                    init.write_text("")
+        path.write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from promote.frontdoor.actions import markdown_table\n",
+        "def steps_markdown():\n    from promote.frontdoor.actions import markdown_table\n",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from promote.frontdoor.actions import Runner\n",
+        "def f():\n    import promote.frontdoor.actions\n",
+        "def f():\n    from promote.frontdoor import actions\n",
+        "class C:\n    def m(self):\n        try:\n            from .frontdoor import actions\n"
+        "        except ImportError:\n            pass\n",
+    ],
+    ids=[
+        "module-level",
+        "function-local",
+        "type-checking",
+        "import-stmt",
+        "from-package",
+        "relative",
+    ],
+)
+def test_checker_finds_a_pipeline_importing_the_front_door(tmp_path: Path, source: str) -> None:
+    """The checker on a synthetic tree: ``promotion.py -> promote.frontdoor.actions``, in
+    every spelling an import can take, is a violation."""
+    root = _tree(
+        tmp_path,
+        {"promote/frontdoor/actions.py": "", "promote/promotion.py": source},
+    )
+    violations, unplaced = layer_violations(root)
+    assert unplaced == []
+    assert [(w.split(":")[0], t, why) for w, t, why in violations] == [
+        ("promote/promotion.py", "promote.frontdoor.actions", "pipeline imports front door")
+    ]
+
+
+def test_checker_accepts_imports_down_and_sideways(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "promote/frontdoor/cli.py": "from promote.frontdoor import actions\n",
+            "promote/frontdoor/actions.py": "import promote.promotion\n",
+            "promote/promotion.py": "def f():\n    from promote.registry import client\n",
+            "promote/registry/client.py": "from promote import naming, __version__\n",
+            "promote/naming.py": "from promote.errors import InputError\n",
+            "promote/errors.py": "",
+        },
+    )
+    assert layer_violations(root) == ([], [])
+
+
+def test_checker_finds_a_model_reaching_an_adapter(tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path,
+        {
+            "promote/flux/policy.py": "def f():\n    from promote.flux.source import load\n",
+            "promote/flux/source.py": "",
+        },
+    )
+    violations, _ = layer_violations(root)
+    assert [(w, t, why) for w, t, why in violations] == [
+        ("promote/flux/policy.py:2", "promote.flux.source", "models imports adapters")
+    ]
+
+
+def test_checker_names_a_module_without_a_layer(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"promote/newthing.py": ""})
+    assert layer_violations(root)[1] == ["promote.newthing"]
+
 
 #: module -> top-level imports it must never have (I/O, runner, network)
 PURE = {

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.docker import ROOT
+from testkit.docker import ROOT
 
 
 def _load() -> ModuleType:
@@ -191,7 +191,7 @@ def _workflow(name: str) -> dict[str, Any]:
 
 
 def test_release_workflow_contract() -> None:
-    from tests.support.docker import dockerfile_base
+    from testkit.docker import dockerfile_base
 
     wf = _workflow("release.yml")
     assert set(wf["on"]) == {"workflow_dispatch"}

@@ -16,7 +16,7 @@ count) for the ways a module builds, splits or matches tags by hand:
   :func:`~promote.naming.referrers_tag`, :func:`~promote.naming.cosign_tag`).
 
 ``PENDING`` lists exactly the sites that remain in files other engineers own this round
-(issue 11 parts A1 and A2; A1's pipeline as merged into main) or that no one owns; the
+(issue 11 parts A1 and A2, as merged into main) or that no one owns; the
 lead deletes each entry as its file is merged. The check is exact both ways: a new
 hand-made tag anywhere fails, and so does an entry that no longer matches anything (so
 the list only shrinks).
@@ -56,16 +56,11 @@ PENDING: Counter[Finding] = Counter(
         ("promote/pipeline/promotion.py", "env-literal", '"staging"'): 1,
         ("promote/pipeline/promotion.py", "env-literal", '"production"'): 1,
         ("promote/pipeline/rollback.py", "env-literal", '"production"'): 1,
-        # A2 (front door): input defaults, build-tags' branch map, trace's FLOATING/version
+        # A2 (front door): the inputs' default environments
         ("promote/frontdoor/inputs.py", "env-literal", '"staging"'): 1,
         ("promote/frontdoor/inputs.py", "env-literal", '"production"'): 1,
-        ("promote/frontdoor/commands/build_tags_cmd.py", "env-literal", '"develop"'): 2,
-        ("promote/frontdoor/commands/build_tags_cmd.py", "env-literal", '"staging"'): 1,
-        ("promote/frontdoor/commands/build_tags_cmd.py", "env-literal", '"production"'): 1,
-        ("promote/frontdoor/commands/trace_cmd.py", "env-literal", '"develop"'): 1,
-        ("promote/frontdoor/commands/trace_cmd.py", "env-literal", '"staging"'): 1,
-        ("promote/frontdoor/commands/trace_cmd.py", "env-literal", '"production"'): 1,
-        ("promote/frontdoor/commands/trace_cmd.py", "tag-regex", "re.compile"): 1,
+        # not an env: the develop *branch* name, a key of build-tags' DEFAULT_BRANCH_MAP
+        ("promote/frontdoor/commands/build_tags_cmd.py", "env-literal", '"develop"'): 1,
         # no owner this round: the GitHub Deployment's production flag
         ("promote/github.py", "env-literal", '"production"'): 1,
     }

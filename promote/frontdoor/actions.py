@@ -21,13 +21,11 @@ runner's files. Everything it writes follows the documented workflow-command for
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, TypedDict, Unpack
 
 from promote.errors import InputError
 from promote.redaction import redact
@@ -115,6 +113,14 @@ def format_output(name: str, value: str, delimiter: str | None = None) -> str:
     return f"{name}<<{delim}\n{value}\n{delim}\n"
 
 
+class Where(TypedDict, total=False):
+    """Where an annotation points, and its title (all optional)."""
+
+    file: str | None
+    line: int | None
+    title: str | None
+
+
 @dataclass
 class Runner:
     """Where a command's side effects on the runner go.
@@ -127,7 +133,6 @@ class Runner:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     github_output: str | None = None
     step_summary: str | None = None
-    annotate: bool = True
     #: announce secrets with ``::add-mask::`` (only a GitHub runner consumes those lines;
     #: anywhere else they would print the secret); redaction happens either way
     mask: bool = True
@@ -135,10 +140,14 @@ class Runner:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, out: TextIO | None = None) -> Runner:
+        """The runner's files as ``GITHUB_OUTPUT`` / ``GITHUB_STEP_SUMMARY`` name them."""
+        from promote.frontdoor.settings import Settings
+
+        settings = Settings(env)
         return cls(
             out=out or sys.stdout,
-            github_output=env.get("GITHUB_OUTPUT") or None,
-            step_summary=env.get("GITHUB_STEP_SUMMARY") or None,
+            github_output=settings.output_file,
+            step_summary=settings.step_summary,
         )
 
     # -- secrets ---------------------------------------------------------------------------
@@ -157,26 +166,15 @@ class Runner:
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 
-    @property
-    def secrets(self) -> frozenset[str]:
-        return frozenset(self._secrets)
-
     # -- log and annotations -----------------------------------------------------------
     def log(self, message: str) -> None:
         """A plain log line; never interpreted as a workflow command."""
         self.out.write(neutralise(self.redact(message)) + "\n")
         self.out.flush()
 
-    def annotation(
-        self,
-        level: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        title: str | None = None,
-    ) -> None:
+    def annotation(self, level: str, message: str, **where: Unpack[Where]) -> None:
         """``::error|warning|notice file=F,line=L,title=T::message`` on one line."""
+        file, line, title = where.get("file"), where.get("line"), where.get("title")
         if level not in {"error", "warning", "notice"}:
             raise ValueError(level)
         props = []
@@ -187,23 +185,19 @@ class Runner:
         if title:
             props.append(f"title={escape_property(self.redact(title))}")
         head = f"::{level} {','.join(props)}::" if props else f"::{level}::"
-        if self.annotate:
-            # one line (escape_data); only "##[" inside could still be a command
-            body = escape_data(self.redact(message)).replace("##[", "#%23[")
-            self.out.write(head.replace("##[", "#%23[") + body + "\n")
-        else:
-            where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
-            self.out.write(neutralise(f"{level}: {where}{self.redact(message)}") + "\n")
+        # one line (escape_data); only "##[" inside could still be a command
+        body = escape_data(self.redact(message)).replace("##[", "#%23[")
+        self.out.write(head.replace("##[", "#%23[") + body + "\n")
         self.out.flush()
 
-    def error(self, message: str, **kw: object) -> None:
-        self.annotation("error", message, **kw)  # type: ignore[arg-type]
+    def error(self, message: str, **where: Unpack[Where]) -> None:
+        self.annotation("error", message, **where)
 
-    def warning(self, message: str, **kw: object) -> None:
-        self.annotation("warning", message, **kw)  # type: ignore[arg-type]
+    def warning(self, message: str, **where: Unpack[Where]) -> None:
+        self.annotation("warning", message, **where)
 
-    def notice(self, message: str, **kw: object) -> None:
-        self.annotation("notice", message, **kw)  # type: ignore[arg-type]
+    def notice(self, message: str, **where: Unpack[Where]) -> None:
+        self.annotation("notice", message, **where)
 
     # -- outputs and summary -------------------------------------------------------------
     def set_outputs(self, outputs: Mapping[str, str]) -> None:
@@ -263,11 +257,3 @@ def markdown_table(header: list[str], rows: Iterable[Iterable[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(out) + "\n"
-
-
-def to_json(outputs: Mapping[str, str]) -> str:
-    return json.dumps(dict(outputs), sort_keys=False, separators=(",", ":"))
-
-
-def default_env() -> Mapping[str, str]:
-    return os.environ

@@ -26,12 +26,17 @@ from typing import NoReturn
 from promote.frontdoor.actions import Runner, neutralise, parse_github_output
 from promote.frontdoor.commands import COMMANDS, execute
 from promote.frontdoor.inputs import INPUTS
+from promote.frontdoor.settings import Settings
 
-ENV_FALLBACKS = {
-    "password": "PROMOTE_PASSWORD",
-    "username": "PROMOTE_USERNAME",
-    "github-token": "GITHUB_TOKEN",
-}
+
+def env_fallbacks(settings: Settings) -> dict[str, str]:
+    """Flag -> value from the environment when the flag is absent (secrets belong there):
+    ``PROMOTE_PASSWORD``, ``PROMOTE_USERNAME``, ``GITHUB_TOKEN``."""
+    return {
+        "password": settings.cli_password,
+        "username": settings.cli_username,
+        "github-token": settings.github_token,
+    }
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,9 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = bool(args.pop("json"))
     raw = {k: v for k, v in args.items() if v is not None}
     env = dict(os.environ)
-    for name, var in ENV_FALLBACKS.items():
-        if name not in raw and env.get(var):
-            raw[name] = env[var]
+    settings = Settings(env)
+    for name, value in env_fallbacks(settings).items():
+        if name not in raw and value:
+            raw[name] = value
     # Outputs are captured in a private file, then printed (and forwarded to a runner's file).
     capture = io.StringIO()
     # ::add-mask:: only on a GitHub runner, which hides the line; a terminal would show it.
@@ -142,8 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = Runner(
         out=sys.stderr,
         github_output=None,
-        step_summary=env.get("GITHUB_STEP_SUMMARY"),
-        mask=env.get("GITHUB_ACTIONS") == "true",
+        step_summary=settings.step_summary,
+        mask=settings.on_runner,
     )
     tmp = _TempOutput()
     runner.github_output = tmp.path
@@ -171,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         printed = neutralise(printed) + "\n"
     sys.stdout.write(printed)
     sys.stdout.flush()
-    if env.get("GITHUB_OUTPUT") and outputs:
-        Runner(out=io.StringIO(), github_output=env["GITHUB_OUTPUT"]).set_outputs(outputs)
+    if settings.output_file and outputs:
+        Runner(out=io.StringIO(), github_output=settings.output_file).set_outputs(outputs)
     return status
 
 

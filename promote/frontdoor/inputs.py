@@ -53,7 +53,7 @@ class InputSpec:
     #: "list" newline-separated ASCII; "secret" single line, never echoed; "bool" strict
     #: true/false; "int" a whole number (ranges are checked by the reader).
     kind: str = "text"
-    #: the commands that read it (documentation; "*" = all)
+    #: the commands that read it ("*" = all): ``promote <command> --help`` lists only these
     commands: tuple[str, ...] = ("*",)
 
 

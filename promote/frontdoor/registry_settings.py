@@ -3,13 +3,13 @@
 Shared by every command that talks to a registry (promote, rollback, verify-flux, trace,
 automate): ``image`` and ``source-image`` parsed strictly, credentials from the inputs, the
 Docker config or the ghcr.io default (masked before use), ``ca-file``, and the
-``PROMOTE_REGISTRY_DEADLINE`` / ``PROMOTE_REGISTRY_TIMEOUT`` knobs, each validated once here.
+``PROMOTE_REGISTRY_DEADLINE`` / ``PROMOTE_REGISTRY_TIMEOUT`` knobs (validated in
+:mod:`promote.frontdoor.settings`, read here as ``ctx.settings.client_limits``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from promote.errors import InputError
 from promote.frontdoor.commands import Context
@@ -38,8 +38,8 @@ def ca_file(ctx: Context) -> str | None:
     if not ctx.inputs.given("ca-file"):
         return None
     path = Path(ctx.inputs.str("ca-file"))
-    if not path.is_absolute() and ctx.env.get("GITHUB_WORKSPACE"):
-        path = Path(ctx.env["GITHUB_WORKSPACE"]) / path
+    if not path.is_absolute() and ctx.settings.workspace:
+        path = Path(ctx.settings.workspace) / path
     try:
         text = path.read_bytes()[: 4 * 1024 * 1024]
     except OSError as exc:
@@ -70,46 +70,6 @@ def source_image(ctx: Context, repository: Repository) -> Repository | None:
         return None
     source = with_tls(ctx, parse_repository(ctx.inputs.str("source-image")))
     return None if source == repository else source
-
-
-#: Environment knobs (seconds) for the registry client: the overall retry deadline and the
-#: timeout of one attempt. Unset: the client's defaults (120 s and 30 s).
-DEADLINE_ENV = "PROMOTE_REGISTRY_DEADLINE"
-
-
-TIMEOUT_ENV = "PROMOTE_REGISTRY_TIMEOUT"
-
-
-MAX_SECONDS = 3600.0
-
-
-class ClientLimits(TypedDict, total=False):
-    deadline: float
-    timeout: float
-
-
-def _seconds(env: Mapping[str, str], var: str) -> float | None:
-    raw = env.get(var, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_SECONDS:
-        raise InputError(f"{var} must be seconds between 0 and {MAX_SECONDS:g}, not {raw[:20]!r}")
-    return value
-
-
-def client_limits(env: Mapping[str, str]) -> ClientLimits:
-    """``deadline``/``timeout`` keyword arguments from the environment (validated)."""
-    limits = ClientLimits()
-    deadline, timeout = _seconds(env, DEADLINE_ENV), _seconds(env, TIMEOUT_ENV)
-    if deadline is not None:
-        limits["deadline"] = deadline
-    if timeout is not None:
-        limits["timeout"] = timeout
-    return limits
 
 
 def resolve_credentials(ctx: Context, repository: Repository, *, prefix: str) -> Credentials | None:
@@ -148,7 +108,7 @@ def registry_client(
         creds,
         on_secret=ctx.runner.add_secret,
         ca_file=ca_file(ctx),
-        **client_limits(ctx.env),
+        **ctx.settings.client_limits,
     )
 
 
@@ -174,7 +134,7 @@ def source_client(ctx: Context, request: Request, target: RegistryClient) -> Reg
         creds,
         on_secret=ctx.runner.add_secret,
         ca_file=ca_file(ctx),
-        **client_limits(ctx.env),
+        **ctx.settings.client_limits,
     )
     client.auth.actions = "pull"  # only read: a token service may refuse push (Docker Hub)
     return client

@@ -1,11 +1,11 @@
 """Fixtures for the end-to-end tests: the action staged for act, service repos, act itself.
 
 ``action_stage`` (session): the project's action files copied for ``--local-repository``
-with only the Dockerfile's base image substituted (see :mod:`tests.support.docker`);
+with only the Dockerfile's base image substituted (see :mod:`testkit.docker`);
 ``local_repositories`` maps ``acme/promote@<pinned sha>`` to it, for the action and for the
 reusable workflows. ``service_repo(workflow_files)`` makes a git repository (origin
 ``acme/backend``) holding the given workflows. ``act(repo, event, workflow, ...)`` runs
-act there and returns an :class:`~tests.support.docker.ActResult`.
+act there and returns an :class:`~testkit.docker.ActResult`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import docker as d
+from testkit import docker as d
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from promote.frontdoor.commands import COMMANDS
-from tests.support import docker as d
-from tests.support.docker import ROOT
+from testkit import docker as d
+from testkit.docker import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 WORKFLOW_FILES = sorted(

@@ -33,6 +33,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from testkit import docker as d
+from testkit.docker import ROOT
+from testkit.registry import RegistryServer
 from tests.e2e.conftest import ServiceRepo
 from tests.e2e.test_packaging import _zizmor as zizmor
 from tests.e2e.test_workflows_act import (
@@ -41,9 +44,6 @@ from tests.e2e.test_workflows_act import (
     assert_planned_then_promoted,
     report,
 )
-from tests.support import docker as d
-from tests.support.docker import ROOT
-from tests.support.registry import RegistryServer
 from tests.test_release_script import RESULT_KEYS
 
 pytestmark = pytest.mark.e2e

@@ -1,7 +1,7 @@
 """The workflows as users run them: act on a real Docker engine, a real registry on loopback.
 
 act builds the action from the project's own Dockerfile (only the base image substituted,
-see tests/support/docker.py), runs the reusable workflow through ``--local-repository``
+see testkit/docker.py), runs the reusable workflow through ``--local-repository``
 exactly as a service repository calls ``acme/promote/.github/workflows/promote.yml@<sha>``,
 and the action talks to a CNCF distribution registry on 127.0.0.1. Each test asserts the
 registry state (tags and the exact manifest bytes behind them) and the outputs that reach
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from testkit.docker import ROOT, ActResult, action_ref
+from testkit.github_server import GitHubServer, commit_all, init_repo
+from testkit.proxy import Exchange, Fault, FaultProxy
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded, Seeder
 from tests.e2e.conftest import ActRunner, ServiceRepo
-from tests.support.docker import ROOT, ActResult, action_ref
-from tests.support.faultproxy import Exchange, Fault, FaultProxy
-from tests.support.github_server import GitHubServer, commit_all, init_repo
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded, Seeder
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ import pytest
 
 from promote.errors import InputError
 from promote.flux.source import validate_git_ref
-from tests.frontdoor.commands.helpers import run_action
-from tests.support.registry import free_port
+from testkit.engine import engine as run_action
+from testkit.registry import free_port
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from promote.errors import GitOpsError
 from promote.flux.gitops import exclusions_for, scan
 from promote.flux.source import GitHubSource, LocalSource, load_policy, load_tree
 from promote.flux.verify import poll, predict, verify_tree
-from tests.support.github_server import GitHubServer, commit_all, git, init_repo
+from testkit.github_server import GitHubServer, commit_all, git, init_repo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops"
 POLICY = "flux-system:backend-production"

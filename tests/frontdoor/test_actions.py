@@ -102,8 +102,6 @@ def test_no_text_from_outside_can_forge_a_command_in_any_output_path(forged: str
     runner.log(forged)
     runner.warning(forged, title=forged)
     runner.error(forged)
-    plain = Runner(out=buf, annotate=False)
-    plain.warning(forged)
     ours = [ln for ln in buf.getvalue().splitlines() if ln.startswith(("::warning", "::error"))]
     assert len(ours) == 2  # exactly the annotations promote itself wrote
     assert _commands(buf.getvalue()) == ours

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from promote.frontdoor import cli
-from tests.support.registry import RegistryServer
+from testkit.registry import RegistryServer
 
 SOURCE = "staging-abcdef1-1700000000"
 

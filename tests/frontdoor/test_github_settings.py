@@ -20,7 +20,7 @@ from promote.frontdoor.commands import Context
 from promote.frontdoor.commands.rollback_cmd import parse_revert
 from promote.frontdoor.github_settings import records_for, source_from_inputs
 from promote.frontdoor.inputs import Inputs
-from tests.support.github_server import GitHubServer, init_repo
+from testkit.github_server import GitHubServer, init_repo
 
 TOKEN = "ghs_settingsToken0123456789abcdef"
 ENV_TOKEN = "ghs_fromTheEnvironment0123456789"

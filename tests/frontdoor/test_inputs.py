@@ -100,3 +100,13 @@ def test_action_yml_is_generated() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_env_defaults_are_the_grammar_s() -> None:
+    """inputs.py spells the env defaults itself (importing naming would load semver at
+    start-up); they must be naming's names."""
+    from promote import naming
+    from promote.frontdoor.inputs import SPECS
+
+    assert SPECS["target-env"].default == naming.DEFAULT_TARGET_ENV
+    assert SPECS["source-env"].default == naming.DEFAULT_SOURCE_ENV

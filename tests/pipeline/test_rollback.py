@@ -25,8 +25,8 @@ from promote.pipeline.observe import observe
 from promote.pipeline.plan import plan
 from promote.reference import parse_repository
 from promote.registry import Manifest
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded, Seeder
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded, Seeder
 
 NOW = int(time.time())
 SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"

@@ -16,10 +16,10 @@ from promote.registry import (
     Manifest,
     RegistryClient,
 )
+from testkit.fixtures import ClientFactory
+from testkit.registry import RegistryServer
+from testkit.seed import DOCKER_MANIFEST, IMAGE_KINDS, OCI_MANIFEST
 from tests.registry._servers import LoopbackServer, Reply, Seen, forward, forwarding_handler
-from tests.support.fixtures import ClientFactory
-from tests.support.registry import RegistryServer
-from tests.support.seed import DOCKER_MANIFEST, IMAGE_KINDS, OCI_MANIFEST
 
 pytestmark = pytest.mark.registry
 

@@ -25,8 +25,8 @@ from promote.registry.copy import (
     counts_json,
     plan,
 )
-from tests.frontdoor.commands.helpers import run_action
-from tests.support.registry import RegistryServer
+from testkit.engine import engine as run_action
+from testkit.registry import RegistryServer
 
 SHA = "7a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 STAGING = f"staging-{SHA[:7]}-{int(time.time()) - 600}"

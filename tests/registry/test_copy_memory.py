@@ -12,7 +12,6 @@ sampled every 0.1 s, to say when the peak was.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from promote.frontdoor.actions import parse_github_output
+from testkit.engine import ENTRYPOINT, ROOT, entrypoint_env
 
-ROOT = Path(__file__).resolve().parents[2]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 STAGING = f"staging-{SHA[:7]}-{int(time.time()) - 600}"
 LAYER = 512 * 1024 * 1024
@@ -38,19 +37,15 @@ def test_a_512_mib_layer_copies_under_150_mib_rss(
     source = registry_factory("none")  # type: ignore[operator]
     target = registry_factory("basic")  # type: ignore[operator]
     seeded = source.seeder().oci_image(f"staging/{repo_path}", STAGING, layer_size=LAYER)
-    output = tmp_path / "github_output"
-    output.write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GITHUB_OUTPUT": str(output),
-        "INPUT_IMAGE": f"{target.host}/{repo_path}",
-        "INPUT_SOURCE-IMAGE": f"{source.host}/staging/{repo_path}",
-        "INPUT_SOURCE-TAG": STAGING,
-        "INPUT_USERNAME": target.username,
-        "INPUT_PASSWORD": target.password,
-        "PROMOTE_REGISTRY_DEADLINE": "600",
-        "PROMOTE_REGISTRY_TIMEOUT": "120",
+    inputs = {
+        "image": f"{target.host}/{repo_path}",
+        "source-image": f"{source.host}/staging/{repo_path}",
+        "source-tag": STAGING,
+        "username": target.username,
+        "password": target.password,
     }
+    limits = {"PROMOTE_REGISTRY_DEADLINE": "600", "PROMOTE_REGISTRY_TIMEOUT": "120"}
+    env, output, _summary = entrypoint_env(tmp_path, inputs, limits)
     hwm_file = tmp_path / "vmhwm"
     wrapper = (
         "import atexit, pathlib, runpy, sys\n"
@@ -59,7 +54,7 @@ def test_a_512_mib_layer_copies_under_150_mib_rss(
         "    hwm = [ln.split()[1] for ln in status.splitlines() if ln.startswith('VmHWM:')]\n"
         f"    pathlib.Path({str(hwm_file)!r}).write_text(hwm[0])\n"
         "atexit.register(report)\n"
-        f"sys.argv = [{str(ROOT / 'entrypoint.py')!r}]\n"
+        f"sys.argv = [{str(ENTRYPOINT)!r}]\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
     process = subprocess.Popen(

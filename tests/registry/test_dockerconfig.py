@@ -15,9 +15,10 @@ import pytest
 from promote.errors import AuthError, InputError
 from promote.registry import Credentials
 from promote.registry.dockerconfig import config_path, credentials, key_host
-from tests.frontdoor.commands.helpers import Run, run_action
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded
+from testkit.engine import EngineRun as Run
+from testkit.engine import engine as run_action
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded
 
 SHA = "9b8a7c6d5e4f30211223344556677889900aabbc"
 STAGING = f"staging-{SHA[:7]}-{int(time.time()) - 600}"

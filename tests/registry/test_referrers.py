@@ -21,9 +21,9 @@ from promote import record
 from promote.reference import parse_repository
 from promote.registry import RegistryClient
 from promote.registry import referrers as refs
-from tests.frontdoor.commands.helpers import run_action
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded
+from testkit.engine import engine as run_action
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -77,7 +77,7 @@ def test_attach_on_distribution_takes_the_fallback_index(
 def test_a_racing_writer_that_replaces_the_index_is_detected_and_merged(
     registry: RegistryServer, repo_path: str
 ) -> None:
-    from tests.support.faultproxy import Fault, FaultProxy
+    from testkit.proxy import Fault, FaultProxy
 
     seeder = registry.seeder()
     subject = seeder.oci_image(repo_path, "staging-abc1234-1")

@@ -1,7 +1,7 @@
 """Shared set-up for the reliability suites: a real registry behind a fault proxy, the
 engine run in-process, registry-state snapshots, and measured figures.
 
-* ``proxy``: a :class:`~tests.support.faultproxy.FaultProxy` in front of the module's real
+* ``proxy``: a :class:`~testkit.proxy.FaultProxy` in front of the module's real
   open ``registry``; the image under test is ``<proxy.host>/<repo_path>``.
 * ``fast_retries`` (autouse): the transport's backoff base/max are shortened so retries
   cost milliseconds, not seconds. Deadlines are set per run with
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.engine import Figures, print_figures
-from tests.support.faultproxy import FaultProxy
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded, Seeder
+from testkit.figures import Figures, print_figures
+from testkit.proxy import FaultProxy
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded, Seeder
 
 PREVIOUS_TAG = "production-v1.4.2-1111111-1700000000"
 SOURCE_SHA = "abc1234"

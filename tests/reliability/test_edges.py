@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from testkit.engine import EngineRun, engine
+from testkit.figures import Figures
+from testkit.proxy import Exchange, Fault, FaultProxy
 from tests.reliability.conftest import PREVIOUS_TAG, Release, promote_inputs
-from tests.reliability.engine import EngineRun, Figures, engine
-from tests.support.faultproxy import Exchange, Fault, FaultProxy
 
 IMMUTABLE = r"/manifests/production-v"
 FLOATING = r"/manifests/production$"

@@ -9,10 +9,11 @@ import pytest
 import requests
 
 from promote.errors import TransientError
+from testkit.engine import engine
+from testkit.figures import Figures
+from testkit.proxy import Fault, FaultProxy, classify
+from testkit.registry import RegistryServer
 from tests.reliability.conftest import Release, promote_inputs
-from tests.reliability.engine import Figures, engine
-from tests.support.faultproxy import Fault, FaultProxy, classify
-from tests.support.registry import RegistryServer
 
 
 def test_healthy_promotion_through_the_proxy_is_counted(

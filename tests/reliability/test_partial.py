@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from promote.errors import PartialPromotionError
+from testkit.engine import engine
+from testkit.figures import Figures
+from testkit.proxy import Fault, FaultProxy
 from tests.reliability.conftest import PREVIOUS_TAG, Release, promote_inputs
-from tests.reliability.engine import Figures, engine
-from tests.support.faultproxy import Fault, FaultProxy
 
 FLOATING = r"/manifests/production$"
 #: One deadline covers the whole run: the seven or so requests before the floating PUT

@@ -24,15 +24,16 @@ from pathlib import Path
 from promote import naming
 from promote.errors import RaceError
 from promote.flux import ImagePolicy
+from testkit.engine import EngineRun, engine
+from testkit.figures import Figures
+from testkit.proxy import Exchange, Fault, FaultProxy, Gate
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded
 from tests.reliability.conftest import (
     PREVIOUS_TAG,
     Release,
     promote_inputs,
 )
-from tests.reliability.engine import EngineRun, Figures, engine
-from tests.support.faultproxy import Exchange, Fault, FaultProxy, Gate
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded
 
 IMMUTABLE = r"/manifests/production-v"
 FLOATING = r"/manifests/production$"

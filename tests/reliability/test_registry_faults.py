@@ -2,7 +2,7 @@
 gives up within the deadline with a clear error and no tag on a wrong digest; a re-run
 after the fault completes the promotion.
 
-Real CNCF distribution registry behind :class:`tests.support.faultproxy.FaultProxy`; the
+Real CNCF distribution registry behind :class:`testkit.proxy.FaultProxy`; the
 engine runs in-process exactly as ``entrypoint.py`` runs it.
 """
 
@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from testkit.engine import EngineRun, engine
+from testkit.figures import Figures
+from testkit.proxy import Fault, FaultProxy
 from tests.reliability.conftest import (
     PREVIOUS_TAG,
     Release,
     promote_inputs,
 )
-from tests.reliability.engine import EngineRun, Figures, engine
-from tests.support.faultproxy import Fault, FaultProxy
 
 IMMUTABLE = r"/manifests/production-v"
 FLOATING = r"/manifests/production$"

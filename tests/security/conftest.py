@@ -1,10 +1,10 @@
-"""Fixtures of the security suites (the real registries come from tests/support/fixtures.py)."""
+"""Fixtures of the security suites (the real registries come from testkit/fixtures.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.reliability.engine import Figures, print_figures
+from testkit.figures import Figures, print_figures
 
 
 @pytest.fixture

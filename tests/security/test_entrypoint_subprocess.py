@@ -7,21 +7,16 @@ on stderr, exit status 2, and an empty ``GITHUB_OUTPUT`` and step summary.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from promote.frontdoor.actions import env_input_names
-from tests.reliability.engine import Figures
+from testkit.engine import EntrypointRun, entrypoint
+from testkit.figures import Figures
+from testkit.proxy import FaultProxy
 from tests.security.hostile import CASES, SINK, VALID, Case
-from tests.support.faultproxy import FaultProxy
 
-ROOT = Path(__file__).resolve().parents[2]
-ENTRYPOINT = ROOT / "entrypoint.py"
 #: categories every input gets, and one grammar attack of each kind
 WANTED = (
     ("image", "credentials"),
@@ -68,33 +63,10 @@ def sink() -> Iterator[FaultProxy]:
         yield fp
 
 
-def run_entrypoint(
-    tmp_path: Path, inputs: dict[str, str]
-) -> tuple[subprocess.CompletedProcess[str], str, str]:
-    out, summary = tmp_path / "github_output", tmp_path / "summary.md"
-    out.write_text("")
-    summary.write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-        "GITHUB_OUTPUT": str(out),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        "GITHUB_API_URL": "http://127.0.0.1:9/api",
-        "PROMOTE_REGISTRY_DEADLINE": "2",
-    }
-    for name, value in inputs.items():
-        env[env_input_names(name)[0]] = value
-    proc = subprocess.run(
-        [sys.executable, str(ENTRYPOINT)],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    return proc, out.read_text(), summary.read_text()
+def run_entrypoint(tmp_path: Path, inputs: dict[str, str]) -> tuple[EntrypointRun, str, str]:
+    env = {"GITHUB_API_URL": "http://127.0.0.1:9/api", "PROMOTE_REGISTRY_DEADLINE": "2"}
+    run = entrypoint(tmp_path, inputs, env, timeout=60)
+    return run, run.output, run.summary
 
 
 @pytest.mark.parametrize("case", SUBSET, ids=[c.id for c in SUBSET])
@@ -111,7 +83,7 @@ def test_entrypoint_refuses_hostile_input(tmp_path: Path, sink: FaultProxy, case
     before = sink.connections
     proc, output, summary = run_entrypoint(tmp_path, inputs)
     assert sink.connections == before, proc.stdout
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.status == 2, (proc.stdout, proc.stderr)
     assert proc.stderr == ""
     lines = proc.stdout.splitlines()
     errors = [ln for ln in lines if ln.startswith("::error")]
@@ -131,7 +103,7 @@ def test_entrypoint_valid_control_reaches_the_registry(tmp_path: Path, sink: Fau
         tmp_path,
         {"image": VALID["image"].replace(SINK, sink.host), "source-tag": VALID["source-tag"]},
     )
-    assert proc.returncode == 1, proc.stdout
+    assert proc.status == 1, proc.stdout
     assert sink.connections > before
     assert output == ""
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from promote.frontdoor.inputs import INPUT_NAMES, SPECS
-from tests.reliability.engine import EngineRun, Figures, engine
+from testkit.engine import EngineRun, engine
+from testkit.figures import Figures
+from testkit.proxy import FaultProxy
 from tests.security.hostile import CASES, GITOPS, SINK, VALID, Case, command_for
-from tests.support.faultproxy import FaultProxy
 
 SECRET_INPUTS = frozenset(n for n, s in SPECS.items() if s.kind == "secret")
 
@@ -55,7 +56,7 @@ def sink() -> Iterator[FaultProxy]:
 @pytest.fixture(scope="module")
 def gitops(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A GitOps checkout with the production ImagePolicy the table names."""
-    from tests.support.registry import write_tls_material
+    from testkit.registry import write_tls_material
 
     root = tmp_path_factory.mktemp("gitops")
     (root / "policies.yaml").write_text(POLICY_YAML)

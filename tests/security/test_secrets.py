@@ -12,66 +12,24 @@ secrets are masked before anything else is printed.
 from __future__ import annotations
 
 import base64
-import os
 import re
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from promote.frontdoor.actions import env_input_names
-from tests.reliability.engine import Figures
-from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.registry import RegistryServer
+from testkit.engine import EntrypointRun as Capture
+from testkit.engine import entrypoint
+from testkit.figures import Figures
+from testkit.proxy import Fault, FaultProxy
+from testkit.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB_TOKEN = "ghs_SENTINELgithubTOKEN0123456789abcdef"
 SOURCE_TAG = "staging-abc1234-1700000500"
 AUTH_LINE = re.compile(r"auth|token|bearer|basic|password|credential|login", re.IGNORECASE)
 SCANNED: list[int] = []
-
-
-@dataclass
-class Capture:
-    status: int
-    stdout: str
-    stderr: str
-    output: str
-    summary: str
-
-    @property
-    def everything(self) -> str:
-        return "\n".join((self.stdout, self.stderr, self.output, self.summary))
-
-
-def entrypoint(tmp_path: Path, inputs: dict[str, str], extra_env: dict[str, str]) -> Capture:
-    out, summary = tmp_path / "github_output", tmp_path / "summary.md"
-    out.write_text("")
-    summary.write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
-        "GITHUB_OUTPUT": str(out),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        **extra_env,
-    }
-    for name, value in inputs.items():
-        env[env_input_names(name)[0]] = value
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "entrypoint.py")],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    return Capture(proc.returncode, proc.stdout, proc.stderr, out.read_text(), summary.read_text())
 
 
 def secret_forms(server: RegistryServer, password: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 
 Not grep: each workflow is loaded as YAML, and the expressions that decide something (a
 job's ``if:``, the reusable workflow's outputs, credentials) are evaluated with
-:mod:`tests.support.expressions` for the cases that matter (dry run, nothing to change, a
+:mod:`testkit.expressions` for the cases that matter (dry run, nothing to change, a
 real promotion), so a change that keeps the words but changes the decision fails here.
 What act and these files cannot show (environments, protection rules, token permissions,
 OIDC, concurrency on GitHub) is listed in docs/workflows.md.
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from promote.frontdoor.commands import verify_flux_cmd
-from tests.support.expressions import evaluate, interpolate, job_runs
+from testkit.expressions import evaluate, interpolate, job_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -1,4 +1,4 @@
-"""Commands: one module per ``command`` input value, all run through :func:`run_command`.
+"""Commands: one module per ``command`` input value, all run through :func:`execute`.
 
 A command is a function ``run(ctx: Context) -> Result``. It reads typed inputs from
 ``ctx.inputs``, reports through ``ctx.runner`` (log, annotations, masks) and returns its
@@ -13,10 +13,14 @@ import importlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from promote.errors import InputError
 from promote.frontdoor.actions import Runner
 from promote.frontdoor.inputs import Inputs
+from promote.frontdoor.settings import Settings
+
+__all__ = ["COMMANDS", "Context", "Result", "execute", "resolve"]
 
 #: command name -> module implementing ``run(ctx)``
 COMMANDS: dict[str, str] = {
@@ -33,12 +37,21 @@ COMMANDS: dict[str, str] = {
 
 @dataclass
 class Context:
-    """What a command may use: inputs, the runner, the environment (read-only), a clock."""
+    """What a command may use: inputs, the runner, the environment (read-only), a clock.
+
+    ``settings`` holds every ``GITHUB_*`` / ``PROMOTE_*`` / ``RUNNER_*`` variable as a
+    validated value (:class:`~promote.frontdoor.settings.Settings`, built once from ``env``);
+    a command reads those there, never from ``env``, which stays for what needs the whole
+    environment (subprocesses, credential helpers)."""
 
     inputs: Inputs
     runner: Runner
     env: Mapping[str, str]
     clock: Callable[[], float] = time.time
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings(self.env)
 
 
 @dataclass
@@ -101,7 +114,7 @@ def execute(raw: Mapping[str, str], env: Mapping[str, str], runner: Runner) -> i
         runner.error(str(exc))
         return exc.exit_code
     except Exception as exc:  # a bug: say so in one line, never dump a traceback by default
-        if env.get("PROMOTE_DEBUG") or env.get("RUNNER_DEBUG"):
+        if Settings(env).debug:
             import traceback
 
             runner.log(traceback.format_exc())

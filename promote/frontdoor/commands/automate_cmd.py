@@ -39,7 +39,7 @@ from promote.frontdoor.commands import Context, Result
 if TYPE_CHECKING:
     from promote.flux.automation import AutomationSpec
     from promote.flux.gitops import FluxObject, GitOpsTree, PolicyEntry
-    from promote.flux.setters import Change
+    from promote.flux.setters import Change, SetterResult
     from promote.flux.source import LocalSource
 
 
@@ -92,64 +92,85 @@ def latest_refs(
     ``registry_image`` lists the tags from another repository than the ImageRepository's
     ``spec.image`` (``verify-flux``'s ``image`` input); ``latestRef.name`` stays the latter.
     """
-    from promote.flux import filter_out_tags
-    from promote.flux.gitops import exclusions_for, find_policies
-    from promote.frontdoor.registry_settings import registry_client
-    from promote.reference import parse_repository
+    from promote.flux.gitops import find_policies
 
     entries = {e.obj.ref: e for e in find_policies(tree)}
     tags_by_image: dict[str, list[str] | str] = {}
-    out: list[LatestRef] = []
-    for obj in policies:
-        entry: PolicyEntry = entries[obj.ref]
-        image = _image_of(tree, obj)
+    return [
+        _latest_ref(
+            ctx,
+            tree,
+            obj,
+            entries[obj.ref],
+            tags_by_image=tags_by_image,
+            registry_image=registry_image,
+        )
+        for obj in policies
+    ]
 
-        def missing(note: str, image: str = image, obj: FluxObject = obj) -> LatestRef:
-            return LatestRef(obj.ref, obj.namespace, obj.name, image, None, None, note)
 
-        if entry.policy is None:
-            out.append(missing(f"invalid policy: {entry.error}"))
-            continue
-        if not image:
-            out.append(missing("its ImageRepository (or its spec.image) is not in the tree"))
-            continue
-        listed_from = registry_image or image
-        if listed_from not in tags_by_image:
-            try:
-                repository = parse_repository(listed_from)
-                with registry_client(ctx, repository) as client:
-                    tags_by_image[listed_from] = client.list_tags()
-            except PromoteError as exc:
-                tags_by_image[listed_from] = str(exc)
-        listed = tags_by_image[listed_from]
-        if isinstance(listed, str):
-            out.append(missing(f"cannot list the tags of {listed_from}: {listed}"))
-            continue
-        kept = filter_out_tags(sorted(listed, reverse=True), exclusions_for(tree, obj) or None)
-        if not kept:
-            out.append(missing("no tags in database"))
-            continue
+def _tags_of(ctx: Context, image: str, cache: dict[str, list[str] | str]) -> list[str] | str:
+    """The tags of ``image`` (listed once per run), or why they cannot be listed."""
+    from promote.frontdoor.registry_settings import registry_client
+    from promote.reference import parse_repository
+
+    if image not in cache:
         try:
-            selection = entry.policy.evaluate(kept)
+            with registry_client(ctx, parse_repository(image)) as client:
+                cache[image] = client.list_tags()
         except PromoteError as exc:
-            out.append(missing(str(exc)))
-            continue
-        for warning in selection.warnings:
-            ctx.runner.warning(f"{obj.ref}: {warning}")
-        if selection.tag is None:
-            out.append(missing("no tag matches"))
-            continue
-        digest = None
-        if entry.policy.digest_reflection_policy in {"IfNotPresent", "Always"}:
-            try:
-                with registry_client(ctx, parse_repository(listed_from)) as client:
-                    found = client.head_manifest(selection.tag)
-            except PromoteError as exc:  # Flux's policy fails too: no latestRef this run
-                out.append(missing(f"cannot read the digest of {selection.tag}: {exc}"))
-                continue
-            digest = found.digest if found is not None else None
-        out.append(LatestRef(obj.ref, obj.namespace, obj.name, image, selection.tag, digest))
-    return out
+            cache[image] = str(exc)
+    return cache[image]
+
+
+def _latest_ref(
+    ctx: Context,
+    tree: GitOpsTree,
+    obj: FluxObject,
+    entry: PolicyEntry,
+    *,
+    tags_by_image: dict[str, list[str] | str],
+    registry_image: str | None,
+) -> LatestRef:
+    """One policy's ``latestRef`` (no tag, with the reason, when Flux would hold none)."""
+    from promote.flux import filter_out_tags
+    from promote.flux.gitops import exclusions_for
+    from promote.frontdoor.registry_settings import registry_client
+    from promote.reference import parse_repository
+
+    image = _image_of(tree, obj)
+
+    def missing(note: str) -> LatestRef:
+        return LatestRef(obj.ref, obj.namespace, obj.name, image, None, None, note)
+
+    if entry.policy is None:
+        return missing(f"invalid policy: {entry.error}")
+    if not image:
+        return missing("its ImageRepository (or its spec.image) is not in the tree")
+    listed_from = registry_image or image
+    listed = _tags_of(ctx, listed_from, tags_by_image)
+    if isinstance(listed, str):
+        return missing(f"cannot list the tags of {listed_from}: {listed}")
+    kept = filter_out_tags(sorted(listed, reverse=True), exclusions_for(tree, obj) or None)
+    if not kept:
+        return missing("no tags in database")
+    try:
+        selection = entry.policy.evaluate(kept)
+    except PromoteError as exc:
+        return missing(str(exc))
+    for warning in selection.warnings:
+        ctx.runner.warning(f"{obj.ref}: {warning}")
+    if selection.tag is None:
+        return missing("no tag matches")
+    digest = None
+    if entry.policy.digest_reflection_policy in {"IfNotPresent", "Always"}:
+        try:
+            with registry_client(ctx, parse_repository(listed_from)) as client:
+                found = client.head_manifest(selection.tag)
+        except PromoteError as exc:  # Flux's policy fails too: no latestRef this run
+            return missing(f"cannot read the digest of {selection.tag}: {exc}")
+        digest = found.digest if found is not None else None
+    return LatestRef(obj.ref, obj.namespace, obj.name, image, selection.tag, digest)
 
 
 def _image_of(tree: GitOpsTree, policy: FluxObject) -> str:
@@ -269,40 +290,49 @@ def run_automation(
         if dry_run:
             run.skipped = "dry run"
             return run
-        for path in result.changed_files:
-            (work / path).write_bytes(result.files[path].encode("utf-8"))
-        _git(work, "add", "--", *result.changed_files, env=env)
-        name = spec.author_name or spec.author_email
-        ident = {
-            "GIT_AUTHOR_NAME": name,
-            "GIT_AUTHOR_EMAIL": spec.author_email,
-            "GIT_COMMITTER_NAME": name,
-            "GIT_COMMITTER_EMAIL": spec.author_email,
-        }
-        _git(
-            work,
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "--file=-",
-            env={**env, **ident},
-            stdin=run.message,
-        )
-        sha = _git(work, "rev-parse", "HEAD", env=env).strip()
-        push = ["push", "--quiet", "origin", f"HEAD:refs/heads/{spec.push_branch}"]
-        if spec.force_push:
-            push.insert(1, "--force")
-        error = _try_git(work, *push, env=env, purpose="push the automation commit")
-        if error is not None:
-            raise GitOpsError(
-                f"the automation commit {sha[:12]} was not pushed to {spec.push_branch} "
-                f"(nothing was written; re-run to retry): {error}"
-            )
-        run.commit = sha
-        ctx.runner.log(f"pushed commit '{sha[:7]}' to branch '{spec.push_branch}'")
+        run.commit = _commit_and_push(ctx, work, spec, result, message=run.message)
         return run
+
+
+def _commit_and_push(
+    ctx: Context, work: Path, spec: AutomationSpec, result: SetterResult, *, message: str
+) -> str:
+    """Write the changed files into the clone, commit them as the automation's author and
+    push to its push branch; the pushed commit's sha."""
+    env = dict(ctx.env)
+    for path in result.changed_files:
+        (work / path).write_bytes(result.files[path].encode("utf-8"))
+    _git(work, "add", "--", *result.changed_files, env=env)
+    name = spec.author_name or spec.author_email
+    ident = {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": spec.author_email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": spec.author_email,
+    }
+    _git(
+        work,
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "--file=-",
+        env={**env, **ident},
+        stdin=message,
+    )
+    sha = _git(work, "rev-parse", "HEAD", env=env).strip()
+    push = ["push", "--quiet", "origin", f"HEAD:refs/heads/{spec.push_branch}"]
+    if spec.force_push:
+        push.insert(1, "--force")
+    error = _try_git(work, *push, env=env, purpose="push the automation commit")
+    if error is not None:
+        raise GitOpsError(
+            f"the automation commit {sha[:12]} was not pushed to {spec.push_branch} "
+            f"(nothing was written; re-run to retry): {error}"
+        )
+    ctx.runner.log(f"pushed commit '{sha[:7]}' to branch '{spec.push_branch}'")
+    return sha
 
 
 #: What ``automate`` says where there is no ``git`` (the action's image carries none).

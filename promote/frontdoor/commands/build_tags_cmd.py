@@ -18,9 +18,9 @@ from promote import naming
 from promote.errors import InputError
 from promote.frontdoor.commands import Context, Result
 
-DEFAULT_BRANCH_MAP = {"develop": "develop", "main": "staging"}
+DEFAULT_BRANCH_MAP = {"develop": naming.DEVELOP_ENV, "main": naming.STAGING_ENV}
 #: Environments whose tags only promotion writes.
-PROMOTION_ONLY = frozenset({"production"})
+PROMOTION_ONLY = frozenset({naming.DEFAULT_TARGET_ENV})
 
 
 def branch_map(ctx: Context) -> dict[str, str]:
@@ -58,7 +58,7 @@ def resolve_env(ctx: Context) -> str:
     else:
         branch = (
             inputs.str("branch")
-            or ctx.env.get("GITHUB_REF_NAME", "")
+            or ctx.settings.ref_name
             or local_git("symbolic-ref", "-q", "--short", "HEAD")
         )
         if not branch:
@@ -89,7 +89,7 @@ def run(ctx: Context) -> Result:
     env = resolve_env(ctx)
     sha_full = (
         inputs.str("commit-sha")
-        or ctx.env.get("GITHUB_SHA", "")
+        or ctx.settings.sha
         or local_git("rev-parse", "--verify", "-q", "HEAD")
     )
     if not sha_full:
@@ -111,7 +111,7 @@ def run(ctx: Context) -> Result:
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.version": tag,
     }
-    server, repo = ctx.env.get("GITHUB_SERVER_URL", ""), ctx.env.get("GITHUB_REPOSITORY", "")
+    server, repo = ctx.settings.server_url, ctx.settings.repository
     if server and repo:
         meta["org.opencontainers.image.source"] = f"{server.rstrip('/')}/{repo}"
     pairs = "\n".join(f"{k}={v}" for k, v in meta.items())

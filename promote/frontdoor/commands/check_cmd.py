@@ -10,7 +10,6 @@ tree lies inside it (so GitHub shows them on the pull request's diff).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from promote.flux.check import Report, check_tree, policy_env
@@ -23,9 +22,8 @@ from promote.frontdoor.github_settings import source_from_inputs
 MAX_SUMMARY_ROWS = 200
 
 
-def annotation_prefix(source: TreeSource, env: Mapping[str, str] | None) -> str:
+def annotation_prefix(source: TreeSource, workspace: str) -> str:
     """Prefix turning a tree-relative path into a workspace-relative one."""
-    workspace = (env or {}).get("GITHUB_WORKSPACE")
     if not isinstance(source, LocalSource) or not workspace:
         return ""
     try:
@@ -74,7 +72,7 @@ def run(ctx: Context) -> Result:
     assert source is not None  # default_workspace always yields a source
     tree = load_tree(source)
     report = check_tree(tree)
-    prefix = annotation_prefix(source, ctx.env)
+    prefix = annotation_prefix(source, ctx.settings.workspace)
     for finding in report.findings:
         emit = ctx.runner.error if finding.level == "error" else ctx.runner.warning
         emit(finding.message, file=prefix + finding.file, line=finding.line, title=finding.rule)

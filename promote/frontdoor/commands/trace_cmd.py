@@ -38,9 +38,10 @@ from promote.frontdoor.commands import Context, Result
 
 if TYPE_CHECKING:
     from promote.flux.gitops import GitOpsTree
+    from promote.naming import ImmutableTag
     from promote.record import Record
     from promote.reference import Repository
-    from promote.registry import RegistryClient
+    from promote.registry import Manifest, RegistryClient
 
 #: The keys of the ``lineage`` output, in order (a contract: never renamed).
 LINEAGE_KEYS = (
@@ -65,7 +66,7 @@ LINEAGE_KEYS = (
 #: Releases of the target env listed in ``history`` (newest first).
 HISTORY_LENGTH = 20
 #: Tags that float from build to build: always compared.
-FLOATING = ("latest", "develop", "staging", "production")
+FLOATING = naming.FLOATING_TAGS
 
 
 @dataclass
@@ -139,7 +140,7 @@ _FIELD_RES = {
     "source-tag": naming.TAG_RE,
     "previous-tag": naming.TAG_RE,
     "commit-sha": naming.HEX_RE,
-    "version": re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"),
+    "version": naming.RELEASE_VERSION_RE,
     "previous-digest": re.compile(r"sha256:[0-9a-f]{64}"),
     "actor": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\[\]-]{0,99}"),
     "run-url": re.compile(r"https?://[A-Za-z0-9._~%/?#@!$&'()*+,;=-]{1,400}(?<!:)"),
@@ -167,21 +168,8 @@ def trace(
     tree: GitOpsTree | None = None,
 ) -> Traced:
     """Every read of ``command: trace``; returns the lineage (see the module docstring)."""
-    from promote.pipeline.rollback import MAX_LOOKBACK
-
     warnings: list[str] = []
-    try:
-        manifest = client.get_manifest(ref)
-    except NotFoundError as exc:
-        # the registry's answer, after a network call: exit 1 like a missing source (exit 2
-        # means no network call was made)
-        raise NotFoundError(
-            f"ref {ref} is not in {repository.name}: {exc}",
-            status=exc.status,
-            method=exc.method,
-            url=exc.url,
-            codes=exc.codes,
-        ) from exc
+    manifest = _manifest(client, repository, ref)
     digest = manifest.digest
     tags = client.list_tags()
     digests = Digests(client)
@@ -194,72 +182,187 @@ def trace(
         digests(entry.tag)
     # the promotion traced: the immutable tag `ref` names, else the digest's newest one
     ref_entry = next((h for h in history if h.tag == ref), None)
-    mine = [h for h in history if digests.known.get(h.tag) == digest]
-    current_mine = ref_entry or (mine[-1] if mine else None)
+    current_mine = _current(history, ref_entry, digests, digest)
 
     found = _read_record(client, tags, digest, current_mine.tag if current_mine else "", warnings)
     pred = found.predicate if found is not None else {}
+    envs = (target_env, source_env)
+    sha, short = _commit(
+        pred, manifest.annotations, ref, current_mine, envs=envs, warnings=warnings
+    )
+    naming_tags = _naming_tags(tags, short, digests, digest, envs)
+    current_mine = _current(history, ref_entry, digests, digest)
+    is_rollback = dict(zip((h.tag for h in history), lineage.rollbacks(history), strict=True))
+    facts = _provenance(
+        pred,
+        history,
+        current_mine,
+        digests,
+        recorded=found is not None,
+        naming_tags=naming_tags,
+        source_env=source_env,
+        warnings=warnings,
+    )
+    if facts["kind"] is None and current_mine is not None:
+        facts["kind"] = "rollback" if is_rollback[current_mine.tag] else "promote"
+    rollback_tag, rollback_digest = _rollback_target(history, digests)
 
-    # the commit: the record, the ref's own tag, the revision annotation, a release tag
+    out: dict[str, Any] = {
+        "digest": digest,
+        "image": repository.name,
+        "tags": naming_tags,
+        "source-tag": facts["source-tag"],
+        "commit-sha": sha or (short or None),
+        "version": _field(pred, "version", warnings)
+        or (str(current_mine.version) if current_mine else None),
+        "promoted-at": facts["promoted-at"],
+        "promoted-by": _field(pred, "actor", warnings),
+        "run-url": _field(pred, "run-url", warnings),
+        "kind": facts["kind"],
+        "previous-tag": facts["previous-tag"],
+        "previous-digest": facts["previous-digest"],
+        "rollback-tag": rollback_tag,
+        "rollback-digest": rollback_digest,
+        "record": found.digest if found is not None else None,
+        "history": _history(
+            history, len(recent), digests, digest, sha=sha, is_rollback=is_rollback
+        ),
+        "environments": _environments(tree, repository, digests, digest) if tree else None,
+    }
+    assert tuple(out) == LINEAGE_KEYS
+    return Traced(out, found, warnings)
+
+
+def _manifest(client: RegistryClient, repository: Repository, ref: str) -> Manifest:
+    """The manifest ``ref`` names; not there is the registry's answer, after a network call:
+    exit 1 like a missing source (exit 2 means no network call was made)."""
+    try:
+        return client.get_manifest(ref)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"ref {ref} is not in {repository.name}: {exc}",
+            status=exc.status,
+            method=exc.method,
+            url=exc.url,
+            codes=exc.codes,
+        ) from exc
+
+
+def _current(
+    history: list[ImmutableTag], ref_entry: ImmutableTag | None, digests: Digests, digest: str
+) -> ImmutableTag | None:
+    """The promotion traced: ``ref``'s own immutable tag, else the newest release tag known
+    to name ``digest`` (from the HEADs sent so far)."""
+    mine = [h for h in history if digests.known.get(h.tag) == digest]
+    return ref_entry or (mine[-1] if mine else None)
+
+
+def _commit(
+    pred: Mapping[str, Any],
+    annotations: Mapping[str, str],
+    ref: str,
+    current: ImmutableTag | None,
+    *,
+    envs: tuple[str, str],
+    warnings: list[str],
+) -> tuple[str | None, str]:
+    """(full commit sha if known, short sha): the record, the revision annotation, then the
+    ref's own tag or the traced release tag. ``envs``: (target env, source env)."""
     sha = _field(pred, "commit-sha", warnings)
+    target_env, source_env = envs
     parsed_ref = naming.parse_immutable_tag(target_env, ref) or naming.parse_build_tag(
         source_env, ref
     )
-    revision = manifest.annotations.get(naming.REVISION_KEY, "")
+    revision = annotations.get(naming.REVISION_KEY, "")
     if sha is None and naming.HEX_RE.fullmatch(revision):
         sha = revision.lower()
     short = (sha or "")[: naming.SHORT_SHA_LENGTH] or (
-        parsed_ref.short_sha if parsed_ref else (current_mine.short_sha if current_mine else "")
+        parsed_ref.short_sha if parsed_ref else (current.short_sha if current else "")
     )
+    return sha, short
+
+
+def _naming_tags(
+    tags: list[str], short: str, digests: Digests, digest: str, envs: tuple[str, str]
+) -> list[str]:
+    """The tags naming ``digest``: with a commit sha known, only the floating tags and those
+    carrying the sha are compared (HEADs); else every tag but referrers and signatures."""
     if short:
-        candidates = [
-            t
-            for t in tags
-            if t in FLOATING or t in (target_env, source_env) or f"-{short}-" in f"{t}-"
-        ]
+        candidates = [t for t in tags if t in FLOATING or t in envs or f"-{short}-" in f"{t}-"]
     else:
         candidates = [t for t in tags if not naming.is_referrers_tag(t) and not t.endswith(".sig")]
-    naming_tags = sorted(t for t in candidates if digests(t) == digest)
-    mine = [h for h in history if digests.known.get(h.tag) == digest]
-    current_mine = ref_entry or (mine[-1] if mine else None)
+    return sorted(t for t in candidates if digests(t) == digest)
 
-    flags = lineage.rollbacks(history)
-    is_rollback = {h.tag: flag for h, flag in zip(history, flags, strict=True)}
+
+def _provenance(
+    pred: Mapping[str, Any],
+    history: list[ImmutableTag],
+    current: ImmutableTag | None,
+    digests: Digests,
+    *,
+    recorded: bool,
+    naming_tags: list[str],
+    source_env: str,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """``source-tag``, ``previous-tag``/``-digest``, ``kind`` and ``promoted-at``: the
+    record's word, else what the tags prove (``kind`` None: decided from the history)."""
     source_tag = _field(pred, "source-tag", warnings)
     if source_tag is None:
         builds = [t for t in naming_tags if naming.parse_build_tag(source_env, t)]
         source_tag = builds[-1] if builds else None
     previous_tag = _field(pred, "previous-tag", warnings)
     previous_digest = _field(pred, "previous-digest", warnings)
-    if found is None and current_mine is not None:
-        before = lineage.previous_of(history, current_mine.tag)
+    if not recorded and current is not None:
+        before = lineage.previous_of(history, current.tag)
         if before is not None:
             previous_tag, previous_digest = before.tag, digests(before.tag)
     kind = _field(pred, "kind", warnings)
-    if kind is None and current_mine is not None:
-        kind = "rollback" if is_rollback[current_mine.tag] else "promote"
     timestamp = pred.get("timestamp")
     if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:
-        timestamp = current_mine.timestamp if current_mine else None
+        timestamp = current.timestamp if current else None
+    return {
+        "source-tag": source_tag,
+        "previous-tag": previous_tag,
+        "previous-digest": previous_digest,
+        "kind": kind,
+        "promoted-at": timestamp,
+    }
 
-    rollback_tag = rollback_digest = None
-    if history:
-        current_digest = digests(history[-1].tag)
-        if current_digest is not None:
-            target = lineage.target_with_digest(
-                history, current_digest, digests, limit=MAX_LOOKBACK
-            )
-            if target is not None:
-                rollback_tag, rollback_digest = target[0].tag, target[1]
 
-    entries = []
+def _rollback_target(
+    history: list[ImmutableTag], digests: Digests
+) -> tuple[str | None, str | None]:
+    """(tag, digest) a ``command: rollback`` without ``rollback-to`` would restore now."""
+    from promote.pipeline.rollback import MAX_LOOKBACK
+
+    if not history:
+        return None, None
+    current_digest = digests(history[-1].tag)
+    if current_digest is None:
+        return None, None
+    target = lineage.target_with_digest(history, current_digest, digests, limit=MAX_LOOKBACK)
+    return (target[0].tag, target[1]) if target is not None else (None, None)
+
+
+def _history(
+    history: list[ImmutableTag],
+    recent: int,
+    digests: Digests,
+    digest: str,
+    *,
+    sha: str | None,
+    is_rollback: Mapping[str, bool],
+) -> list[dict[str, Any]]:
+    """The newest ``recent`` releases, newest first; a release is a rollback when its
+    release or its digest was current before (older tags' digests, as far as known)."""
     seen_digests: set[str] = set()
-    older_first = []
-    for h in history[: len(history) - len(recent)]:
+    for h in history[: len(history) - recent]:
         known = digests.known.get(h.tag)
         if known:
             seen_digests.add(known)
-    for h in recent:
+    older_first = []
+    for h in history[len(history) - recent :]:
         d = digests.known.get(h.tag)
         older_first.append(
             {
@@ -273,30 +376,7 @@ def trace(
         )
         if d:
             seen_digests.add(d)
-    entries = list(reversed(older_first))
-
-    out: dict[str, Any] = {
-        "digest": digest,
-        "image": repository.name,
-        "tags": naming_tags,
-        "source-tag": source_tag,
-        "commit-sha": sha or (short or None),
-        "version": _field(pred, "version", warnings)
-        or (str(current_mine.version) if current_mine else None),
-        "promoted-at": timestamp,
-        "promoted-by": _field(pred, "actor", warnings),
-        "run-url": _field(pred, "run-url", warnings),
-        "kind": kind,
-        "previous-tag": previous_tag,
-        "previous-digest": previous_digest,
-        "rollback-tag": rollback_tag,
-        "rollback-digest": rollback_digest,
-        "record": found.digest if found is not None else None,
-        "history": entries,
-        "environments": _environments(tree, repository, digests, digest) if tree else None,
-    }
-    assert tuple(out) == LINEAGE_KEYS
-    return Traced(out, found, warnings)
+    return list(reversed(older_first))
 
 
 def _environments(

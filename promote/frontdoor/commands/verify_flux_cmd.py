@@ -35,6 +35,7 @@ from promote.frontdoor.github_settings import source_from_inputs
 if TYPE_CHECKING:
     from promote.flux import ImagePolicy
     from promote.flux.gitops import GitOpsTree
+    from promote.flux.source import TreeSource
     from promote.frontdoor.commands.predict_cmd import PolicyPrediction
 
 #: Longest accepted ``timeout`` (a job's own limit is 6 hours).
@@ -111,7 +112,8 @@ def _now(
     return found
 
 
-def run(ctx: Context) -> Result:
+def _settings(ctx: Context) -> tuple[str, str, int, TreeSource]:
+    """(expected tag or "", policy ref, timeout, the GitOps source), every input checked."""
     from promote.reference import validate_tag
 
     inputs = ctx.inputs
@@ -126,7 +128,11 @@ def run(ctx: Context) -> Result:
     source = source_from_inputs(ctx)
     if source is None:
         raise InputError("verify-flux needs gitops-path or gitops-repo", input_name="gitops-path")
+    return expected, policy_ref, timeout, source
 
+
+def run(ctx: Context) -> Result:
+    expected, policy_ref, timeout, source = _settings(ctx)
     snapshot = source.read()
     tree = scan(snapshot.files, revision=snapshot.revision)
     outputs = {"synced": "false", "predicted-tag": "", "files": "", "commit": ""}
@@ -142,27 +148,9 @@ def run(ctx: Context) -> Result:
             )
         expected = found.selected
     prediction = None
-    if inputs.given("image"):
-        from promote.flux.gitops import find_policies
-        from promote.flux.verify import normalise_image, repository_image
-
-        obj = policy_object(tree, policy_ref)
-        entry = next(e for e in find_policies(tree) if e.obj is obj)
-        watched = repository_image(tree, policy_ref)
-        given = inputs.str("image")
-        if watched and normalise_image(watched) != normalise_image(given):
-            ctx.runner.warning(
-                f"image {given} is not the image the ImageRepository of {policy_ref} watches "
-                f"({watched}): the prediction reads {given}'s tags, Flux reads {watched}'s"
-            )
-        if entry.policy is None:
-            raise InputError(
-                f"ImagePolicy {policy_ref} is invalid: {entry.error}", input_name="policy"
-            )
-        prediction = _predict(ctx, entry.policy, exclusions_for(tree, obj), expected)
+    if ctx.inputs.given("image"):
+        prediction = _registry_prediction(ctx, tree, policy_ref, expected)
         outputs["predicted-tag"] = prediction.tag or ""
-        for warning in prediction.warnings:
-            ctx.runner.warning(warning)
         if not prediction.ok:
             message = f"Flux would not select {expected}: {prediction.reason}"
             if prediction.tag and prediction.tag not in message:
@@ -184,6 +172,45 @@ def run(ctx: Context) -> Result:
         clock=ctx.clock,
         log=ctx.runner.log,
     )
+    return _verdict(ctx, source, verification, prediction, outputs, timeout=timeout)
+
+
+def _registry_prediction(
+    ctx: Context, tree: GitOpsTree, policy_ref: str, expected: str
+) -> Prediction:
+    """With ``image``: the tag Flux would select from that registry's tags (warnings
+    logged; a mismatch of ``image`` and the ImageRepository's image is a warning)."""
+    from promote.flux.gitops import find_policies
+    from promote.flux.verify import normalise_image, repository_image
+
+    obj = policy_object(tree, policy_ref)
+    entry = next(e for e in find_policies(tree) if e.obj is obj)
+    watched = repository_image(tree, policy_ref)
+    given = ctx.inputs.str("image")
+    if watched and normalise_image(watched) != normalise_image(given):
+        ctx.runner.warning(
+            f"image {given} is not the image the ImageRepository of {policy_ref} watches "
+            f"({watched}): the prediction reads {given}'s tags, Flux reads {watched}'s"
+        )
+    if entry.policy is None:
+        raise InputError(f"ImagePolicy {policy_ref} is invalid: {entry.error}", input_name="policy")
+    prediction = _predict(ctx, entry.policy, exclusions_for(tree, obj), expected)
+    for warning in prediction.warnings:
+        ctx.runner.warning(warning)
+    return prediction
+
+
+def _verdict(
+    ctx: Context,
+    source: TreeSource,
+    verification: Verification,
+    prediction: Prediction | None,
+    outputs: dict[str, str],
+    *,
+    timeout: int,
+) -> Result:
+    """Outputs, summary, log and (not synced) one error annotation per stale marker."""
+    policy_ref, expected = verification.policy, verification.expected
     outputs["files"] = "\n".join(verification.files)
     outputs["synced"] = "true" if verification.synced else "false"
     commit = ""

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 import promote.frontdoor.registry_settings as registry_settings
+from testkit.registry import RegistryServer
 from tests.frontdoor.commands.records import Repo
-from tests.support.registry import RegistryServer
 
 
 @pytest.fixture

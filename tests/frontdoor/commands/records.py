@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from promote import record
-from tests.frontdoor.commands.helpers import Run, run_action
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded, Seeder
+from testkit.engine import EngineRun as Run
+from testkit.engine import engine as run_action
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded, Seeder
 
 NOW = int(time.time())
 SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"

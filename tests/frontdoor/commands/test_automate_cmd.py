@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontdoor.commands.helpers import run_action
-from tests.support.github_server import git
-from tests.support.gitops import make_gitops_repo
-from tests.support.registry import RegistryServer
+from testkit.engine import engine as run_action
+from testkit.github_server import git
+from testkit.gitops import make_gitops_repo
+from testkit.registry import RegistryServer
 
 SHA_A = "3f9c2ab0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6"
 SHA_B = "9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e"
@@ -383,7 +383,7 @@ def test_an_automation_without_author_email_is_refused(
 def test_an_unreachable_registry_leaves_its_policies_alone_and_the_rest_proceeds(
     tmp_path: Path, lab: dict[str, object]
 ) -> None:
-    from tests.support.registry import free_port
+    from testkit.registry import free_port
 
     clone, host = Path(str(lab["clone"])), str(lab["host"])
     repos = "flux/bootstrap/infrastructure/image-automation/image-repositories.yaml"

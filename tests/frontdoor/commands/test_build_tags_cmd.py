@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontdoor.commands.helpers import run_action
+from testkit.engine import engine as run_action
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 ENV = {
@@ -85,7 +85,7 @@ def test_bad_input_one_error_no_outputs(
 def test_off_a_runner_head_and_the_checked_out_branch_are_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.support.github_server import git, init_repo
+    from testkit.github_server import git, init_repo
 
     checkout = tmp_path / "service"
     checkout.mkdir()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from promote.flux.source import load_policy
-from tests.frontdoor.commands.helpers import run_action
-from tests.support.registry import RegistryServer
+from testkit.engine import engine as run_action
+from testkit.registry import RegistryServer
 
 ROOT = Path(__file__).resolve().parents[3]
 GITOPS = ROOT / "examples" / "gitops"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontdoor.commands.helpers import run_action
+from testkit.engine import engine as run_action
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "gitops"
 PROD_DEPLOY = "flux/apps/backend/production/deployment.yaml"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontdoor.commands.helpers import run_action
+from testkit.engine import engine as run_action
 
 
 def test_unknown_command_is_one_error_and_nonzero(tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.frontdoor.commands.helpers import Run, run_action
-from tests.support.registry import RegistryServer
-from tests.support.seed import DEFAULT_PLATFORMS, Seeder
+from testkit.engine import EngineRun as Run
+from testkit.engine import engine as run_action
+from testkit.registry import RegistryServer
+from testkit.seed import DEFAULT_PLATFORMS, Seeder
 
 SHA = "3f2c1ab9d0e4c7f1a2b3c4d5e6f708192a3b4c5d"
 NOW = int(time.time())

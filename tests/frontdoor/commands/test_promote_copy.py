@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.frontdoor.commands.helpers import Run, run_action
-from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.registry import RegistryServer
-from tests.support.seed import OCI_MANIFEST, Seeded, Seeder, odd_bytes, sha256
+from testkit.engine import EngineRun as Run
+from testkit.engine import engine as run_action
+from testkit.proxy import Fault, FaultProxy
+from testkit.registry import RegistryServer
+from testkit.seed import OCI_MANIFEST, Seeded, Seeder, odd_bytes, sha256
 
 SHA = "5e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b"
 NOW = int(time.time())
@@ -778,7 +779,7 @@ def test_a_trickled_source_blob_cannot_outlast_the_deadline(
     (each read well inside the 3 s timeout) made a copy with PROMOTE_REGISTRY_DEADLINE=8
     run for hours; a blob transfer now gets the deadline plus 1 s per MiB, then fails with
     no tag written."""
-    from tests.support.faultproxy import Exchange
+    from testkit.proxy import Exchange
 
     src_repo = f"staging/{repo_path}"
     registry.seeder().oci_image(src_repo, STAGING, layer_size=50_000)

@@ -166,7 +166,7 @@ def test_without_record_nothing_is_attached(tmp_path: Path, repo: Repo) -> None:
 def test_a_refused_record_fails_with_exit_6_and_the_rerun_writes_only_the_record(
     tmp_path: Path, repo: Repo, clients: list[Any]
 ) -> None:
-    from tests.support.faultproxy import Fault, FaultProxy
+    from testkit.proxy import Fault, FaultProxy
 
     a, src_a = repo.build(SHA_A, T_A, 111)
     env = runner_env(tmp_path)
@@ -256,7 +256,7 @@ def test_rollback_record_and_the_rerun_of_the_same_run_changes_nothing(
 def test_rollback_whose_record_failed_is_not_repeated_by_its_rerun(
     tmp_path: Path, repo: Repo
 ) -> None:
-    from tests.support.faultproxy import Fault, FaultProxy
+    from testkit.proxy import Fault, FaultProxy
 
     (_a, b, _c), _tags = three_releases(tmp_path, repo)
     with FaultProxy(repo.server.url) as proxy:

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-import tests.support.github_records as github_records
+import testkit.github_records as github_records
 from promote import naming
 from promote.flux import ImagePolicy
-from tests.frontdoor.commands.helpers import Run, run_action
-from tests.support.github_server import GitHubServer, commit_all, git, init_repo
-from tests.support.registry import RegistryServer
-from tests.support.seed import Seeded, Seeder
+from testkit.engine import EngineRun as Run
+from testkit.engine import engine as run_action
+from testkit.github_server import GitHubServer, commit_all, git, init_repo
+from testkit.registry import RegistryServer
+from testkit.seed import Seeded, Seeder
 
 NOW = int(time.time())
 SHA_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
@@ -416,7 +417,7 @@ def test_half_done_rollback_names_the_rerun_that_completes_it(
     tmp_path: Path, history: History
 ) -> None:
     """The floating-tag PUT is refused: exit 5, and the suggested re-run completes it."""
-    from tests.support.faultproxy import Fault, FaultProxy
+    from testkit.proxy import Fault, FaultProxy
 
     with FaultProxy(history.server.url) as proxy:
         proxy.add(Fault.status(403), method="PUT", path=r"/manifests/production$", always=True)
@@ -448,7 +449,7 @@ def test_rerun_of_a_half_done_rollback_never_reverts_the_rollback_itself(
     """The re-run after a partial rollback finds the rollback tag current: with
     revert-commit it must not revert the automation commit that deployed that very tag
     (that would put the bad release back in Git)."""
-    from tests.support.faultproxy import Fault, FaultProxy
+    from testkit.proxy import Fault, FaultProxy
 
     origin, clone, _bad_commit = gitops_repo(
         tmp_path / "git", history.image, history.tag_a, history.tag_b
@@ -495,7 +496,7 @@ def test_revert_whose_branch_update_answer_is_lost_says_the_registry_rollback_is
     Content-Length, as from a broken proxy): one GitOps error
     that says the registry rollback is complete and that the branch may have moved — not
     an internal error."""
-    from tests.support.github_server import Request, Response
+    from testkit.github_server import Request, Response
 
     server, _ = github
     origin, _, _bad_commit = gitops_repo(

@@ -13,6 +13,7 @@ import pytest
 
 from promote import record
 from promote.frontdoor.commands.trace_cmd import LINEAGE_KEYS
+from testkit.seed import Seeded
 from tests.frontdoor.commands.records import (
     SHA_A,
     SHA_B,
@@ -29,7 +30,6 @@ from tests.frontdoor.commands.records import (
     runner_env,
     three_releases,
 )
-from tests.support.seed import Seeded
 
 RUN_URL = "https://github.example/acme/backend/actions/runs/{}"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.frontdoor.commands.helpers import run_action
-from tests.support.github_server import GitHubServer, commit_all, git, init_repo
-from tests.support.registry import RegistryServer
+from testkit.engine import engine as run_action
+from testkit.github_server import GitHubServer, commit_all, git, init_repo
+from testkit.registry import RegistryServer
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "gitops"
 POLICY = "flux-system:backend-production"

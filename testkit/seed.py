@@ -144,7 +144,7 @@ class Seeder:
         response = self.session.get(params["realm"], params=query, headers=headers, timeout=30)
         self.requests_sent += 1
         response.raise_for_status()
-        doc = response.json()
+        doc: dict[str, str] = response.json()
         return "Bearer " + (doc.get("token") or doc["access_token"])
 
     def request(

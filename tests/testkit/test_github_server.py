@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.github_server import (
+from testkit.github_server import (
     REPO,
     ROUTES,
     GitHubServer,

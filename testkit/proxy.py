@@ -1,4 +1,7 @@
-"""A fault-injecting HTTP proxy for loopback registries (stdlib only, threaded).
+"""The forwarding HTTP proxy for loopback registries, with fault hooks (stdlib only, threaded).
+
+One proxy for the test suites (faults, hooks, every exchange kept for inspection) and the
+benchmarks (requests and body bytes counted; :func:`counting_proxy`).
 
 The proxy listens on ``127.0.0.1:<free port>`` and forwards every request to one upstream
 (a real CNCF distribution registry, or a token service). A *schedule* of :class:`Rule`\\ s
@@ -39,11 +42,21 @@ through the proxy; ``rewrite`` maps further origins (a token service behind its 
 
 Counting: ``counts`` (a Counter by kind: ``ping``, ``token``, ``manifest-get``,
 ``manifest-head``, ``manifest-put``, ``manifest-delete``, ``tags``, ``blob``, ``blob-upload``,
-``other``), ``faults`` (a Counter by kind of faults injected), ``connections`` (TCP
-connections accepted) and ``log`` (every :class:`Exchange`, in order). ``upstream=None``
+``other``; ``classifier=classify_by_method`` splits blobs by method, as the benchmarks
+count), ``faults`` (a Counter by kind of faults injected), ``connections`` (TCP
+connections accepted), ``uploaded`` / ``downloaded`` (body bytes by kind, sent by clients
+and by the upstream) and ``log`` (every :class:`Exchange`, in order). ``upstream=None``
 makes a *sink*: every request is counted and answered ``sink_status`` (404: not retried,
 so a test that does reach it fails fast) — a "registry" for tests that must prove no
 request is ever sent.
+
+Bodies: by default (``keep_bodies=True``) every request and answer body is read whole and
+kept in its :class:`Exchange` (tests look at them; hooks may rewrite them). With
+``keep_bodies=False`` (the benchmarks: 512 MiB pushes) a request that no rule faults is
+streamed both ways in 1 MiB pieces (chunked request bodies stay chunked, as ``docker push``
+sends them) and only its sizes are counted; a request a rule does fault is still read whole.
+Request headers are forwarded as sent, repeats included (skopeo sends one ``Accept`` line
+per media type); ``Exchange.headers`` is a dict of them for inspection (the last repeat wins).
 """
 
 from __future__ import annotations
@@ -57,7 +70,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -81,6 +94,12 @@ _HOP = frozenset(
 _REWRITTEN = ("location", "link", "www-authenticate", "content-location")
 #: How long a forwarded request may take upstream (the registry is local and fast).
 UPSTREAM_TIMEOUT = 30.0
+#: Streamed bodies move in pieces of this size.
+PIECE = 1 << 20
+#: Kinds that are not part of a promotion's own cost (issue 7 counts "besides ping and auth").
+OVERHEAD_KINDS = frozenset({"ping", "token"})
+#: The blob kinds of :func:`classify_by_method`.
+BLOB_KINDS = frozenset({"blob-get", "blob-head", "blob-upload"})
 
 
 def classify(method: str, path: str) -> str:
@@ -106,6 +125,17 @@ def classify(method: str, path: str) -> str:
     return "token"
 
 
+def classify_by_method(method: str, path: str) -> str:
+    """:func:`classify`, with blob reads split by method (``blob-get``, ``blob-head``) and any
+    other manifest method ``manifest-other``: the kinds the benchmarks report."""
+    kind = classify(method, path)
+    if kind == "blob":
+        return {"GET": "blob-get", "HEAD": "blob-head"}.get(method, "blob-other")
+    if kind == "other" and "/manifests/" in path.split("?", 1)[0]:
+        return "manifest-other"
+    return kind
+
+
 @dataclass
 class Exchange:
     """One request through the proxy: what came in, what went out, which fault fired."""
@@ -116,6 +146,8 @@ class Exchange:
     body: bytes
     kind: str
     started: float = field(default_factory=time.monotonic)
+    #: wall-clock time (``time.time()``) the request arrived at the proxy
+    at: float = field(default_factory=time.time)
     status: int | None = None
     fault: str | None = None
     forwarded: bool = False
@@ -123,6 +155,14 @@ class Exchange:
     response_body: bytes = b""
     #: set by an ``after`` hook: send the body ``(n bytes, every s seconds)``
     trickle: tuple[int, float] | None = None
+    #: the request headers as received, repeats included (what is forwarded)
+    header_list: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+    def forwarded_headers(self) -> list[tuple[str, str]]:
+        """The headers to send upstream: as received, unless a hook edited ``headers``."""
+        if dict(self.header_list) != self.headers:
+            return list(self.headers.items())
+        return list(self.header_list)
 
 
 @dataclass(frozen=True)
@@ -256,6 +296,37 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
 
 
+def _request_body(handler: BaseHTTPRequestHandler) -> tuple[Iterator[bytes], bool]:
+    """The request body as pieces of at most :data:`PIECE` bytes, and whether it is chunked."""
+    rfile = handler.rfile
+
+    def fixed(length: int) -> Iterator[bytes]:
+        left = length
+        while left:
+            piece = rfile.read(min(left, PIECE))
+            if not piece:
+                return
+            left -= len(piece)
+            yield piece
+
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                line = rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                yield from fixed(size)
+                rfile.readline(3)
+
+        return chunks(), True
+
+    return fixed(int(handler.headers.get("Content-Length") or 0)), False
+
+
 class FaultProxy:
     """A loopback HTTP proxy in front of ``upstream`` with a programmable fault schedule."""
 
@@ -265,8 +336,17 @@ class FaultProxy:
         *,
         rewrite: Mapping[str, str] | None = None,
         sink_status: int = 404,
+        keep_bodies: bool = True,
+        classifier: Callable[[str, str], str] = classify,
+        upstream_timeout: float = UPSTREAM_TIMEOUT,
     ) -> None:
         self.sink_status = sink_status
+        self.keep_bodies = keep_bodies
+        self.classifier = classifier
+        self.upstream_timeout = upstream_timeout
+        #: body bytes by kind: sent by clients (``uploaded``) and by the upstream
+        self.uploaded: Counter[str] = Counter()
+        self.downloaded: Counter[str] = Counter()
         self.upstream = upstream.rstrip("/") if upstream else None
         self.rules: list[Rule] = []
         self.counts: Counter[str] = Counter()
@@ -327,7 +407,14 @@ class FaultProxy:
             self.counts.clear()
             self.faults.clear()
             self.log.clear()
+            self.uploaded.clear()
+            self.downloaded.clear()
             self.connections = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """The request counts by kind, sorted by kind."""
+        with self.lock:
+            return dict(sorted(self.counts.items()))
 
     def requests(self, kind: str | None = None) -> list[Exchange]:
         with self.lock:
@@ -352,12 +439,16 @@ class FaultProxy:
 
     # -- the request path -------------------------------------------------------------------
     def handle(self, handler: _Handler) -> None:
-        method = handler.command
-        path = handler.path
-        headers = dict(handler.headers.items())
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        exchange = Exchange(method, path, headers, body, classify(method, path))
+        method, path = handler.command, handler.path
+        header_list = list(handler.headers.items())
+        exchange = Exchange(
+            method,
+            path,
+            dict(header_list),
+            b"",
+            self.classifier(method, path),
+            header_list=header_list,
+        )
         with self.lock:
             self.counts[exchange.kind] += 1
             self.log.append(exchange)
@@ -366,13 +457,15 @@ class FaultProxy:
             exchange.fault = fault.label
             with self.lock:
                 self.faults[fault.label] += 1
+        pieces, chunked = _request_body(handler)
+        if fault is None and not self.keep_bodies and self.upstream is not None:
+            self._stream(handler, exchange, pieces, chunked)
+            return
+        exchange.body = b"".join(pieces)
+        self._count(self.uploaded, exchange.kind, len(exchange.body))
 
         if fault is not None and not fault.after:
-            if fault.kind == "status":
-                self._answer_fault(handler, exchange, fault)
-                return
-            if fault.kind == "reset":
-                self._reset(handler, exchange)
+            if self._instead(handler, exchange, fault):
                 return
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -384,13 +477,10 @@ class FaultProxy:
         exchange.status = status
         exchange.response_headers = dict(resp_headers)
         exchange.response_body = resp_body
+        self._count(self.downloaded, exchange.kind, len(resp_body))
 
         if fault is not None and fault.after:
-            if fault.kind == "status":
-                self._answer_fault(handler, exchange, fault)
-                return
-            if fault.kind == "reset":
-                self._reset(handler, exchange)
+            if self._instead(handler, exchange, fault):
                 return
             if fault.kind == "hook" and fault.fn is not None:
                 # an after-hook may rewrite the answer: status, headers, body, pace
@@ -420,6 +510,61 @@ class FaultProxy:
                     time.sleep(every)
         handler.wfile.flush()
 
+    def _instead(self, handler: _Handler, exchange: Exchange, fault: Fault) -> bool:
+        """Answer a ``status`` or ``reset`` fault in place of the upstream's answer."""
+        if fault.kind == "status":
+            self._answer_fault(handler, exchange, fault)
+            return True
+        if fault.kind == "reset":
+            self._reset(handler, exchange)
+            return True
+        return False
+
+    def _count(self, counter: Counter[str], kind: str, size: int) -> None:
+        if size:
+            with self.lock:
+                counter[kind] += size
+
+    def _connect(self) -> tuple[http.client.HTTPConnection, str]:
+        """A connection to the upstream, and the ``Host`` to name it by."""
+        assert self.upstream is not None
+        parts = urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=self.upstream_timeout
+        )
+        return conn, parts.netloc
+
+    def _request_headers(self, exchange: Exchange, netloc: str) -> list[tuple[str, str]]:
+        headers = [(k, v) for k, v in exchange.forwarded_headers() if k.lower() not in _HOP]
+        return [*headers, ("Host", netloc), ("Connection", "close")]
+
+    @staticmethod
+    def _put_headers(
+        conn: http.client.HTTPConnection, exchange: Exchange, headers: list[tuple[str, str]]
+    ) -> None:
+        """Request line and headers (``Accept-Encoding: identity`` when the client sent none)."""
+        has_encoding = any(k.lower() == "accept-encoding" for k, _ in headers)
+        conn.putrequest(
+            exchange.method, exchange.path, skip_host=True, skip_accept_encoding=has_encoding
+        )
+        for key, value in headers:
+            conn.putheader(key, value)
+
+    def _response_headers(
+        self, response: http.client.HTTPResponse
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """The upstream answer's headers to pass on (rewritten), and its ``Content-Length``."""
+        headers: list[tuple[str, str]] = []
+        content_length: str | None = None
+        for key, value in response.getheaders():
+            low = key.lower()
+            if low == "content-length":
+                content_length = value
+            if low in _HOP:
+                continue
+            headers.append((key, self._rewrite_value(value) if low in _REWRITTEN else value))
+        return headers, content_length
+
     def _forward(self, exchange: Exchange) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
         """Send the request upstream; (status, headers to pass on, body, HEAD's length)."""
         if self.upstream is None:
@@ -427,31 +572,80 @@ class FaultProxy:
                 {"errors": [{"code": "UNAVAILABLE", "message": "faultproxy sink: no upstream"}]}
             ).encode()
             return self.sink_status, [("Content-Type", "application/json")], body, None
-        parts = urlsplit(self.upstream)
-        conn = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port or 80, timeout=UPSTREAM_TIMEOUT
-        )
+        conn, netloc = self._connect()
         try:
-            out_headers = {k: v for k, v in exchange.headers.items() if k.lower() not in _HOP}
-            out_headers["Host"] = parts.netloc
-            out_headers["Connection"] = "close"
+            out_headers = self._request_headers(exchange, netloc)
             if exchange.body or exchange.method in ("PUT", "POST", "PATCH"):
-                out_headers["Content-Length"] = str(len(exchange.body))
-            conn.request(exchange.method, exchange.path, body=exchange.body, headers=out_headers)
+                out_headers.append(("Content-Length", str(len(exchange.body))))
+            self._put_headers(conn, exchange, out_headers)
+            conn.endheaders(exchange.body or None)
             response = conn.getresponse()
             data = response.read()
-            headers: list[tuple[str, str]] = []
-            content_length: str | None = None
-            for key, value in response.getheaders():
-                low = key.lower()
-                if low == "content-length":
-                    content_length = value
-                if low in _HOP:
-                    continue
-                headers.append((key, self._rewrite_value(value) if low in _REWRITTEN else value))
+            headers, content_length = self._response_headers(response)
             return response.status, headers, data, content_length
         finally:
             conn.close()
+
+    def _stream(
+        self,
+        handler: _Handler,
+        exchange: Exchange,
+        pieces: Iterator[bytes],
+        chunked: bool,
+    ) -> None:
+        """Forward one request with both bodies streamed in pieces (``keep_bodies=False``)."""
+        conn, netloc = self._connect()
+        try:
+            out_headers = self._request_headers(exchange, netloc)
+            length = handler.headers.get("Content-Length")
+            if chunked:
+                out_headers.append(("Transfer-Encoding", "chunked"))
+            elif length or exchange.method in ("PUT", "POST", "PATCH"):
+                out_headers.append(("Content-Length", length or "0"))
+            self._put_headers(conn, exchange, out_headers)
+            conn.endheaders()
+            for piece in pieces:
+                self._count(self.uploaded, exchange.kind, len(piece))
+                conn.send(f"{len(piece):X}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+            if chunked:
+                conn.send(b"0\r\n\r\n")
+            response = conn.getresponse()
+            exchange.forwarded = True
+            exchange.status = response.status
+            headers, content_length = self._response_headers(response)
+            exchange.response_headers = dict(headers)
+            self._stream_answer(handler, exchange, response, headers, content_length)
+        finally:
+            conn.close()
+
+    def _stream_answer(
+        self,
+        handler: _Handler,
+        exchange: Exchange,
+        response: http.client.HTTPResponse,
+        headers: list[tuple[str, str]],
+        length: str | None,
+    ) -> None:
+        handler.send_response(response.status)
+        for key, value in headers:
+            handler.send_header(key, value)
+        if exchange.method == "HEAD" or response.status in (204, 304):
+            handler.send_header("Content-Length", length or "0")
+            handler.end_headers()
+            response.read()
+        elif length is not None:
+            handler.send_header("Content-Length", length)
+            handler.end_headers()
+            while piece := response.read(PIECE):
+                self._count(self.downloaded, exchange.kind, len(piece))
+                handler.wfile.write(piece)
+        else:
+            data = response.read()
+            self._count(self.downloaded, exchange.kind, len(data))
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        handler.wfile.flush()
 
     def _rewrite_value(self, value: str) -> str:
         for src, dst in self._rewrite.items():
@@ -501,3 +695,11 @@ class FaultProxy:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def counting_proxy(upstream: str) -> FaultProxy:
+    """The benchmarks' proxy: bodies streamed and only counted, blobs split by method
+    (:func:`classify_by_method`), 600 s upstream (512 MiB pushes), no faults scheduled."""
+    return FaultProxy(
+        upstream, keep_bodies=False, classifier=classify_by_method, upstream_timeout=600.0
+    )

@@ -12,9 +12,9 @@ import jwt
 import pytest
 from cryptography import x509
 
-from tests.support.registry import RegistryServer, RegistryStartError
-from tests.support.seed import IMAGE_KINDS, STREAM_THRESHOLD, odd_bytes, sha256
-from tests.support.tokenserver import TokenService
+from testkit.registry import RegistryServer, RegistryStartError
+from testkit.seed import IMAGE_KINDS, STREAM_THRESHOLD, odd_bytes, sha256
+from testkit.tokenserver import TokenService
 
 
 def test_odd_json_is_valid_but_not_canonical() -> None:

@@ -9,7 +9,7 @@ the process and deletes the dir. Three auth modes:
 * ``basic`` - ``auth.htpasswd`` with a bcrypt entry written by ``htpasswd -Bbc``
   (Debian ``apache2-utils``); distribution only accepts bcrypt;
 * ``token`` - ``auth.token`` (realm, service, issuer, rootcertbundle) backed by a
-  :class:`~tests.support.tokenserver.TokenService` started alongside.
+  :class:`~testkit.tokenserver.TokenService` started alongside.
 
 The Debian package also installs a system service listening on ``:5000``; nothing here uses
 that port, and the server checks that the process answering ``/v2/`` is its own (the
@@ -35,12 +35,12 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.support.tokenserver import TokenService
+from testkit.tokenserver import TokenService
 
 if TYPE_CHECKING:
     from promote.reference import Repository
     from promote.registry import Credentials
-    from tests.support.seed import Seeder
+    from testkit.seed import Seeder
 
 REGISTRY_BINARY = "docker-registry"
 HTPASSWD_BINARY = "htpasswd"
@@ -368,8 +368,8 @@ http:
 
     # -- helpers ---------------------------------------------------------------------------
     def seeder(self) -> Seeder:
-        """The :class:`~tests.support.seed.Seeder` of this registry (with its credentials)."""
-        from tests.support.seed import Seeder
+        """The :class:`~testkit.seed.Seeder` of this registry (with its credentials)."""
+        from testkit.seed import Seeder
 
         if self._seeder is None:
             self._seeder = Seeder(self.url, self.username, self.password)

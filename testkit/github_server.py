@@ -12,7 +12,7 @@ at once. ``server.add_repo("acme/gitops", path)``.
 
 Extending (other modules add endpoints without editing this file)::
 
-    from tests.support.github_server import HTTPError, Request, Response, route
+    from testkit.github_server import HTTPError, Request, Response, route
 
     @route("POST", r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/deployments")
     def create_deployment(req: Request) -> Response:

@@ -7,7 +7,7 @@ Registries (real CNCF distribution 2.8, ``docker-registry serve``, on ``127.0.0.
 ``basic_registry`` (module scope)
     htpasswd Basic auth (bcrypt entry from ``htpasswd -Bbc``).
 ``token_registry`` (module scope)
-    Bearer token auth, backed by a :class:`~tests.support.tokenserver.TokenService`
+    Bearer token auth, backed by a :class:`~testkit.tokenserver.TokenService`
     on another loopback port: ``token_registry.token_service`` exposes ``issued``,
     ``tokens``, ``requests`` and the knobs ``field``, ``expired_next``,
     ``allowed_actions``, ``anonymous``. Tests that change a knob must restore it (or use
@@ -18,10 +18,10 @@ Registries (real CNCF distribution 2.8, ``docker-registry serve``, on ``127.0.0.
     ``registry_factory(auth="none") -> RegistryServer``: a private registry, stopped at
     the end of the test (use when a test stops it or needs an empty registry).
 
-Every registry object (:class:`~tests.support.registry.RegistryServer`) exposes ``.host``
+Every registry object (:class:`~testkit.registry.RegistryServer`) exposes ``.host``
 (``127.0.0.1:PORT``), ``.url`` (``http://127.0.0.1:PORT``), ``.auth``, ``.username`` and
 ``.password`` (None for ``none``), ``.stop()``, ``.seeder()`` (a
-:class:`~tests.support.seed.Seeder` with its credentials), ``.repository(path)`` (a
+:class:`~testkit.seed.Seeder` with its credentials), ``.repository(path)`` (a
 :class:`promote.reference.Repository`) and ``.credentials()`` (a
 :class:`promote.registry.Credentials` or None). Module-scoped registries are shared, so
 use a unique repository per test: the ``repo_path`` fixture gives one.
@@ -29,7 +29,7 @@ use a unique repository per test: the ``repo_path`` fixture gives one.
 Seeding: ``seeder = any_registry.seeder()``; ``seeded = seeder.oci_image(repo_path,
 "staging-abc1234-1700000000", revision="<sha>")`` (also ``oci_index``, ``docker_image``,
 ``docker_list``, ``image(kind, ...)``, ``tag``, ``tags``, ``raw_manifest``); a
-:class:`~tests.support.seed.Seeded` carries ``digest``, ``media_type``, ``data`` (the
+:class:`~testkit.seed.Seeded` carries ``digest``, ``media_type``, ``data`` (the
 exact, deliberately non-canonical bytes) and ``children``.
 
 Clients: ``client_factory(server, repo_path, **kwargs) -> RegistryClient`` builds a
@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.registry import RegistryServer, RegistryStartError
+from testkit.registry import RegistryServer, RegistryStartError
 
 
 def _start(auth: str) -> RegistryServer:

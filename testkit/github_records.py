@@ -1,6 +1,6 @@
 """GitHub REST endpoints for promotion records and reverts, added to the local test server.
 
-Importing this module registers (with :func:`tests.support.github_server.route`) the
+Importing this module registers (with :func:`testkit.github_server.route`) the
 endpoints ``promote.github`` and ``promote.gitrevert`` call, shaped on GitHub's REST
 documentation (https://docs.github.com/en/rest):
 
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.github_server import (
+from testkit.github_server import (
     REPO,
     GitHubServer,
     HTTPError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.expressions import ExpressionError, evaluate, interpolate, job_runs
+from testkit.expressions import ExpressionError, evaluate, interpolate, job_runs
 
 
 def test_and_or_return_values_not_booleans() -> None:

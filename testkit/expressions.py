@@ -73,14 +73,16 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         a = b = 0.0
     else:
         a, b = _number(left), _number(right)
-    return {
-        "==": a == b,
-        "!=": a != b,
-        "<": a < b,
-        "<=": a <= b,
-        ">": a > b,
-        ">=": a >= b,
-    }[op]
+    return bool(
+        {
+            "==": a == b,
+            "!=": a != b,
+            "<": a < b,
+            "<=": a <= b,
+            ">": a > b,
+            ">=": a >= b,
+        }[op]
+    )
 
 
 class _Parser:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.github_server import git
+from testkit.github_server import git
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gitops"
 EXAMPLE_IMAGE_PREFIX = "ghcr.io/acme/"
 EXAMPLE_URL = "ssh://git@github.com/acme/gitops"
 

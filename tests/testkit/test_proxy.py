@@ -1,0 +1,108 @@
+"""The one forwarding proxy (testkit/proxy.py) in its two configurations, on a real registry.
+
+The fault schedule and the rewrites are proved through promotions in
+tests/reliability/test_faultproxy.py; here: what the benchmarks need of it (bodies streamed
+and counted, never kept; chunked uploads; blob kinds by method) and what both need (repeated
+request headers forwarded as sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from testkit.proxy import FaultProxy, classify, classify_by_method, counting_proxy
+from testkit.registry import RegistryServer
+from testkit.seed import DOCKER_MANIFEST, OCI_MANIFEST
+
+MiB = 1 << 20
+
+
+def chunked_upload(proxy: FaultProxy, repo: str, pieces: list[bytes]) -> str:
+    """POST an upload session and PUT the bytes chunked (as ``docker push`` does)."""
+    digest = "sha256:" + hashlib.sha256(b"".join(pieces)).hexdigest()
+    started = requests.post(f"{proxy.url}/v2/{repo}/blobs/uploads/", timeout=30)
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    assert location.startswith(proxy.url) or location.startswith("/")
+    if location.startswith("/"):
+        location = proxy.url + location
+    sep = "&" if "?" in location else "?"
+
+    def body() -> Iterator[bytes]:
+        yield from pieces
+
+    done = requests.put(f"{location}{sep}digest={digest}", data=body(), timeout=60)
+    assert done.status_code == 201, done.text
+    return digest
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "streamed"])
+def test_chunked_upload_lands_and_bytes_are_counted(
+    registry: RegistryServer, repo_path: str, keep: bool
+) -> None:
+    pieces = [bytes([i]) * (MiB + 17 * i) for i in range(3)]
+    size = sum(map(len, pieces))
+    proxy = (
+        FaultProxy(registry.url)
+        if keep
+        else counting_proxy(registry.url)  # the benchmarks' configuration
+    )
+    with proxy:
+        digest = chunked_upload(proxy, repo_path, pieces)
+        got = requests.get(f"{proxy.url}/v2/{repo_path}/blobs/{digest}", timeout=60)
+        assert got.status_code == 200
+        assert hashlib.sha256(got.content).hexdigest() == digest.removeprefix("sha256:")
+        blob_kind = "blob" if keep else "blob-get"
+        assert proxy.uploaded["blob-upload"] == size
+        assert proxy.downloaded[blob_kind] == size
+        assert proxy.snapshot() == {"blob-upload": 2, blob_kind: 1}
+        put = next(e for e in proxy.log if e.method == "PUT")
+        get = next(e for e in proxy.log if e.method == "GET")
+        # kept: the whole bodies are in the log; streamed: only their sizes were counted
+        assert len(put.body) == (size if keep else 0)
+        assert len(get.response_body) == (size if keep else 0)
+        assert put.status == 201 and get.status == 200 and get.forwarded
+        proxy.reset_counts()
+        assert proxy.snapshot() == {} and not proxy.uploaded and not proxy.log
+
+
+@pytest.mark.registry
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "streamed"])
+def test_repeated_accept_lines_reach_the_registry(
+    registry: RegistryServer, repo_path: str, keep: bool
+) -> None:
+    """distribution answers an OCI manifest GET 404 unless an Accept line names the OCI type:
+    with the OCI line first and the Docker line last, collapsing repeats would lose it."""
+    seeded = registry.seeder().oci_image(repo_path, "v1")
+    proxy = FaultProxy(registry.url, keep_bodies=keep)
+    with proxy:
+        conn = http.client.HTTPConnection("127.0.0.1", int(proxy.host.rsplit(":", 1)[1]))
+        conn.putrequest("GET", f"/v2/{repo_path}/manifests/v1", skip_accept_encoding=True)
+        conn.putheader("Accept", OCI_MANIFEST)
+        conn.putheader("Accept", DOCKER_MANIFEST)
+        conn.endheaders()
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+    assert response.status == 200, body
+    assert response.getheader("Docker-Content-Digest") == seeded.digest
+    assert proxy.log[0].headers["Accept"] == DOCKER_MANIFEST  # the inspection dict: last wins
+
+
+def test_blob_kinds_by_method_refine_the_coarse_kinds() -> None:
+    for method, path, coarse, fine in (
+        ("GET", "/v2/a/blobs/sha256:00", "blob", "blob-get"),
+        ("HEAD", "/v2/a/blobs/sha256:00", "blob", "blob-head"),
+        ("DELETE", "/v2/a/blobs/sha256:00", "blob", "blob-other"),
+        ("PATCH", "/v2/a/manifests/x", "other", "manifest-other"),
+        ("DELETE", "/v2/a/manifests/x", "manifest-delete", "manifest-delete"),
+        ("GET", "/v2/a/tags/list", "tags", "tags"),
+        ("GET", "/token?scope=x", "token", "token"),
+    ):
+        assert (classify(method, path), classify_by_method(method, path)) == (coarse, fine)
