@@ -35,8 +35,11 @@ MAX_FUTURE_SECONDS = 600
 BUMPS = ("patch", "minor", "major")
 #: Environment names become tag prefixes: lower-case, start with a letter.
 ENV_RE = re.compile(r"[a-z][a-z0-9]{0,31}")
-#: The OCI distribution tag grammar (128 characters at most).
-TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+#: OCI tag length limit (the tag grammar allows 1 + 127 characters).
+TAG_MAX = 128
+#: The OCI distribution tag grammar (128 characters at most): the one tag-syntax rule
+#: (:func:`promote.reference.validate_tag` and the tag listing use it too).
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", re.ASCII)
 HEX_RE = re.compile(r"[0-9a-fA-F]{7,64}")
 #: Each part at most 9 digits: a version must fit the 128-character tag with any env name,
 #: and anything longer is a typo or an attack, refused before the first network call.
@@ -44,8 +47,23 @@ VERSION_RE = re.compile(r"v?(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0
 REVISION_KEY = "org.opencontainers.image.revision"
 #: Largest version part :data:`VERSION_RE` admits.
 MAX_VERSION_PART = 999_999_999
+#: The environment of develop-branch builds.
+DEVELOP_ENV = "develop"
+#: The environment of main-branch builds: where a promotion takes its source by default.
+STAGING_ENV = "staging"
 #: Environments whose tags are builds (``<env>-<sha>-<ts>``), never promotion targets.
-BUILD_ENVS = ("develop", "staging")
+BUILD_ENVS = (DEVELOP_ENV, STAGING_ENV)
+#: The default promotion target (a release environment: ``<env>-v<X.Y.Z>-<sha>-<ts>``).
+DEFAULT_TARGET_ENV = "production"
+#: The default source environment of a promotion.
+DEFAULT_SOURCE_ENV = STAGING_ENV
+#: The environments a GitOps tree has folders for, in promotion order.
+ENVS = (*BUILD_ENVS, DEFAULT_TARGET_ENV)
+#: Tags that float from build to build (``latest`` and each environment's own name):
+#: never selected by Flux, never a release.
+FLOATING_TAGS = ("latest", *ENVS)
+#: The suffixes of cosign's artifact tags (``sha256-<hex>.sig`` and its kin).
+COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
 
 
 @dataclass(frozen=True, order=True)
@@ -133,9 +151,22 @@ def parse_build_tag(env: str, tag: str) -> BuildTag | None:
     return BuildTag(env, m[1][:SHORT_SHA_LENGTH], int(m[2]), tag)
 
 
+def is_build_env(env: str) -> bool:
+    """Whether ``env``'s tags are builds (``<env>-<sha>-<ts>``), not promotions."""
+    return env in BUILD_ENVS
+
+
+def env_tag(env: str, *, version: semver.Version, short_sha: str, timestamp: int) -> str:
+    """The tag of ``env`` that Flux selects (:func:`flux_tag_pattern`): a build tag in a
+    build env, the immutable promotion tag in any other."""
+    if is_build_env(env):
+        return build_tag(env, short_sha, timestamp)
+    return immutable_tag(env, version, short_sha, timestamp)
+
+
 def flux_tag_pattern(env: str) -> str:
     """The ``filterTags.pattern`` that admits exactly ``env``'s immutable tags (RE2 syntax)."""
-    if env in {"develop", "staging"}:
+    if is_build_env(env):
         return rf"^{env}-(?P<sha>[a-f0-9]{{7,40}})-(?P<ts>[0-9]+)$"
     return rf"^{env}-v(?P<version>[0-9]+\.[0-9]+\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$"
 
@@ -307,17 +338,10 @@ def referrers_tag(digest: str) -> str:
     return f"{algorithm}-{hexdigest}"
 
 
-# -- names the front door takes from the grammar (issue 11; the same values as C's names) --
-#: The environment of develop-branch builds.
-DEVELOP_ENV = "develop"
-#: The environment of main-branch builds: where a promotion takes its source by default.
-STAGING_ENV = "staging"
-#: The default promotion target (a release environment: ``<env>-v<X.Y.Z>-<sha>-<ts>``).
-DEFAULT_TARGET_ENV = "production"
-#: The default source environment of a promotion.
-DEFAULT_SOURCE_ENV = STAGING_ENV
-#: Tags that float from build to build (``latest`` and each environment's own name):
-#: never selected by Flux, never a release.
-FLOATING_TAGS = ("latest", *BUILD_ENVS, DEFAULT_TARGET_ENV)
+def cosign_tag(digest: str, suffix: str) -> str:
+    """cosign's tag for an artifact of ``digest``: ``sha256-<hex>`` + ``.sig``/``.att``/…"""
+    return referrers_tag(digest) + suffix
+
+
 #: A version as a release states it (``X.Y.Z``, no ``v`` prefix): :data:`VERSION_RE`'s parts.
 RELEASE_VERSION_RE = re.compile(VERSION_RE.pattern.removeprefix("v?"))

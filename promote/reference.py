@@ -1,6 +1,7 @@
 """Image references: ``[registry/]path[:tag][@digest]``, parsed once, validated before I/O.
 
-Pure and stdlib-only (layering: nothing in :mod:`promote` is imported here but the errors).
+Pure (layering: nothing in :mod:`promote` is imported here but the errors and the tag
+grammar, whose one owner is :mod:`promote.naming`).
 
 Grammar (CNCF distribution ``reference/regexp.go``, OCI distribution-spec)::
 
@@ -11,7 +12,7 @@ Grammar (CNCF distribution ``reference/regexp.go``, OCI distribution-spec)::
     label      := [A-Za-z0-9] | [A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]
     path       := component ( "/" component )*
     component  := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
-    tag        := [A-Za-z0-9_][A-Za-z0-9._-]{0,127}
+    tag        := [A-Za-z0-9_][A-Za-z0-9._-]{0,127}   (promote.naming.TAG_RE)
     digest     := "sha256:" [0-9a-f]{64}                (the only algorithm promote accepts)
 
 The first ``/``-separated part is a registry host only when it looks like one: it contains a
@@ -40,6 +41,7 @@ import re
 from dataclasses import dataclass
 
 from promote.errors import ReferenceError_
+from promote.naming import TAG_MAX, TAG_RE
 
 #: Canonical name of Docker Hub, as users write it and as we print it.
 DOCKER_HUB = "docker.io"
@@ -49,8 +51,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 #: distribution's ``NameTotalLengthMax``.
 NAME_MAX = 255
-#: OCI tag length limit (the tag grammar allows 1 + 127 characters).
-TAG_MAX = 128
 
 _A = re.ASCII
 _LABEL = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
@@ -59,7 +59,6 @@ _IPV6 = r"\[[0-9A-Fa-f:.]+\]"
 _PORT = r"[0-9]{1,5}"
 HOST_RE = re.compile(rf"(?:{_DOMAIN}|{_IPV6})(?::{_PORT})?", _A)
 COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*", _A)
-TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", _A)
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}", _A)
 _ALGO_RE = re.compile(r"[A-Za-z0-9]+(?:[.+_-][A-Za-z0-9]+)*:.*", _A)
 

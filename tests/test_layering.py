@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "promote.flux",
             "promote.record",
             "promote.lineage",
+            "promote.redaction",  # the one redactor (issue 11 C), pure
         ),
     ),
 )

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from promote.flux.gitops import (
-    ENVS,
     FluxObject,
     GitOpsTree,
     Marker,
@@ -48,6 +47,15 @@ from promote.flux.gitops import (
     env_of,
     env_of_name,
     find_policies,
+)
+from promote.naming import (
+    ENVS,
+    FLOATING_TAGS,
+    cosign_tag,
+    env_tag,
+    is_build_env,
+    parse_version,
+    referrers_tag,
 )
 
 if TYPE_CHECKING:
@@ -58,18 +66,15 @@ PROBE_SHA = "3f9c2ab"
 PROBE_TS = 1764100000
 PROBE_VERSION = "1.4.2"
 #: A cosign signature tag: ``sha256-<hex>.sig``.
-PROBE_SIG = "sha256-" + "ab" * 32 + ".sig"
+PROBE_SIG = cosign_tag("sha256:" + "ab" * 32, ".sig")
 #: A referrers index tag (``sha256-<hex>``: promotion records, Sigstore bundles).
-PROBE_REFERRERS = "sha256-" + "cd" * 32
-#: Tags that float from build to build; no policy may admit them.
-FLOATING_TAGS = ("latest", *ENVS)
+PROBE_REFERRERS = referrers_tag("sha256:" + "cd" * 32)
 
 
 def immutable_tag(env: str, *, sha: str = PROBE_SHA, ts: int = PROBE_TS) -> str:
-    """The project's immutable tag for ``env`` (``production-v<X.Y.Z>-<sha7>-<ts>``)."""
-    if env == "production":
-        return f"production-v{PROBE_VERSION}-{sha}-{ts}"
-    return f"{env}-{sha}-{ts}"
+    """The tag ``env``'s policy must select (:func:`promote.naming.env_tag`): a build tag in
+    a build env, ``<env>-v<X.Y.Z>-<sha7>-<ts>`` in a release env such as production."""
+    return env_tag(env, version=parse_version(PROBE_VERSION), short_sha=sha, timestamp=ts)
 
 
 @dataclass(frozen=True)
@@ -306,7 +311,7 @@ def check_policy(entry: PolicyEntry) -> Iterable[Finding]:
                 obj.file,
                 obj.line_of("spec", "policy", "alphabetical"),
             )
-    if kind == "semver" and env == "production":
+    if kind == "semver" and env is not None and not is_build_env(env):
         yield Finding(
             "warning",
             "policy-semver-rollback",

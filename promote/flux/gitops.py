@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from promote.naming import ENVS
+
 if TYPE_CHECKING:
     from promote.flux import ImagePolicy
 
@@ -51,8 +53,6 @@ FLUX_KINDS = ("ImageRepository", "ImagePolicy", "ImageUpdateAutomation")
 #: source-controller's API group and the source kind an automation checks out.
 SOURCE_API_GROUP = "source.toolkit.fluxcd.io"
 SOURCE_KINDS = ("GitRepository",)
-#: Environment folder names, in promotion order.
-ENVS = ("develop", "staging", "production")
 #: The marker key; the reader screens files for it *with* the double quotes.
 MARKER_KEY = "$imagepolicy"
 SCREEN_TOKEN = '"$imagepolicy"'  # noqa: S105 - a marker key, not a secret
@@ -310,7 +310,13 @@ def scan(files: Mapping[str, str], *, revision: str | None = None) -> GitOpsTree
 
 
 #: libyaml's loader when PyYAML was built with it (10x faster; same nodes and marks).
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):
     """The safe loader, except that a scalar which only looks like a date (``2024-02-30``)
     stays text, as go-yaml reads it, instead of raising ValueError."""
 

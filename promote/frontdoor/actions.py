@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TextIO, TypedDict, Unpack
 
 from promote.errors import InputError
+from promote.redaction import redact
 
 #: Values shorter than this are not masked: masking "a" would blank every "a" in the log.
 MIN_MASK_LENGTH = 4
@@ -163,9 +164,7 @@ class Runner:
         self.out.flush()
 
     def redact(self, text: str) -> str:
-        for value in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(value, "***")
-        return text
+        return redact(text, self._secrets)
 
     # -- log and annotations -----------------------------------------------------------
     def log(self, message: str) -> None:

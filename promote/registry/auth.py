@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from promote.errors import AuthError, InputError, RegistryError
+from promote.redaction import redact
 from promote.reference import Repository, is_loopback_host
 from promote.registry.transport import Transport, origin, safe_url
 
@@ -200,9 +201,7 @@ class Authenticator:
 
     def redact(self, text: str) -> str:
         """``text`` with every credential and token we know replaced by ``***``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
     def _basic_value(self) -> str:
         assert self.credentials is not None
@@ -282,30 +281,16 @@ class Authenticator:
         """GET the realm; for a 200 also read the body (``None``: over the size cap).
 
         A body cut off or stalled mid-read is retried under the client's deadline like a
-        connection fault before the headers (the transport retries only up to those).
+        connection fault before the headers (:meth:`Transport.fetch`).
         """
-        import requests
-
-        attempt = 0
-        while True:
-            attempt += 1
-            response = self.transport.send(
-                "GET",
-                realm,
-                kind="token" if attempt == 1 else "retry",
-                authorize=authorize,
-                params=params,
-            )
-            if response.status_code != 200:
-                return response, None
-            try:
-                return response, self.transport.read_body(response, MAX_TOKEN_BODY, method="GET")
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                self.transport.body_fault("GET", realm, attempt=attempt, exc=exc)
+        return self.transport.fetch(
+            lambda sent_as: self.transport.send(
+                "GET", realm, kind=sent_as, authorize=authorize, params=params
+            ),
+            kind="token",
+            url=realm,
+            limit=MAX_TOKEN_BODY,
+        )
 
     def fetch_token(self, challenge: Challenge) -> str:
         """``GET <realm>?service&scope`` and keep the token (masked before use)."""

@@ -29,7 +29,8 @@ from promote.errors import (
     NotFoundError,
     RegistryError,
 )
-from promote.reference import DIGEST_RE, TAG_RE, Repository, validate_digest, validate_tag
+from promote.naming import TAG_RE
+from promote.reference import DIGEST_RE, Repository, validate_digest, validate_tag
 from promote.registry import mediatypes
 from promote.registry.auth import Authenticator, Credentials
 from promote.registry.transport import (
@@ -290,30 +291,14 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         params: dict[str, str | list[str]] | None = None,
     ) -> tuple[requests.Response, bytes | None]:
-        """GET; for a 200 also read the body (``None``: longer than ``limit``).
-
-        A body cut off or stalled mid-read is a connection fault like a reset before the
-        headers: the GET is sent again under the same deadline (the transport's retries
-        end when the headers arrive, the body is streamed after).
-        """
-        import requests
-
-        attempt = 0
-        while True:
-            attempt += 1
-            response = self._send(
-                "GET", url, kind=kind if attempt == 1 else "retry", headers=headers, params=params
-            )
-            if response.status_code != 200:
-                return response, None
-            try:
-                return response, self.transport.read_body(response, limit, method="GET")
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                self.transport.body_fault("GET", url, attempt=attempt, exc=exc)
+        """GET; for a 200 also read the body (``None``: longer than ``limit``); header and
+        body faults retried under the one deadline (:meth:`Transport.fetch`)."""
+        return self.transport.fetch(
+            lambda sent_as: self._send("GET", url, kind=sent_as, headers=headers, params=params),
+            kind=kind,
+            url=url,
+            limit=limit,
+        )
 
     def _raise_for(self, response: requests.Response, method: str, *, write: bool = False) -> None:
         """Turn an unexpected response into the right :class:`RegistryError` (and close it)."""
@@ -531,63 +516,11 @@ class RegistryClient:
         for page_number in range(MAX_TAG_PAGES):
             if url is None:
                 return tags
-            response, body = self._get_body(
-                url, kind="tags", limit=MAX_MANIFEST_SIZE * 4, params=params
-            )
-            if response.status_code == 404:
-                codes, _detail = self.transport.error_details(response)
-                if page_number == 0 and (not codes or "NAME_UNKNOWN" in codes):
-                    return tags
-                if page_number > 0:
-                    # A repository cannot vanish between pages: a partial list would hide
-                    # versions and timestamps, so it is an error, never a short answer.
-                    raise RegistryError(
-                        f"GET {safe_url(response.url)}: the tag listing broke off after "
-                        f"{len(tags)} tags (HTTP 404 on page {page_number + 1}); nothing "
-                        "was written",
-                        status=404,
-                        method="GET",
-                        url=safe_url(response.url),
-                        codes=codes,
-                    )
-                raise NotFoundError(
-                    f"GET {safe_url(response.url)}: not found ({', '.join(codes)})",
-                    status=404,
-                    method="GET",
-                    url=safe_url(response.url),
-                    codes=codes,
-                )
-            if response.status_code != 200:
-                self._raise_for(response, "GET")
-            request_url = response.url
+            read = self._tags_page(url, params, page_number=page_number, so_far=len(tags))
+            if read is None:
+                return tags
+            page, request_url, link = read
             visited.add(request_url)
-            try:
-                raw_link = response.links.get("next", {}).get("url")
-            except Exception:  # requests' Link parser on a garbled header
-                raw_link = response.headers.get("Link")
-            link = (
-                registry_url(raw_link, base=request_url, header="Link", method="GET", url=url)
-                if raw_link is not None
-                else None
-            )
-            try:
-                doc = json.loads(body or b"")
-            except ValueError:
-                doc = None
-            page = doc.get("tags") if isinstance(doc, dict) else None
-            if page is None and isinstance(doc, dict):
-                page = []
-            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(
-                    f"GET {safe_url(request_url)}: the tag list is not valid JSON",
-                    url=safe_url(request_url),
-                )
-            # Registry data is data: a name outside the OCI tag grammar is no tag of ours
-            # (and could carry newlines or workflow commands into the log).
-            bad = [t for t in page if not TAG_RE.fullmatch(t)]
-            if bad:
-                self.ignored_tags.extend(bad)
-                page = [t for t in page if TAG_RE.fullmatch(t)]
             new = [t for t in page if t not in seen]
             seen.update(new)
             tags.extend(new)
@@ -618,6 +551,74 @@ class RegistryClient:
             f"the tag list of {self.repository.name} has more than {MAX_TAG_PAGES} pages; "
             "refusing to work from a partial list"
         )
+
+    def _tags_page(
+        self,
+        url: str,
+        params: dict[str, str | list[str]] | None,
+        *,
+        page_number: int,
+        so_far: int,
+    ) -> tuple[list[str], str, str | None] | None:
+        """One page of the tag list: its tags in the grammar, the URL read, the next
+        page's ``Link`` (resolved). ``None``: no such repository (404 on the first page)."""
+        response, body = self._get_body(
+            url, kind="tags", limit=MAX_MANIFEST_SIZE * 4, params=params
+        )
+        if response.status_code == 404:
+            codes, _detail = self.transport.error_details(response)
+            if page_number == 0 and (not codes or "NAME_UNKNOWN" in codes):
+                return None
+            if page_number > 0:
+                # A repository cannot vanish between pages: a partial list would hide
+                # versions and timestamps, so it is an error, never a short answer.
+                raise RegistryError(
+                    f"GET {safe_url(response.url)}: the tag listing broke off after "
+                    f"{so_far} tags (HTTP 404 on page {page_number + 1}); nothing "
+                    "was written",
+                    status=404,
+                    method="GET",
+                    url=safe_url(response.url),
+                    codes=codes,
+                )
+            raise NotFoundError(
+                f"GET {safe_url(response.url)}: not found ({', '.join(codes)})",
+                status=404,
+                method="GET",
+                url=safe_url(response.url),
+                codes=codes,
+            )
+        if response.status_code != 200:
+            self._raise_for(response, "GET")
+        request_url = response.url
+        try:
+            raw_link = response.links.get("next", {}).get("url")
+        except Exception:  # requests' Link parser on a garbled header
+            raw_link = response.headers.get("Link")
+        link = (
+            registry_url(raw_link, base=request_url, header="Link", method="GET", url=url)
+            if raw_link is not None
+            else None
+        )
+        try:
+            doc = json.loads(body or b"")
+        except ValueError:
+            doc = None
+        page = doc.get("tags") if isinstance(doc, dict) else None
+        if page is None and isinstance(doc, dict):
+            page = []
+        if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+            raise RegistryError(
+                f"GET {safe_url(request_url)}: the tag list is not valid JSON",
+                url=safe_url(request_url),
+            )
+        # Registry data is data: a name outside the OCI tag grammar is no tag of ours
+        # (and could carry newlines or workflow commands into the log).
+        bad = [t for t in page if not TAG_RE.fullmatch(t)]
+        if bad:
+            self.ignored_tags.extend(bad)
+            page = [t for t in page if TAG_RE.fullmatch(t)]
+        return page, request_url, link
 
     # -- blobs -----------------------------------------------------------------------------
     def get_blob(self, digest: str) -> bytes:

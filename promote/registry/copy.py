@@ -52,9 +52,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from promote.errors import DigestMismatchError, PromoteError, RegistryError, TransientError
-from promote.reference import DIGEST_RE
+from promote.naming import COSIGN_SUFFIXES, cosign_tag
+from promote.reference import DIGEST_RE, validate_digest
 from promote.registry.client import Manifest, entry_platform, entry_reference_type
-from promote.registry.referrers import add_to_fallback, every_referrer, fallback_tag, lookup
+from promote.registry.referrers import add_to_fallback, every_referrer, lookup
 from promote.registry.transport import RETRYABLE_STATUSES, error_details, safe_url
 
 if TYPE_CHECKING:
@@ -73,8 +74,6 @@ CHUNK = 1024 * 1024
 READ_AHEAD = 4
 #: Whole-transfer attempts of one blob (each after a fault cut the previous one off).
 BLOB_ATTEMPTS = 3
-#: cosign's tag suffixes for a digest ``sha256:<hex>``: ``sha256-<hex><suffix>``.
-COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
 
 #: The JSON keys of the ``copy`` output, in order.
 COUNT_KEYS = (
@@ -305,7 +304,7 @@ def _signatures(
     referrers: dict[str, tuple[dict[str, Any], ...]] = {}
     for subject in subjects:
         for suffix in COSIGN_SUFFIXES:
-            tag = fallback_tag(subject) + suffix
+            tag = cosign_tag(validate_digest(subject), suffix)
             if tag in tag_set:
                 manifest = source.get_manifest(tag)
                 artifacts.append(
@@ -603,8 +602,7 @@ class Copier:
         # bytes as stored (a front that gzips for a client accepting it, as requests does by
         # default, would change the length and what is hashed)
         transport = self.target.transport
-        clock = transport.clock
-        ends = clock() + transport.transfer_budget(blob.size)
+        ends = transport.clock() + transport.transfer_budget(blob.size)
         what = (
             f"while blob {blob.digest} was transferring (a transfer gets the deadline plus "
             "1 s per MiB)"
@@ -620,7 +618,7 @@ class Copier:
             method="GET",
             url=url,
             what=what,
-            budget=ends - clock(),
+            budget=ends - transport.clock(),
         )
         if response.status_code != 200:
             self.source._raise_for(response, "GET")
@@ -633,32 +631,47 @@ class Copier:
                 method="GET",
                 url=safe_url(url),
             )
-        body = _HashingBody(response, blob, safe_url(url))
         try:
-            # one attempt: the body cannot be replayed (``_copy_blob`` retries the whole
-            # transfer); a DigestMismatchError raised by the body propagates as it is
-            put = transport.bounded(
-                lambda: transport.send(
-                    "PUT",
-                    location,
-                    kind="blob-upload",
-                    headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Length": str(blob.size),
-                    },
-                    data=body,
-                    params={"digest": blob.digest},
-                    authorize=self.target.auth.header_for,
-                    retry=False,
-                    timeout=transport.timeout,
-                ),
-                method="PUT",
-                url=location,
-                what=what,
-                budget=ends - clock(),
+            put = self._put_blob(
+                _HashingBody(response, blob, safe_url(url)), location, what=what, ends=ends
             )
         finally:
             _abort(response)
+        self._check_put(put, blob, location)
+        self.result.add("bytes-copied", blob.size)
+
+    def _put_blob(
+        self, body: _HashingBody, location: str, *, what: str, ends: float
+    ) -> requests.Response:
+        """The one PUT of a streamed blob, within the transfer's budget (until ``ends``)."""
+        # one attempt: the body cannot be replayed (``_copy_blob`` retries the whole
+        # transfer); a DigestMismatchError raised by the body propagates as it is
+        transport = self.target.transport
+        blob = body.blob
+        return transport.bounded(
+            lambda: transport.send(
+                "PUT",
+                location,
+                kind="blob-upload",
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(blob.size),
+                },
+                data=body,
+                params={"digest": blob.digest},
+                authorize=self.target.auth.header_for,
+                retry=False,
+                timeout=transport.timeout,
+            ),
+            method="PUT",
+            url=location,
+            what=what,
+            budget=ends - transport.clock(),
+        )
+
+    def _check_put(self, put: requests.Response, blob: Blob, location: str) -> None:
+        """The blob PUT's answer: retryable statuses are transient (the transfer is tried
+        again), a stored digest other than the blob's is refused."""
         if put.status_code in RETRYABLE_STATUSES:
             _codes, detail = error_details(put)
             raise TransientError(
@@ -675,7 +688,6 @@ class Copier:
             raise DigestMismatchError(
                 f"PUT {safe_url(location)}: the target stored {returned}, not {blob.digest}"
             )
-        self.result.add("bytes-copied", blob.size)
 
     def _progressed(self) -> None:
         """A new retry deadline for both clients from their next request: the deadline
@@ -707,7 +719,7 @@ class Copier:
                 return
             except DigestMismatchError:
                 raise
-            except (TransientError, OSError, _request_errors()) as exc:
+            except (TransientError, OSError) as exc:  # requests' exceptions are OSErrors
                 if attempt >= BLOB_ATTEMPTS:
                     raise
                 self.log(f"copy of {blob.digest} cut off ({exc}); trying again")
@@ -774,12 +786,6 @@ def _abort(response: requests.Response) -> None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
     response.close()
-
-
-def _request_errors() -> type[Exception]:
-    import requests
-
-    return requests.exceptions.RequestException
 
 
 def _widen_pool(client: RegistryClient, parallelism: int) -> None:

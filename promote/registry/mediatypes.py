@@ -25,12 +25,6 @@ MANIFEST_MEDIA_TYPES: tuple[str, ...] = (
 )
 #: Media types of multi-platform indexes.
 INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-#: Media types of single-platform image manifests.
-IMAGE_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 
 #: The ``Accept`` header of every manifest GET and HEAD (see the module docstring).
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
-
-#: Config blob types (only read to find the ``org.opencontainers.image.revision`` label).
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"

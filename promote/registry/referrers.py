@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 from promote.errors import NotFoundError, RegistryError
-from promote.naming import is_referrers_tag
+from promote.naming import is_referrers_tag, referrers_tag
 from promote.reference import validate_digest
 from promote.registry.client import Manifest, sha256_digest
 from promote.registry.mediatypes import OCI_INDEX, OCI_MANIFEST
@@ -56,9 +56,7 @@ MAX_INDEX_SIZE = 4 * 1024 * 1024
 
 def fallback_tag(digest: str) -> str:
     """The referrers tag schema's tag for ``digest``: ``sha256:<hex>`` -> ``sha256-<hex>``."""
-    validate_digest(digest)
-    algorithm, _, hexdigest = digest.partition(":")
-    return f"{algorithm}-{hexdigest}"
+    return referrers_tag(validate_digest(digest))
 
 
 def is_fallback_tag(tag: str) -> bool:

@@ -12,8 +12,10 @@ What it does for every request the registry client sends:
 2. **One overall deadline** per transport (so per :class:`~promote.registry.RegistryClient`),
    started by its first request: a retry is only attempted if its wait ends before the
    deadline, and each attempt's timeout is cut to what remains (at least
-   ``MIN_ATTEMPT_TIMEOUT``). When the budget is spent: :class:`~promote.errors.TransientError`
-   naming the method, URL, attempts, elapsed time and the last fault.
+   ``MIN_ATTEMPT_TIMEOUT``: an attempt started before the deadline gets that long for its
+   answer). A body cut off or stalled mid-read is retried alike (:meth:`Transport.fetch`).
+   When the budget is spent: :class:`~promote.errors.TransientError` naming the method,
+   URL, attempts, elapsed time and the last fault.
 3. **Redirects** are followed by hand (GET/HEAD only, at most ``MAX_REDIRECTS``): the
    ``authorize`` callback is asked for an ``Authorization`` value for *each hop's URL*, and
    returns one only for the registry's own origin, so a redirect to blob storage on another
@@ -198,20 +200,27 @@ def read_limited(response: requests.Response, limit: int) -> bytes | None:
         response.close()
 
 
+def connection_faults() -> tuple[type[Exception], ...]:
+    """The ``requests`` exceptions that are connection faults (refused, reset, timeouts,
+    bodies cut off): retried under the deadline wherever they happen, before the headers
+    or while a body arrives. The one list (``requests`` is imported lazily, for start-up)."""
+    import requests
+
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    )
+
+
 def error_details(response: requests.Response) -> tuple[tuple[str, ...], str]:
     """OCI error ``codes`` and a short ``CODE: message; ...`` text from an error body.
 
     The body is diagnostics only: one cut off or stalled mid-read counts as empty.
     """
-    import requests
-
     try:
         body = read_limited(response, MAX_ERROR_BODY) or b""
-    except (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        requests.exceptions.ChunkedEncodingError,
-    ):
+    except connection_faults():
         body = b""
     try:
         doc = json.loads(body)
@@ -319,23 +328,24 @@ class Transport:
         left = self.remaining() if budget is None else budget
         if left <= 0:
             raise self.deadline_error(method, url, what)
-        box: dict[str, object] = {}
+        value: list[T] = []
+        error: list[BaseException] = []
         done = threading.Event()
 
         def work() -> None:
             try:
-                box["value"] = fn()
+                value.append(fn())
             except BaseException as exc:  # re-raised in the caller's thread
-                box["error"] = exc
+                error.append(exc)
             finally:
                 done.set()
 
         threading.Thread(target=work, name="promote-registry-io", daemon=True).start()
         if not done.wait(left):
             raise self.deadline_error(method, url, what)
-        if "error" in box:
-            raise box["error"]  # type: ignore[misc]
-        return box["value"]  # type: ignore[return-value]
+        if error:
+            raise error[0]
+        return value[0]
 
     def read_body(self, response: requests.Response, limit: int, *, method: str) -> bytes | None:
         """:func:`read_limited` within the overall deadline."""
@@ -364,6 +374,15 @@ class Transport:
             return (), ""
         finally:
             self.deadline = saved
+
+    def _answer_budget(self) -> float:
+        """Seconds an attempt may wait for its answer (the headers): what remains of the
+        deadline, but at least ``MIN_ATTEMPT_TIMEOUT`` for an attempt started before the
+        deadline (as its socket timeout is). Cutting the last retry off in flight after a
+        few milliseconds would turn a registry's clean "503, nothing written" into an
+        unconfirmed write; no attempt starts once the deadline is spent."""
+        left = self.remaining()
+        return left if left <= 0 else max(left, MIN_ATTEMPT_TIMEOUT)
 
     def restart_deadline(self) -> None:
         """Start a new deadline at the next request (a new phase: the tags after a copy)."""
@@ -402,15 +421,13 @@ class Transport:
         while True:
             attempt += 1
             retry_after: float | None = None
+            status: int | None = None
+            cause: Exception | None = None
             try:
                 response = self._send_once(
                     method,
                     url,
-                    kind=kind if attempt == 1 else "retry",
-                    headers=headers,
-                    data=data,
-                    authorize=authorize,
-                    params=params,
+                    _Request(kind if attempt == 1 else "retry", headers, data, authorize, params),
                     timeout=timeout,
                 )
             except requests.exceptions.SSLError as exc:
@@ -419,14 +436,9 @@ class Transport:
                     method=method,
                     url=safe_url(url),
                 ) from exc
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
+            except connection_faults() as exc:
                 fault = f"connection error ({type(exc).__name__})"
-                last_exc: Exception | None = exc
-                status: int | None = None
+                cause = exc
             else:
                 if response.status_code not in RETRYABLE_STATUSES or not retry:
                     return response
@@ -436,117 +448,91 @@ class Transport:
                 )
                 _codes, detail = self.error_details(response)
                 fault = f"HTTP {status}" + (f" ({self.redact(detail)})" if detail else "")
-                last_exc = None
-            if retry_after is not None:
-                wait = min(retry_after, RETRY_AFTER_MAX)
-            else:
-                wait = self.backoff(attempt)
-            remaining = self.remaining()
-            if wait >= remaining or not retry:
-                elapsed = self.clock() - (self._started or 0.0)
+            wait = (
+                self.backoff(attempt) if retry_after is None else min(retry_after, RETRY_AFTER_MAX)
+            )
+            if wait >= self.remaining() or not retry:
                 asked = (
                     f"; the registry asked to retry after {retry_after:g}s"
                     if retry_after is not None
                     else ""
                 )
-                raise TransientError(
-                    f"{method} {safe_url(url)} failed after {attempt} attempt"
-                    f"{'s' if attempt > 1 else ''} in {elapsed:.1f}s: last {fault}{asked}; "
-                    f"giving up (retry deadline {self.deadline:g}s). The registry is "
-                    "unavailable or rate-limiting; try again later.",
+                raise self._given_up(
+                    method,
+                    url,
+                    attempt,
+                    fault=f"{fault}{asked}",
+                    state="unavailable or rate-limiting",
                     status=status,
-                    method=method,
-                    url=safe_url(url),
-                ) from last_exc
+                ) from cause
             self.sleep(wait)
+
+    def fetch(
+        self,
+        exchange: Callable[[str], requests.Response],
+        *,
+        kind: str,
+        url: str,
+        limit: int,
+    ) -> tuple[requests.Response, bytes | None]:
+        """A GET through ``exchange`` (given the kind to count) and, for a 200, its body
+        (``None``: longer than ``limit``), both retried under the one deadline.
+
+        :meth:`send` retries until the headers arrive; a body cut off or stalled mid-read
+        afterwards is a connection fault like a reset before them: the GET is sent again
+        (counted as ``retry``) after the same backoff, until the deadline is spent.
+        ``exchange`` is the caller's send (the client's adds its one re-auth on a 401).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            response = exchange(kind if attempt == 1 else "retry")
+            if response.status_code != 200:
+                return response, None
+            try:
+                return response, self.read_body(response, limit, method="GET")
+            except connection_faults() as exc:
+                self.body_fault("GET", url, attempt=attempt, exc=exc)
 
     def body_fault(self, method: str, url: str, *, attempt: int, exc: Exception) -> None:
         """After a body cut off or stalled mid-read (outside :meth:`send`): back off like any
         connection fault, or raise :class:`TransientError` when the deadline is spent."""
         wait = self.backoff(attempt)
         if wait >= self.remaining():
-            elapsed = self.clock() - (self._started or 0.0)
-            raise TransientError(
-                f"{method} {safe_url(url)} failed after {attempt} attempt"
-                f"{'s' if attempt > 1 else ''} in {elapsed:.1f}s: last connection error while "
-                f"reading the body ({type(exc).__name__}); giving up (retry deadline "
-                f"{self.deadline:g}s). The registry is unavailable; try again later.",
-                status=None,
-                method=method,
-                url=safe_url(url),
+            fault = f"connection error while reading the body ({type(exc).__name__})"
+            raise self._given_up(
+                method, url, attempt, fault=fault, state="unavailable", status=None
             ) from exc
         self.sleep(wait)
+
+    def _given_up(
+        self, method: str, url: str, attempt: int, *, fault: str, state: str, status: int | None
+    ) -> TransientError:
+        """The error for retries that end with the deadline (``state``: what the registry
+        seems to be, for the hint)."""
+        elapsed = self.clock() - (self._started or 0.0)
+        return TransientError(
+            f"{method} {safe_url(url)} failed after {attempt} attempt"
+            f"{'s' if attempt > 1 else ''} in {elapsed:.1f}s: last {fault}; giving up (retry "
+            f"deadline {self.deadline:g}s). The registry is {state}; try again later.",
+            status=status,
+            method=method,
+            url=safe_url(url),
+        )
 
     def _send_once(
         self,
         method: str,
         url: str,
+        request: _Request,
         *,
-        kind: str,
-        headers: Mapping[str, str] | None,
-        data: bytes | Iterable[bytes] | None,
-        authorize: Authorize | None,
-        params: Mapping[str, str | list[str]] | None,
         timeout: float | None = None,
     ) -> requests.Response:
+        """One attempt: the request and the redirects it gets (GET/HEAD), each hop counted."""
         current = url
-        fixed_timeout = timeout
-        extra: dict[str, str] = {"verify": self.ca_file} if self.ca_file else {}
+        params = request.params
         for _hop in range(MAX_REDIRECTS + 1):
-            sent = {"User-Agent": self.user_agent, **(headers or {})}
-            credential = authorize(current) if authorize else None
-            if credential:
-                sent["Authorization"] = credential
-            timeout = (
-                fixed_timeout
-                if fixed_timeout is not None
-                else min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
-            )
-
-            def request(
-                hop: str = current,
-                hop_params: Mapping[str, str | list[str]] | None = params,
-                sent: dict[str, str] = sent,
-                timeout: float = timeout,
-            ) -> requests.Response:
-                return self.session.request(
-                    method,
-                    hop,
-                    headers=sent,
-                    data=data,
-                    params=hop_params,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    stream=True,
-                    auth=_NO_NETRC,
-                    **extra,  # type: ignore[arg-type]
-                )
-
-            try:
-                if fixed_timeout is not None:
-                    # a copy's blob transfer: bounded by its own per-attempt timeout, which
-                    # outlasts the tag phase's deadline (the copy restarts that afterwards)
-                    response = request()
-                else:
-                    response = self.bounded(
-                        request, method=method, url=current, what="waiting for the answer"
-                    )
-            except ValueError as exc:  # InvalidSchema and InvalidURL are ValueErrors too
-                # requests parses a redirect's Location even with allow_redirects=False
-                self.stats.add(kind, method, safe_url(current), None)
-                raise RegistryError(
-                    f"{method} {safe_url(url)}: the registry sent a malformed URL in its "
-                    f"Location header ({type(exc).__name__}: {str(exc)[:120]})",
-                    method=method,
-                    url=safe_url(url),
-                ) from None
-            except TransientError:
-                self.stats.add(kind, method, safe_url(current), None)
-                raise
-            except Exception:
-                self.stats.add(kind, method, safe_url(current), None)
-                raise
-            self.stats.add(kind, method, safe_url(response.url or current), response.status_code)
+            response = self._hop(method, url, current, request, params=params, timeout=timeout)
             if not (response.is_redirect and method in ("GET", "HEAD")):
                 return response
             response.close()
@@ -570,3 +556,79 @@ class Transport:
             method=method,
             url=safe_url(url),
         )
+
+    def _hop(
+        self,
+        method: str,
+        url: str,
+        current: str,
+        request: _Request,
+        *,
+        params: Mapping[str, str | list[str]] | None,
+        timeout: float | None,
+    ) -> requests.Response:
+        """Send to ``current`` (``url`` or a redirect target) once and count it; the
+        ``Authorization`` is asked for this hop's URL."""
+        sent = {"User-Agent": self.user_agent, **(request.headers or {})}
+        credential = request.authorize(current) if request.authorize else None
+        if credential:
+            sent["Authorization"] = credential
+        fixed = timeout is not None
+        if timeout is None:
+            timeout = min(self.timeout, max(self.remaining(), MIN_ATTEMPT_TIMEOUT))
+
+        def exchange() -> requests.Response:
+            return self.session.request(
+                method,
+                current,
+                headers=sent,
+                data=request.data,
+                params=params,
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+                auth=_NO_NETRC,
+                verify=self.ca_file or None,
+            )
+
+        try:
+            if fixed:
+                # a copy's blob transfer: bounded by its own per-attempt timeout, which
+                # outlasts the tag phase's deadline (the copy restarts that afterwards)
+                response = exchange()
+            else:
+                response = self.bounded(
+                    exchange,
+                    method=method,
+                    url=current,
+                    what="waiting for the answer",
+                    budget=self._answer_budget(),
+                )
+        except ValueError as exc:  # InvalidSchema and InvalidURL are ValueErrors too
+            # requests parses a redirect's Location even with allow_redirects=False
+            self.stats.add(request.kind, method, safe_url(current), None)
+            raise RegistryError(
+                f"{method} {safe_url(url)}: the registry sent a malformed URL in its "
+                f"Location header ({type(exc).__name__}: {str(exc)[:120]})",
+                method=method,
+                url=safe_url(url),
+            ) from None
+        except Exception:
+            self.stats.add(request.kind, method, safe_url(current), None)
+            raise
+        self.stats.add(
+            request.kind, method, safe_url(response.url or current), response.status_code
+        )
+        return response
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one :meth:`Transport.send` attempt sends (the same on every attempt and hop,
+    but for the kind it is counted under)."""
+
+    kind: str
+    headers: Mapping[str, str] | None
+    data: bytes | Iterable[bytes] | None
+    authorize: Authorize | None
+    params: Mapping[str, str | list[str]] | None

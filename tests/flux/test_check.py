@@ -17,8 +17,9 @@ from promote.flux.check import (
     immutable_tag,
     probe_tags,
 )
-from promote.flux.gitops import ENVS, find_policies, scan
+from promote.flux.gitops import find_policies, scan
 from promote.flux.source import LocalSource, load_tree
+from promote.naming import ENVS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "gitops"
 IA = "flux/bootstrap/infrastructure/image-automation"

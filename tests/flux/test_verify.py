@@ -122,11 +122,15 @@ def test_poll_sees_the_automation_commit_arrive(repo: Path) -> None:
 
 
 def test_poll_gives_up_at_the_timeout(repo: Path) -> None:
+    """Real clock, real git reads: polls with backoff until the timeout, not before, and
+    stops after one last read. 2 s, not 0.6 s: a third read needs two reads (git
+    subprocesses) and a 0.1 s wait inside the timeout, which a loaded machine missed."""
+    timeout = 2.0
     started = time.monotonic()
-    result = poll(LocalSource(repo), POLICY, NEW, timeout=0.6, first_delay=0.1)
+    result = poll(LocalSource(repo), POLICY, NEW, timeout=timeout, first_delay=0.1)
     elapsed = time.monotonic() - started
     assert not result.synced and result.reads >= 3
-    assert 0.55 <= elapsed < 2.0
+    assert timeout - 0.05 <= elapsed < timeout + 1.4
 
 
 def test_timeout_zero_reads_once(repo: Path) -> None:

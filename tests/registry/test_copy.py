@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from promote.naming import cosign_tag
 from promote.registry import Manifest
 from promote.registry.copy import (
     COUNT_KEYS,
@@ -22,7 +23,6 @@ from promote.registry.copy import (
     Node,
     Target,
     counts_json,
-    fallback_tag,
     plan,
 )
 from testkit.engine import engine as run_action
@@ -65,7 +65,7 @@ def graph() -> Graph:
         "signature",
         "cosign",
         (Blob(d(4), 5, "sig layer"),),
-        tag=fallback_tag(root.manifest.digest) + ".sig",
+        tag=cosign_tag(root.manifest.digest, ".sig"),
     )
     return Graph(root, (sig,))
 

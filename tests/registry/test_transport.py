@@ -696,3 +696,38 @@ def test_a_malformed_token_realm_is_a_registry_error_naming_the_header(
         assert server.token_gets == 0
     finally:
         server.close()
+
+
+def test_the_last_retry_gets_its_answer_not_a_cut_off(fake_time: FakeTime) -> None:
+    """An attempt started with almost nothing left of the deadline (0.05 s here) still waits
+    at least MIN_ATTEMPT_TIMEOUT for its answer: a slow 503 is a clean "not written"
+    (status 503), not a write cut off in flight, which the promotion must call UNCONFIRMED.
+    """
+    puts: list[float] = []
+
+    def slow_503(seen: Seen) -> Reply:
+        if seen.method == "PUT":
+            puts.append(time.monotonic())
+            time.sleep(0.3)  # real time: longer than the 0.05 s left at the third attempt
+            return Reply(503, {"Content-Type": "application/json"}, b"{}")
+        return Reply(200, {"Content-Type": "application/json"}, b"{}")
+
+    server = LoopbackServer(slow_503)
+    server.start()
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            deadline=0.8,  # waits 0.25 + 0.5: the third attempt starts with 0.05 s left
+        )
+        client.transport.jitter = lambda: 0.0
+        with pytest.raises(TransientError) as info:
+            client.put_manifest("v1", Manifest.from_bytes(BODY, OCI))
+    finally:
+        server.stop()
+    assert fake_time.sleeps == [0.25, 0.5]
+    assert len(puts) == 3
+    assert info.value.status == 503
+    assert "failed after 3 attempts" in str(info.value)
+    assert "last HTTP 503" in str(info.value)

@@ -16,7 +16,10 @@ from testkit.proxy import Fault, FaultProxy
 from tests.reliability.conftest import PREVIOUS_TAG, Release, promote_inputs
 
 FLOATING = r"/manifests/production$"
-ENV = {"PROMOTE_REGISTRY_DEADLINE": "1.5", "PROMOTE_REGISTRY_TIMEOUT": "1"}
+#: One deadline covers the whole run: the seven or so requests before the floating PUT
+#: (ping, tags, source, previous, immutable PUT, race-check listing, re-read) must leave it
+#: time for its retries even on a loaded machine, so 3 s rather than 1.5 s.
+ENV = {"PROMOTE_REGISTRY_DEADLINE": "3", "PROMOTE_REGISTRY_TIMEOUT": "1"}
 
 
 def test_floating_put_fails_error_names_state_and_rerun_completes(

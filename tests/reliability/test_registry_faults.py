@@ -142,7 +142,10 @@ LASTING = [
     ("writes-reset", Fault.reset(), "PUT", IMMUTABLE),
     ("writes-500", Fault.status(500), "PUT", r"/manifests/"),
 ]
-DEADLINE = 2.0
+#: 3 s, not 2: every request before the faulted one (ping, tags, source, previous) spends
+#: the same deadline, and on a loaded 2-core machine they can take over a second; the
+#: fault must still get its retries ("it did retry before giving up").
+DEADLINE = 3.0
 #: what "bounded" means here: the deadline plus one per-attempt timeout (an attempt that
 #: started just before the deadline may run to its timeout) plus scheduling slack.
 GIVE_UP_BOUND = DEADLINE + 1.0 + 1.0
@@ -176,7 +179,7 @@ def test_lasting_fault_gives_up_in_time_then_rerun_completes(
     if writes:
         assert "written: nothing" in message and "UNCONFIRMED: production-v" in message
         assert ".." not in message  # was "try again later.. Registry state"
-    assert "giving up (retry deadline 2s)" in message
+    assert f"giving up (retry deadline {DEADLINE:g}s)" in message
     assert "try again later" in message
     assert "Traceback" not in run.log
     assert run.outputs == {}

@@ -203,7 +203,10 @@ def test_transient_failure_after_auth_leaks_nothing(
         capture = entrypoint(
             tmp_path,
             inputs_for(server, repo_path, host=proxy.host),
-            {"PROMOTE_REGISTRY_DEADLINE": "1"},
+            # 3 s: the token flow and the reads before the PUT spend the same deadline
+            # (a subprocess, default backoff): a loaded machine must still leave the PUT
+            # its retry
+            {"PROMOTE_REGISTRY_DEADLINE": "3"},
         )
         assert proxy.counts["manifest-put"] >= 2
         # the client did send its bearer token through the proxy: it was live, and secret
