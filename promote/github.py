@@ -192,7 +192,9 @@ class PromotionRecords:
             self._check_tag_free(f"v{version}", sha)
         if not self.create_deployment:
             return
-        production = self.environment == "production"
+        from promote import naming
+
+        production = self.environment == naming.PRODUCTION_ENV
         deployment = call(
             f"create a deployment of {sha[:12]} to {self.environment} in {self.repository}",
             "deployment",

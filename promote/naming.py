@@ -19,10 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-import semver
+from typing import TYPE_CHECKING
 
 from promote.errors import InputError
+
+if TYPE_CHECKING:
+    # semver is imported where a Version is built, so the front door can read the env
+    # names at start-up without loading it
+    import semver
 
 SHORT_SHA_LENGTH = 7
 #: Unix seconds with ten digits: 2001-09-09 .. 2286-11-20. Milliseconds (13 digits) would
@@ -53,8 +57,10 @@ DEVELOP_ENV = "develop"
 STAGING_ENV = "staging"
 #: Environments whose tags are builds (``<env>-<sha>-<ts>``), never promotion targets.
 BUILD_ENVS = (DEVELOP_ENV, STAGING_ENV)
-#: The default promotion target (a release environment: ``<env>-v<X.Y.Z>-<sha>-<ts>``).
-DEFAULT_TARGET_ENV = "production"
+#: The production environment: the default promotion target (a release environment:
+#: ``<env>-v<X.Y.Z>-<sha>-<ts>``), and what a GitHub Deployment calls production.
+PRODUCTION_ENV = "production"
+DEFAULT_TARGET_ENV = PRODUCTION_ENV
 #: The default source environment of a promotion.
 DEFAULT_SOURCE_ENV = STAGING_ENV
 #: The environments a GitOps tree has folders for, in promotion order.
@@ -62,6 +68,9 @@ ENVS = (*BUILD_ENVS, DEFAULT_TARGET_ENV)
 #: Tags that float from build to build (``latest`` and each environment's own name):
 #: never selected by Flux, never a release.
 FLOATING_TAGS = ("latest", *ENVS)
+#: ``build-tags``' default branch -> environment map: the develop branch builds develop-*
+#: images, main builds staging-* images.
+DEFAULT_BRANCH_ENVS = {"develop": DEVELOP_ENV, "main": STAGING_ENV}
 #: The suffixes of cosign's artifact tags (``sha256-<hex>.sig`` and its kin).
 COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
 
@@ -130,6 +139,8 @@ def parse_immutable_tag(env: str, tag: str) -> ImmutableTag | None:
     m = _immutable_re(env).fullmatch(tag)
     if not m:
         return None
+    import semver
+
     version = semver.Version(int(m[1]), int(m[2]), int(m[3]))
     return ImmutableTag(int(m[5]), version, m[4], env, tag)
 
@@ -189,6 +200,8 @@ def parse_version(text: str, *, input_name: str = "version") -> semver.Version:
             "build part, no leading zeros, at most 9 digits per part)",
             input_name=input_name,
         )
+    import semver
+
     return semver.Version(int(m[1]), int(m[2]), int(m[3]))
 
 
@@ -205,6 +218,8 @@ def next_version(
             f"bump must be one of {', '.join(BUMPS)}, not {bump[:20]!r}", input_name="bump"
         )
     if current is None:
+        import semver
+
         return explicit or semver.Version(1, 0, 0)
     if explicit is not None:
         if explicit <= current:

@@ -15,11 +15,7 @@ count) for the ways a module builds, splits or matches tags by hand:
   (use :func:`~promote.naming.immutable_tag`, :func:`~promote.naming.build_tag`,
   :func:`~promote.naming.referrers_tag`, :func:`~promote.naming.cosign_tag`).
 
-``PENDING`` lists exactly the sites that remain in files other engineers own this round
-(issue 11 parts A1 and A2, as merged into main) or that no one owns; the
-lead deletes each entry as its file is merged. The check is exact both ways: a new
-hand-made tag anywhere fails, and so does an entry that no longer matches anything (so
-the list only shrinks).
+No module outside naming.py has such a site; the check fails on the first new one.
 """
 
 from __future__ import annotations
@@ -47,24 +43,6 @@ TAG_SHAPES = (
 )
 
 Finding = tuple[str, str, str]  # (path, rule, source text of the site)
-
-#: PENDING — sites in files this part (issue 11 C) does not own. The lead deletes each entry
-#: when the owner's branch that removes it is merged (the test then fails until it is gone).
-PENDING: Counter[Finding] = Counter(
-    {
-        # A1 (one release pipeline): the rules' default environments
-        ("promote/pipeline/promotion.py", "env-literal", '"staging"'): 1,
-        ("promote/pipeline/promotion.py", "env-literal", '"production"'): 1,
-        ("promote/pipeline/rollback.py", "env-literal", '"production"'): 1,
-        # A2 (front door): the inputs' default environments
-        ("promote/frontdoor/inputs.py", "env-literal", '"staging"'): 1,
-        ("promote/frontdoor/inputs.py", "env-literal", '"production"'): 1,
-        # not an env: the develop *branch* name, a key of build-tags' DEFAULT_BRANCH_MAP
-        ("promote/frontdoor/commands/build_tags_cmd.py", "env-literal", '"develop"'): 1,
-        # no owner this round: the GitHub Deployment's production flag
-        ("promote/github.py", "env-literal", '"production"'): 1,
-    }
-)
 
 
 def _regex_call(node: ast.Call) -> str | None:
@@ -143,10 +121,7 @@ def scan_tree(root: Path) -> Counter[Finding]:
 
 def test_only_naming_builds_splits_or_matches_tags() -> None:
     found = scan_tree(ROOT)
-    new = found - PENDING
-    gone = PENDING - found
-    assert not new, f"tags made by hand outside {OWNER} (use promote.naming): {sorted(new)}"
-    assert not gone, f"PENDING entries that no longer occur (delete them): {sorted(gone)}"
+    assert not found, f"tags made by hand outside {OWNER} (use promote.naming): {sorted(found)}"
 
 
 def test_the_scan_catches_each_way_of_making_a_tag_by_hand() -> None:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from promote import naming
 from promote.errors import InputError
 
 #: Longest value accepted for any single-line input; image references are at most 255
@@ -80,12 +81,15 @@ INPUTS: tuple[InputSpec, ...] = (
         commands=("promote",),
     ),
     InputSpec(
-        "source-env", "Environment of the source tag.", "staging", commands=("promote", "trace")
+        "source-env",
+        "Environment of the source tag.",
+        naming.DEFAULT_SOURCE_ENV,
+        commands=("promote", "trace"),
     ),
     InputSpec(
         "target-env",
         "Environment to promote to; names the floating and immutable tags.",
-        "production",
+        naming.DEFAULT_TARGET_ENV,
         commands=("promote", "rollback", "trace"),
     ),
     InputSpec(

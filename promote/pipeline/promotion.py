@@ -46,8 +46,8 @@ class Request:
     repository: Repository
     source_tag: str | None
     source_digest: str | None
-    source_env: str = "staging"
-    target_env: str = "production"
+    source_env: str = naming.DEFAULT_SOURCE_ENV
+    target_env: str = naming.DEFAULT_TARGET_ENV
     version: semver.Version | None = None
     bump: str = "patch"
     commit_sha: str = ""

@@ -63,7 +63,7 @@ class RollbackRequest:
     repository: Repository
     #: ``None``: the production digest before the current one
     rollback_to: str | None = None
-    target_env: str = "production"
+    target_env: str = naming.DEFAULT_TARGET_ENV
     timestamp: int | None = None
     floating_tag: bool = True
     #: the workflow run asking (``GITHUB_RUN_ID``): a default rollback whose record says

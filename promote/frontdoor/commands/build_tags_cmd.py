@@ -18,7 +18,7 @@ from promote import naming
 from promote.errors import InputError
 from promote.frontdoor.commands import Context, Result
 
-DEFAULT_BRANCH_MAP = {"develop": naming.DEVELOP_ENV, "main": naming.STAGING_ENV}
+DEFAULT_BRANCH_MAP = naming.DEFAULT_BRANCH_ENVS
 #: Environments whose tags only promotion writes.
 PROMOTION_ONLY = frozenset({naming.DEFAULT_TARGET_ENV})
 
