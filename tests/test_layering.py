@@ -12,13 +12,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The layers, highest first: a module may import only its own layer or lower ones, at
-#: module level, inside a function and under ``TYPE_CHECKING`` alike. A module belongs to
+#: module level, inside a function and under ``TYPE_CHECKING`` alike, and by name
+#: (``importlib.import_module``, ``__import__``, a table of module names). A module belongs to
 #: the layer of the longest prefix below that names it (``promote.flux.source`` is an
 #: adapter although ``promote.flux`` is a model). Every module in promote/ must have one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("front door", ("promote.frontdoor", "promote.cli", "entrypoint")),
-    # promotion.py / rollback.py: the release pipeline until it moves into promote.pipeline
-    ("pipeline", ("promote.pipeline", "promote.promotion", "promote.rollback")),
+    ("pipeline", ("promote.pipeline",)),
     (
         "adapters",
         (
@@ -88,9 +88,49 @@ def imported_modules(path: Path, importer: str, known: set[str]) -> list[tuple[i
             for alias in node.names:
                 candidate = f"{module}.{alias.name}"
                 found.append((node.lineno, candidate if candidate in known else module))
+    found += dynamic_imports(path, known)
     return [
-        (line, name) for line, name in found if name == "promote" or name.startswith("promote.")
+        (line, name)
+        for line, name in found
+        if name in {"promote", COMPUTED} or name.startswith("promote.")
     ]
+
+
+#: what :func:`dynamic_imports` reports for an import whose module name is computed
+COMPUTED = "<computed>"
+
+
+def dynamic_imports(path: Path, known: set[str]) -> list[tuple[int, str]]:
+    """Imports by name: a string constant that is a promote module's name (a table read by
+    ``importlib.import_module``), and every ``import_module``/``__import__`` call whose name
+    is computed (:data:`COMPUTED`), except ``f"{__name__}.{x}"``: the package's own."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value in known and node.value.startswith("promote."):
+                found.append((node.lineno, node.value))
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in {"import_module", "__import__"}:
+                continue
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant):
+                continue  # a literal name is seen as a constant above (or is no promote module)
+            if isinstance(arg, ast.JoinedStr) and _own_package(arg):
+                continue
+            found.append((node.lineno, COMPUTED))
+    return found
+
+
+def _own_package(name: ast.JoinedStr) -> bool:
+    """``f"{__name__}.<anything>"``: a module of the importing package itself."""
+    first = name.values[0] if name.values else None
+    return (
+        isinstance(first, ast.FormattedValue)
+        and isinstance(first.value, ast.Name)
+        and first.value.id == "__name__"
+    )
 
 
 def python_files(root: Path) -> list[Path]:
@@ -112,6 +152,12 @@ def layer_violations(root: Path) -> tuple[list[tuple[str, str, str]], list[str]]
         if own is None:
             continue
         for line, target in imported_modules(path, importer, known):
+            if target == COMPUTED:
+                if own > 0:
+                    rel = path.relative_to(root).as_posix()
+                    why = f"{LAYERS[own][0]} imports a module named at run time"
+                    violations.append((f"{rel}:{line}", target, why))
+                continue
             theirs = layer_of(target)
             if theirs is None:
                 unplaced.append(f"{target} (imported by {importer})")
@@ -150,7 +196,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
         "    from promote.frontdoor.actions import Runner\n",
         "def f():\n    import promote.frontdoor.actions\n",
         "def f():\n    from promote.frontdoor import actions\n",
-        "class C:\n    def m(self):\n        try:\n            from .frontdoor import actions\n"
+        "class C:\n    def m(self):\n        try:\n            from ..frontdoor import actions\n"
         "        except ImportError:\n            pass\n",
     ],
     ids=[
@@ -163,17 +209,85 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     ],
 )
 def test_checker_finds_a_pipeline_importing_the_front_door(tmp_path: Path, source: str) -> None:
-    """The checker on a synthetic tree: ``promotion.py -> promote.frontdoor.actions``, in
+    """The checker on a synthetic tree: ``pipeline/promotion.py -> promote.frontdoor.actions``, in
     every spelling an import can take, is a violation."""
     root = _tree(
         tmp_path,
-        {"promote/frontdoor/actions.py": "", "promote/promotion.py": source},
+        {"promote/frontdoor/actions.py": "", "promote/pipeline/promotion.py": source},
     )
     violations, unplaced = layer_violations(root)
     assert unplaced == []
     assert [(w.split(":")[0], t, why) for w, t, why in violations] == [
-        ("promote/promotion.py", "promote.frontdoor.actions", "pipeline imports front door")
+        (
+            "promote/pipeline/promotion.py",
+            "promote.frontdoor.actions",
+            "pipeline imports front door",
+        )
     ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import importlib\ndef f():\n"
+        "    return importlib.import_module('promote.frontdoor.actions')\n",
+        "from importlib import import_module\nM = import_module('promote.frontdoor.actions')\n",
+        "def f():\n    return __import__('promote.frontdoor.actions')\n",
+        "import importlib\nHOMES = {'x': 'promote.frontdoor.actions'}\n"
+        "def f(n):\n    return importlib.import_module(HOMES[n])\n",
+    ],
+    ids=["import_module", "from-importlib", "dunder-import", "string-table"],
+)
+def test_checker_finds_a_dynamic_import_of_the_front_door(tmp_path: Path, source: str) -> None:
+    """An import by name (``importlib.import_module``, ``__import__``, a table of module
+    names) is an import too: a pipeline module naming the front door is a violation."""
+    root = _tree(
+        tmp_path,
+        {"promote/frontdoor/actions.py": "", "promote/pipeline/promotion.py": source},
+    )
+    violations, _ = layer_violations(root)
+    named = [(w.split(":")[0], t, why) for w, t, why in violations if t != COMPUTED]
+    assert named == [
+        (
+            "promote/pipeline/promotion.py",
+            "promote.frontdoor.actions",
+            "pipeline imports front door",
+        )
+    ]
+
+
+def test_checker_refuses_an_unresolvable_dynamic_import_below_the_front_door(
+    tmp_path: Path,
+) -> None:
+    """An import by a computed name the checker cannot resolve is refused below the top
+    layer (it could reach anywhere); ``f"{__name__}.{x}"`` (the package's own modules, as a
+    PEP 562 ``__getattr__`` does) stays allowed."""
+    root = _tree(
+        tmp_path,
+        {
+            "promote/frontdoor/actions.py": "",
+            "promote/naming.py": "import importlib\ndef f(n):\n"
+            "    return importlib.import_module('promote.' + n)\n",
+            "promote/flux/__init__.py": "import importlib\ndef __getattr__(n):\n"
+            "    return importlib.import_module(f'{__name__}.{n}')\n",
+        },
+    )
+    violations, _ = layer_violations(root)
+    assert [(w, t, why) for w, t, why in violations] == [
+        ("promote/naming.py:3", "<computed>", "models imports a module named at run time")
+    ]
+
+
+def test_every_layer_prefix_names_a_module() -> None:
+    """No stale entry in :data:`LAYERS`: each prefix is a module or package of the tree."""
+    known = {module_name(ROOT, path) for path in python_files(ROOT)} | {"promote.__init__"}
+    stale = [
+        prefix
+        for _, prefixes in LAYERS
+        for prefix in prefixes
+        if not any(k == prefix or k.startswith(prefix + ".") for k in known)
+    ]
+    assert stale == []
 
 
 def test_checker_accepts_imports_down_and_sideways(tmp_path: Path) -> None:
@@ -181,8 +295,8 @@ def test_checker_accepts_imports_down_and_sideways(tmp_path: Path) -> None:
         tmp_path,
         {
             "promote/frontdoor/cli.py": "from promote.frontdoor import actions\n",
-            "promote/frontdoor/actions.py": "import promote.promotion\n",
-            "promote/promotion.py": "def f():\n    from promote.registry import client\n",
+            "promote/frontdoor/actions.py": "import promote.pipeline.promotion\n",
+            "promote/pipeline/promotion.py": "def f():\n    from promote.registry import client\n",
             "promote/registry/client.py": "from promote import naming, __version__\n",
             "promote/naming.py": "from promote.errors import InputError\n",
             "promote/errors.py": "",
