@@ -63,6 +63,14 @@ def gitops_repo(ctx: Context) -> str:
     return repo
 
 
+def gitops_choice(ctx: Context) -> tuple[str, str]:
+    """(``gitops-path``, ``gitops-repo`` checked): at most one of them is given."""
+    path = ctx.inputs.str("gitops-path")
+    if path and ctx.inputs.str("gitops-repo"):
+        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
+    return path, gitops_repo(ctx)
+
+
 def source_from_inputs(ctx: Context, *, default_workspace: bool = False) -> TreeSource | None:
     """The tree named by ``gitops-path`` or ``gitops-repo`` (+ ``gitops-ref``).
 
@@ -71,12 +79,8 @@ def source_from_inputs(ctx: Context, *, default_workspace: bool = False) -> Tree
     """
     from promote.flux.source import GitHubSource, LocalSource, validate_git_ref
 
-    inputs = ctx.inputs
-    path = inputs.str("gitops-path")
-    ref = validate_git_ref(inputs.str("gitops-ref")) or None
-    if path and inputs.str("gitops-repo"):
-        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
-    repo = gitops_repo(ctx)
+    ref = validate_git_ref(ctx.inputs.str("gitops-ref")) or None
+    path, repo = gitops_choice(ctx)
     if repo:
         api = github_api(ctx)
         return GitHubSource(repo, ref=ref, token=api.token or None, base_url=api.url)

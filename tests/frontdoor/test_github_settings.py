@@ -123,3 +123,24 @@ def test_the_source_reads_with_the_fallback_token(tmp_path: Path) -> None:
         built = source_from_inputs(context("source", env, **{"github-token": ""}))
         assert built is not None
         assert load_tree(built).revision == sha
+
+
+@pytest.mark.parametrize("consumer", ["source", "revert"])
+def test_gitops_path_and_repo_together_are_refused_alike(consumer: str, tmp_path: Path) -> None:
+    ctx = context(consumer, {}, **{"gitops-path": str(tmp_path)})
+    with pytest.raises(InputError, match="give gitops-path or gitops-repo, not both") as caught:
+        build(ctx, consumer)
+    assert caught.value.input_name == "gitops-repo"
+
+
+def test_the_gitops_choice_has_one_rule() -> None:
+    """``gitops-path`` xor ``gitops-repo``, and ``gitops-repo``'s check, are written once
+    (:func:`promote.frontdoor.github_settings.gitops_choice`), for the source and the revert."""
+    root = Path(__file__).resolve().parents[2] / "promote"
+    sites = [
+        f"{path.relative_to(root)}"
+        for path in sorted(root.rglob("*.py"))
+        for line in path.read_text().splitlines()
+        if "not both" in line and "gitops-repo" in line
+    ]
+    assert sites == ["frontdoor/github_settings.py"]

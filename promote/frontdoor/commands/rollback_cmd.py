@@ -82,14 +82,11 @@ def parse_revert(ctx: Context) -> RevertRequest | None:
     from promote.frontdoor.github_settings import (
         github_api,
         github_token,
+        gitops_choice,
         gitops_dir,
-        gitops_repo,
     )
 
-    path = inputs.str("gitops-path")
-    if path and inputs.str("gitops-repo"):
-        raise InputError("give gitops-path or gitops-repo, not both", input_name="gitops-repo")
-    repo = gitops_repo(ctx)
+    path, repo = gitops_choice(ctx)
     if repo:
         token = github_token(ctx)
         if not token:
