@@ -134,7 +134,7 @@ def records_for(ctx: Context, *, kind: str) -> PromotionRecords:
     environment_url = inputs.str("environment-url")
     if environment_url:
         http_url(environment_url, what="environment-url", input_name="environment-url")
-    environment = naming.validate_env(inputs.str("target-env"), input_name="target-env")
+    environment = naming.validate_target_env(inputs.str("target-env"), input_name="target-env")
     commit_sha = inputs.str("commit-sha").lower()
     if commit_sha:
         naming.short_sha(commit_sha)

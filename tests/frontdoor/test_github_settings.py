@@ -144,3 +144,16 @@ def test_the_gitops_choice_has_one_rule() -> None:
         if "not both" in line and "gitops-repo" in line
     ]
     assert sites == ["frontdoor/github_settings.py"]
+
+
+@pytest.mark.parametrize("env", ["staging", "develop", "Prod"])
+def test_records_judge_target_env_by_the_commands_rule(env: str) -> None:
+    """``target-env`` has one rule (:func:`promote.naming.validate_target_env`): the records
+    refuse what promote and rollback refuse, with the same message."""
+    from promote import naming
+
+    with pytest.raises(InputError) as expected:
+        naming.validate_target_env(env)
+    with pytest.raises(InputError) as caught:
+        build(context("records", {}, **{"target-env": env}), "records")
+    assert (str(caught.value), caught.value.input_name) == (str(expected.value), "target-env")
