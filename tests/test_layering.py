@@ -394,21 +394,57 @@ def test_pure_modules_do_no_io(module: str) -> None:
     assert not banned, f"{module} imports {banned} at top level"
 
 
-def test_only_front_doors_touch_the_process_environment() -> None:
-    """Commands get ``ctx.env``; only the runner I/O and the CLI read ``os.environ``."""
+#: the only modules that may read the process environment: the runner I/O and the CLI
+ENVIRONMENT_READERS = {"promote/frontdoor/actions.py", "promote/frontdoor/cli.py"}
+
+
+def environment_reads(root: Path) -> list[str]:
+    """``file:line`` of every read of the process environment in promote/ outside
+    :data:`ENVIRONMENT_READERS`: ``os.environ`` / ``os.getenv`` / ``os.putenv``, and the
+    same names imported from ``os`` (``from os import environ``)."""
+    names = {"environ", "getenv", "putenv", "environb", "getenvb"}
     offenders = []
-    for path in sorted((ROOT / "promote").rglob("*.py")):
-        if path.name in {"actions.py", "cli.py"}:
+    for path in sorted((root / "promote").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in ENVIRONMENT_READERS:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Name)
                 and node.value.id == "os"
-                and node.attr in {"environ", "getenv", "putenv"}
+                and node.attr in names
+            ) or (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "os"
+                and any(alias.name in names for alias in node.names)
             ):
-                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert offenders == []
+                offenders.append(f"{rel}:{node.lineno}")
+    return offenders
+
+
+def test_only_front_doors_touch_the_process_environment() -> None:
+    """Commands get ``ctx.env``; only the runner I/O and the CLI read ``os.environ``."""
+    assert environment_reads(ROOT) == []
+
+
+def test_the_environment_check_goes_by_path_and_sees_from_imports(tmp_path: Path) -> None:
+    """A module named like a front door elsewhere is not one, and ``from os import
+    environ`` is a read too."""
+    root = _tree(
+        tmp_path,
+        {
+            "promote/frontdoor/cli.py": "import os\nENV = os.environ\n",
+            "promote/pipeline/cli.py": "import os\nENV = os.environ\n",
+            "promote/naming.py": "from os import environ\n",
+            "promote/flux/actions.py": "import os\nX = os.getenv('HOME')\n",
+        },
+    )
+    assert environment_reads(root) == [
+        "promote/flux/actions.py:2",
+        "promote/naming.py:1",
+        "promote/pipeline/cli.py:2",
+    ]
 
 
 def test_entrypoint_startup_imports_no_heavy_module() -> None:
