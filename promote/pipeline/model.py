@@ -158,7 +158,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a promotion or rollback will do and report, as data (printed in dry runs)."""
+    """Everything a promotion or rollback will do and report, as data (plain data: the summary and the outputs are rendered from it)."""
 
     image: str
     digest: str
@@ -209,9 +209,6 @@ class Plan:
         }
         out["metadata"] = metadata(out)
         return out
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
 
 
 def metadata(outputs: dict[str, str]) -> str:
