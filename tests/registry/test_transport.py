@@ -29,6 +29,7 @@ from promote.registry import Credentials, Manifest, RegistryClient
 from promote.registry.transport import (
     BACKOFF_BASE,
     BACKOFF_MAX,
+    MIN_ATTEMPT_TIMEOUT,
     RETRY_AFTER_MAX,
     RequestStats,
     parse_retry_after,
@@ -731,3 +732,40 @@ def test_the_last_retry_gets_its_answer_not_a_cut_off(fake_time: FakeTime) -> No
     assert info.value.status == 503
     assert "failed after 3 attempts" in str(info.value)
     assert "last HTTP 503" in str(info.value)
+
+
+def test_the_last_retry_overruns_the_deadline_by_at_most_min_attempt_timeout(
+    fake_time: FakeTime,
+) -> None:
+    """The documented bound of the one exception: an attempt started just before the
+    deadline (0.05 s left) whose answer never comes is cut off after MIN_ATTEMPT_TIMEOUT,
+    so a run's registry I/O ends within the deadline + 1 s, never later."""
+    puts: list[float] = []
+
+    def stalled_third_put(seen: Seen) -> Reply:
+        if seen.method == "PUT":
+            puts.append(time.monotonic())
+            if len(puts) == 3:
+                time.sleep(3 * MIN_ATTEMPT_TIMEOUT)  # real time: far past the bound
+            return Reply(503, {"Content-Type": "application/json"}, b"{}")
+        return Reply(200, {"Content-Type": "application/json"}, b"{}")
+
+    server = LoopbackServer(stalled_third_put)
+    server.start()
+    try:
+        client = RegistryClient(
+            parse_repository(f"{server.host}/acme/app"),
+            sleep=fake_time.sleep,
+            clock=fake_time.clock,
+            deadline=0.8,  # waits 0.25 + 0.5: the third attempt starts with 0.05 s left
+        )
+        client.transport.jitter = lambda: 0.0
+        with pytest.raises(TransientError) as info:
+            client.put_manifest("v1", Manifest.from_bytes(BODY, OCI))
+        cut_after = time.monotonic() - puts[-1]
+    finally:
+        server.stop()
+    assert fake_time.sleeps == [0.25, 0.5]
+    assert len(puts) == 3
+    assert info.value.status is None  # no answer: the write is unconfirmed, not refused
+    assert MIN_ATTEMPT_TIMEOUT * 0.9 <= cut_after < 2 * MIN_ATTEMPT_TIMEOUT, cut_after
