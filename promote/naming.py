@@ -353,6 +353,12 @@ def referrers_tag(digest: str) -> str:
     return f"{algorithm}-{hexdigest}"
 
 
+def is_cosign_tag(tag: str) -> bool:
+    """Whether ``tag`` is one of cosign's artifact tags (``sha256-<hex>.sig``, ``.att``, …)."""
+    stem, dot, suffix = tag.rpartition(".")
+    return bool(dot) and f".{suffix}" in COSIGN_SUFFIXES and is_referrers_tag(stem)
+
+
 def cosign_tag(digest: str, suffix: str) -> str:
     """cosign's tag for an artifact of ``digest``: ``sha256-<hex>`` + ``.sig``/``.att``/…"""
     return referrers_tag(digest) + suffix

@@ -10,6 +10,9 @@ count) for the ways a module builds, splits or matches tags by hand:
   version, ``sha256-`` or an environment name (use naming's parse functions and ``TAG_RE``);
 * ``tag-split``: ``.split``/``.rsplit``/``.partition``/``.rpartition`` on ``"-v"``
   (use :func:`promote.naming.parse_immutable_tag`);
+* ``tag-affix``: ``.endswith``/``.startswith``/``.removesuffix``/``.removeprefix`` on a
+  tag piece: a cosign suffix (``".sig"``, …), ``"sha256-"``, ``"-v"`` or an env name and ``-``
+  (use :func:`promote.naming.is_cosign_tag`, :func:`~promote.naming.is_referrers_tag`, …);
 * ``tag-build``: a tag put together by hand: an f-string whose text between the values is
   only ``-``/``-v`` (``f"{env}-v{version}-{sha}-{ts}"``), or one holding ``sha256-``
   (use :func:`~promote.naming.immutable_tag`, :func:`~promote.naming.build_tag`,
@@ -31,6 +34,9 @@ OWNER = "promote/naming.py"
 
 REGEX_FUNCTIONS = {"compile", "fullmatch", "match", "search", "sub", "subn", "findall", "split"}
 SPLITTERS = {"split", "rsplit", "partition", "rpartition"}
+AFFIXERS = {"endswith", "startswith", "removesuffix", "removeprefix"}
+#: Tag pieces an affix test spells.
+TAG_AFFIXES = (*naming.COSIGN_SUFFIXES, "sha256-", "-v", *(f"{e}-" for e in naming.ENVS))
 #: Pieces of a regex pattern that spell a tag shape.
 TAG_SHAPES = (
     "[A-Za-z0-9_][A-Za-z0-9._-]",  # the OCI tag grammar
@@ -69,6 +75,13 @@ def _text(node: ast.expr) -> str:
     return ""
 
 
+def _affix_texts(node: ast.expr) -> set[str]:
+    """The literal affixes of an ``endswith``-style argument (a string or a tuple of them)."""
+    if isinstance(node, ast.Tuple):
+        return {_text(e) for e in node.elts}
+    return {_text(node)}
+
+
 def _hand_built_tag(node: ast.JoinedStr) -> bool:
     parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
     values = [v for v in node.values if isinstance(v, ast.FormattedValue)]
@@ -105,6 +118,13 @@ def scan_source(path: str, source: str) -> list[Finding]:
                 and "-v" in _text(node.args[0])
             ):
                 found.append((path, "tag-split", ast.get_source_segment(source, node) or ""))
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in AFFIXERS
+                and node.args
+                and _affix_texts(node.args[0]) & set(TAG_AFFIXES)
+            ):
+                found.append((path, "tag-affix", ast.get_source_segment(source, node) or ""))
         elif isinstance(node, ast.JoinedStr) and _hand_built_tag(node):
             found.append((path, "tag-build", ast.get_source_segment(source, node) or ""))
     return found
@@ -149,6 +169,10 @@ def index(hexdigest: str) -> str:
     return f"sha256-{hexdigest}"
 
 
+def signature(tag: str) -> bool:
+    return tag.endswith(".sig") or tag.startswith(("x", "sha256-"))
+
+
 def fine(a: str, b: str) -> str:
     return f"{a}: {b} (production is a word in a message)" + re.sub(r"\\s+", " ", a)
 '''
@@ -162,6 +186,8 @@ def fine(a: str, b: str) -> str:
             ("x.py", "tag-split", 'tag.split("-v")'): 1,
             ("x.py", "tag-build", 'f"{env}-v{version}-{sha}-{ts}"'): 1,
             ("x.py", "tag-build", 'f"sha256-{hexdigest}"'): 1,
+            ("x.py", "tag-affix", 'tag.endswith(".sig")'): 1,
+            ("x.py", "tag-affix", 'tag.startswith(("x", "sha256-"))'): 1,
         }
     )
 
@@ -193,3 +219,8 @@ def test_the_tag_an_env_selects_parses_back_and_only_its_pattern_admits_it() -> 
     assert naming.is_referrers_tag(naming.referrers_tag(digest))
     assert not naming.is_referrers_tag(naming.cosign_tag(digest, ".sig"))
     assert naming.cosign_tag(digest, ".sig") == "sha256-" + "ab" * 32 + ".sig"
+    for suffix in naming.COSIGN_SUFFIXES:
+        assert naming.is_cosign_tag(naming.cosign_tag(digest, suffix))
+        assert not naming.is_referrers_tag(naming.cosign_tag(digest, suffix))
+    for other in ("release.sig", naming.referrers_tag(digest), "sha256-ab.sig", "x.sig.bak"):
+        assert not naming.is_cosign_tag(other), other

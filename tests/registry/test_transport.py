@@ -29,6 +29,7 @@ from promote.registry import Credentials, Manifest, RegistryClient
 from promote.registry.transport import (
     BACKOFF_BASE,
     BACKOFF_MAX,
+    MIN_ATTEMPT_TIMEOUT,
     RETRY_AFTER_MAX,
     RequestStats,
     parse_retry_after,
@@ -698,36 +699,61 @@ def test_a_malformed_token_realm_is_a_registry_error_naming_the_header(
         server.close()
 
 
-def test_the_last_retry_gets_its_answer_not_a_cut_off(fake_time: FakeTime) -> None:
-    """An attempt started with almost nothing left of the deadline (0.05 s here) still waits
-    at least MIN_ATTEMPT_TIMEOUT for its answer: a slow 503 is a clean "not written"
-    (status 503), not a write cut off in flight, which the promotion must call UNCONFIRMED.
-    """
+def _put_near_the_deadline(
+    fake_time: FakeTime, third_put_sleeps: float
+) -> tuple[TransientError, list[float], float]:
+    """A manifest PUT a registry answers 503, the third attempt after ``third_put_sleeps``
+    real seconds, under a 0.8 s deadline (waits 0.25 + 0.5: the third attempt starts with
+    0.05 s left). The error, when each PUT arrived, seconds from the last PUT to the error."""
     puts: list[float] = []
 
-    def slow_503(seen: Seen) -> Reply:
+    def answer(seen: Seen) -> Reply:
         if seen.method == "PUT":
             puts.append(time.monotonic())
-            time.sleep(0.3)  # real time: longer than the 0.05 s left at the third attempt
+            if len(puts) == 3:
+                time.sleep(third_put_sleeps)
             return Reply(503, {"Content-Type": "application/json"}, b"{}")
         return Reply(200, {"Content-Type": "application/json"}, b"{}")
 
-    server = LoopbackServer(slow_503)
+    server = LoopbackServer(answer)
     server.start()
     try:
         client = RegistryClient(
             parse_repository(f"{server.host}/acme/app"),
             sleep=fake_time.sleep,
             clock=fake_time.clock,
-            deadline=0.8,  # waits 0.25 + 0.5: the third attempt starts with 0.05 s left
+            deadline=0.8,
         )
         client.transport.jitter = lambda: 0.0
         with pytest.raises(TransientError) as info:
             client.put_manifest("v1", Manifest.from_bytes(BODY, OCI))
+        cut_after = time.monotonic() - puts[-1]
     finally:
         server.stop()
     assert fake_time.sleeps == [0.25, 0.5]
     assert len(puts) == 3
-    assert info.value.status == 503
-    assert "failed after 3 attempts" in str(info.value)
-    assert "last HTTP 503" in str(info.value)
+    return info.value, puts, cut_after
+
+
+def test_the_last_retry_gets_its_answer_not_a_cut_off(fake_time: FakeTime) -> None:
+    """An attempt started with almost nothing left of the deadline (0.05 s here) still waits
+    at least MIN_ATTEMPT_TIMEOUT for its answer: a slow 503 is a clean "not written"
+    (status 503), not a write cut off in flight, which the promotion must call UNCONFIRMED.
+    """
+    # real time: longer than the 0.05 s left at the third attempt
+    error, _puts, _cut = _put_near_the_deadline(fake_time, 0.3)
+    assert error.status == 503
+    assert "failed after 3 attempts" in str(error)
+    assert "last HTTP 503" in str(error)
+
+
+def test_the_last_retry_overruns_the_deadline_by_at_most_min_attempt_timeout(
+    fake_time: FakeTime,
+) -> None:
+    """The documented bound of the one exception: an attempt started just before the
+    deadline (0.05 s left) whose answer never comes is cut off after MIN_ATTEMPT_TIMEOUT,
+    so a run's registry I/O ends within the deadline + 1 s, never later."""
+    # real time: far past the bound
+    error, _puts, cut_after = _put_near_the_deadline(fake_time, 3 * MIN_ATTEMPT_TIMEOUT)
+    assert error.status is None  # no answer: the write is unconfirmed, not refused
+    assert MIN_ATTEMPT_TIMEOUT * 0.9 <= cut_after < 2 * MIN_ATTEMPT_TIMEOUT, cut_after

@@ -290,7 +290,9 @@ def _naming_tags(
     if short:
         candidates = [t for t in tags if t in FLOATING or t in envs or f"-{short}-" in f"{t}-"]
     else:
-        candidates = [t for t in tags if not naming.is_referrers_tag(t) and not t.endswith(".sig")]
+        candidates = [
+            t for t in tags if not (naming.is_referrers_tag(t) or naming.is_cosign_tag(t))
+        ]
     return sorted(t for t in candidates if digests(t) == digest)
 
 
