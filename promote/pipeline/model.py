@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -158,7 +158,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a promotion or rollback will do and report, as data (plain data: the summary and the outputs are rendered from it)."""
+    """Everything a promotion or rollback will do and report, as plain data (the summary and
+    the outputs are rendered from it)."""
 
     image: str
     digest: str
