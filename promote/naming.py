@@ -366,3 +366,10 @@ def cosign_tag(digest: str, suffix: str) -> str:
 
 #: A version as a release states it (``X.Y.Z``, no ``v`` prefix): :data:`VERSION_RE`'s parts.
 RELEASE_VERSION_RE = re.compile(VERSION_RE.pattern.removeprefix("v?"))
+
+
+def carries_short_sha(tag: str, short: str) -> bool:
+    """Whether ``tag`` names the commit ``short``: one of its dash-separated words after the
+    first is exactly the short sha (``<env>-<sha>-<ts>``, ``<env>-v<X.Y.Z>-<sha>-<ts>``, or a
+    tag of the team's own such as ``pr-7-<sha>``)."""
+    return bool(short) and short in tag.split("-")[1:]

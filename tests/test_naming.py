@@ -168,3 +168,20 @@ def test_an_explicit_timestamp_far_in_the_future_is_refused() -> None:
         naming.parse_timestamp(str(now + 601), now=now)
     with pytest.raises(InputError, match="seconds in the future"):
         naming.parse_timestamp("9999999999", now=now)
+
+
+@pytest.mark.parametrize(
+    ("tag", "carries"),
+    [
+        ("staging-abc1234-1700000000", True),
+        ("production-v1.2.3-abc1234-1700000000", True),
+        ("pr-7-abc1234", True),
+        ("abc1234-staging", False),  # the first word is a name, not a sha
+        ("staging-abc12345-1700000000", False),  # a longer sha is another commit
+        ("staging-xabc1234-1700000000", False),
+        ("staging", False),
+    ],
+)
+def test_carries_short_sha_reads_whole_words(tag: str, carries: bool) -> None:
+    assert naming.carries_short_sha(tag, "abc1234") is carries
+    assert naming.carries_short_sha(tag, "") is False

@@ -288,7 +288,9 @@ def _naming_tags(
     """The tags naming ``digest``: with a commit sha known, only the floating tags and those
     carrying the sha are compared (HEADs); else every tag but referrers and signatures."""
     if short:
-        candidates = [t for t in tags if t in FLOATING or t in envs or f"-{short}-" in f"{t}-"]
+        candidates = [
+            t for t in tags if t in FLOATING or t in envs or naming.carries_short_sha(t, short)
+        ]
     else:
         candidates = [
             t for t in tags if not (naming.is_referrers_tag(t) or naming.is_cosign_tag(t))
