@@ -25,10 +25,15 @@ Faults (``Fault.*``):
   0) and no answer — "connection reset by peer" for the client. ``after=True`` forwards first.
 * ``delay(seconds)``: wait, then forward normally (slow registry; longer than the client's
   per-attempt timeout makes it a read timeout).
-* ``hook(fn, after=False)``: call ``fn(request)`` (an :class:`Exchange`) before or after
-  forwarding, then go on normally (before: it may edit ``path``; after: the answer's
-  ``response_headers``). Used to move tags in the real registry at an exact point,
-  or to pause a request until a test releases it (:class:`Gate`).
+* ``hook(fn, after=False, upstream_path=None)``: call ``fn(request)`` (an :class:`Exchange`)
+  before or after forwarding, then go on normally (before: it may edit ``path``; after: the
+  answer's ``status``, ``response_headers``, ``response_body``). ``upstream_path(path)``
+  names the path sent upstream instead of the client's, which the exchange keeps (a test
+  paginating the registry's whole tag list by its own query). Used to move tags in the
+  real registry at an exact point, or to pause a request until a test releases it
+  (:class:`Gate`).
+* ``answer(fn)``: call ``fn(request)``, which sets ``status`` (and ``response_headers``,
+  ``response_body``), and answer that instead of forwarding (a 307 to blob storage).
 
 Matching: ``method`` (exact, or ``None`` for any), ``path`` (``re.search`` on the path with
 query string), and which occurrences of *that rule's* matches fault: ``nth=[1, 3]``
@@ -157,6 +162,8 @@ class Exchange:
     trickle: tuple[int, float] | None = None
     #: the request headers as received, repeats included (what is forwarded)
     header_list: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    #: the path sent upstream, when a fault's ``upstream_path`` named another than ``path``
+    upstream_path: str | None = None
 
     def forwarded_headers(self) -> list[tuple[str, str]]:
         """The headers to send upstream: as received, unless a hook edited ``headers``."""
@@ -177,6 +184,8 @@ class Fault:
     fn: Callable[[Exchange], None] | None = None
     #: OCI error code and message of the answer's body (default: by status)
     error: tuple[str, str] | None = None
+    #: the path to forward instead of the client's (``hook``)
+    upstream_path: Callable[[str], str] | None = None
 
     @classmethod
     def status(
@@ -198,8 +207,18 @@ class Fault:
         return cls("delay", seconds=seconds)
 
     @classmethod
-    def hook(cls, fn: Callable[[Exchange], None], *, after: bool = False) -> Fault:
-        return cls("hook", fn=fn, after=after)
+    def hook(
+        cls,
+        fn: Callable[[Exchange], None],
+        *,
+        after: bool = False,
+        upstream_path: Callable[[str], str] | None = None,
+    ) -> Fault:
+        return cls("hook", fn=fn, after=after, upstream_path=upstream_path)
+
+    @classmethod
+    def answer(cls, fn: Callable[[Exchange], None]) -> Fault:
+        return cls("answer", fn=fn)
 
     @property
     def label(self) -> str:
@@ -471,6 +490,8 @@ class FaultProxy:
                 time.sleep(fault.seconds)
             if fault.kind == "hook" and fault.fn is not None:
                 fault.fn(exchange)
+        if fault is not None and fault.upstream_path is not None:
+            exchange.upstream_path = fault.upstream_path(exchange.path)
 
         status, resp_headers, resp_body, head_length = self._forward(exchange)
         exchange.forwarded = True
@@ -491,15 +512,27 @@ class FaultProxy:
                     resp_headers = list(exchange.response_headers.items())
                     resp_body = exchange.response_body
 
+        self._send(handler, exchange, status, resp_headers, resp_body, head_length)
+
+    def _send(
+        self,
+        handler: _Handler,
+        exchange: Exchange,
+        status: int,
+        resp_headers: list[tuple[str, str]],
+        resp_body: bytes,
+        head_length: str | None,
+    ) -> None:
+        """Send an answer read whole (paced by ``exchange.trickle`` when an after-hook set it)."""
         handler.send_response(status)
         for key, value in resp_headers:
             handler.send_header(key, value)
-        if method == "HEAD":
+        if exchange.method == "HEAD":
             handler.send_header("Content-Length", head_length or "0")
         else:
             handler.send_header("Content-Length", str(len(resp_body)))
         handler.end_headers()
-        if method != "HEAD" and resp_body:
+        if exchange.method != "HEAD" and resp_body:
             if exchange.trickle is None:
                 handler.wfile.write(resp_body)
             else:
@@ -511,7 +544,14 @@ class FaultProxy:
         handler.wfile.flush()
 
     def _instead(self, handler: _Handler, exchange: Exchange, fault: Fault) -> bool:
-        """Answer a ``status`` or ``reset`` fault in place of the upstream's answer."""
+        """Answer a ``status``, ``reset`` or ``answer`` fault in place of the upstream's answer."""
+        if fault.kind == "answer" and fault.fn is not None:
+            fault.fn(exchange)
+            status = exchange.status or 200
+            headers = list(exchange.response_headers.items())
+            body = exchange.response_body
+            self._send(handler, exchange, status, headers, body, str(len(body)))
+            return True
         if fault.kind == "status":
             self._answer_fault(handler, exchange, fault)
             return True
@@ -545,7 +585,10 @@ class FaultProxy:
         """Request line and headers (``Accept-Encoding: identity`` when the client sent none)."""
         has_encoding = any(k.lower() == "accept-encoding" for k, _ in headers)
         conn.putrequest(
-            exchange.method, exchange.path, skip_host=True, skip_accept_encoding=has_encoding
+            exchange.method,
+            exchange.upstream_path or exchange.path,
+            skip_host=True,
+            skip_accept_encoding=has_encoding,
         )
         for key, value in headers:
             conn.putheader(key, value)

@@ -1,12 +1,10 @@
-"""Tiny loopback HTTP servers for edge cases the real registry cannot produce on demand.
+"""A tiny loopback HTTP server for edge cases the real registry cannot produce on demand.
 
-* :class:`LoopbackServer` - answers every request with ``handler(seen) -> Reply`` and
-  records what it saw (method, path, headers, body). Used for 429/503 sequences,
-  ``Retry-After``, wrong digests, oversized bodies, odd challenges.
-* :func:`forwarding_handler` - forwards to a real registry, letting a test intercept some
-  paths (pagination with ``Link``, a redirect of blob GETs to another port).
-
-Both listen on 127.0.0.1 only.
+:class:`LoopbackServer` answers every request with ``handler(seen) -> Reply`` and records
+what it saw (method, path, headers, body). Used for 429/503 sequences, ``Retry-After``,
+wrong digests, oversized bodies, odd challenges, a blob storage host. It listens on
+127.0.0.1 only. Forwarding to a real registry (with answers rewritten or replaced) is
+testkit.proxy.FaultProxy's job.
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import requests
 
 
 @dataclass(frozen=True)
@@ -106,38 +102,3 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
-
-
-def forward(target: str, seen: Seen) -> Reply:
-    """Send ``seen`` to ``target`` (a registry base URL) and return its answer unchanged."""
-    headers = {k: v for k, v in seen.headers.items() if k.lower() not in {"host", *_HOP}}
-    response = requests.request(
-        seen.method,
-        target + seen.path,
-        headers=headers,
-        data=seen.body or None,
-        allow_redirects=False,
-        timeout=30,
-    )
-    out = {k: v for k, v in response.headers.items() if k.lower() not in _HOP}
-    if seen.method == "HEAD" and "Content-Length" in response.headers:
-        out["Content-Length"] = response.headers["Content-Length"]
-    return Reply(response.status_code, out, response.content)
-
-
-def forwarding_handler(
-    target: str, intercept: Callable[[Seen], Reply | None] | None = None
-) -> Handler:
-    """A handler forwarding to ``target`` unless ``intercept`` answers first."""
-
-    def handle(seen: Seen) -> Reply:
-        if intercept is not None:
-            reply = intercept(seen)
-            if reply is not None:
-                return reply
-        return forward(target, seen)
-
-    return handle

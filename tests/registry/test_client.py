@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -17,9 +16,10 @@ from promote.registry import (
     RegistryClient,
 )
 from testkit.fixtures import ClientFactory
+from testkit.proxy import Exchange, Fault, FaultProxy
 from testkit.registry import RegistryServer
 from testkit.seed import DOCKER_MANIFEST, IMAGE_KINDS, OCI_MANIFEST
-from tests.registry._servers import LoopbackServer, Reply, Seen, forward, forwarding_handler
+from tests.registry._servers import LoopbackServer, Reply
 
 pytestmark = pytest.mark.registry
 
@@ -189,22 +189,19 @@ def test_list_tags_real_registry(
     assert exact.stats["tags"] == 2
 
 
-def _paginating_proxy(server: RegistryServer, *, link: bool, fault: str = "") -> LoopbackServer:
+def _paginating_proxy(server: RegistryServer, *, link: bool, fault: str = "") -> FaultProxy:
     """A proxy paginating the real registry's tag list (sorted) by ``n`` and an opaque
     cursor in a relative ``Link`` (``link=True``) or by ``n``/``last`` without Link.
     ``fault``: ``"404"`` answers the third page 404; ``"loop"`` links page 3 back to page 2."""
 
-    def intercept(seen: Seen) -> Reply | None:
-        parts = urlsplit(seen.path)
-        if not parts.path.endswith("/tags/list"):
-            return None
+    def paginate(exchange: Exchange) -> None:  # the whole list was forwarded: page it
+        parts = urlsplit(exchange.path)
         query = parse_qs(parts.query)
-        full = forward(server.url, Seen(seen.method, parts.path, seen.headers, b""))
-        if full.status != 200:
-            return full
+        if exchange.status != 200:
+            return
         import json
 
-        tags = sorted(json.loads(full.body)["tags"])
+        tags = sorted(json.loads(exchange.response_body)["tags"])
         n = int(query.get("n", ["1000"])[0])
         if "cursor" in query:
             start = int(query["cursor"][0].removeprefix("opaque-"))
@@ -214,17 +211,23 @@ def _paginating_proxy(server: RegistryServer, *, link: bool, fault: str = "") ->
             start = 0
         page = tags[start : start + n]
         headers = {"Content-Type": "application/json"}
+        exchange.response_headers = headers
         if fault == "404" and start == 2 * n:
             body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}'
-            return Reply(404, headers, body)
+            exchange.status, exchange.response_body = 404, body
+            return
         if link and start + n < len(tags):
             target = n if fault == "loop" and start == 2 * n else start + n
             nxt = urlencode({"n": n, "cursor": f"opaque-{target}"})
             headers["Link"] = f'<{parts.path}?{nxt}>; rel="next"'
-        body = json.dumps({"name": "x", "tags": page}).encode()
-        return Reply(200, headers, body)
+        exchange.response_body = json.dumps({"name": "x", "tags": page}).encode()
 
-    return LoopbackServer(forwarding_handler(server.url, intercept)).start()
+    def whole_list(path: str) -> str:
+        return urlsplit(path).path
+
+    proxy = FaultProxy(server.url)
+    proxy.add(Fault.hook(paginate, after=True, upstream_path=whole_list), path=r"/tags/list(\?|$)")
+    return proxy
 
 
 @pytest.mark.parametrize(
@@ -249,7 +252,7 @@ def test_list_tags_never_returns_a_partial_list(
         ):
             client.list_tags(page_size=5)
     finally:
-        proxy.stop()
+        proxy.close()
 
 
 @pytest.mark.parametrize("link", [True, False], ids=["link", "last"])
@@ -270,7 +273,7 @@ def test_list_tags_follows_every_page(
         ) as client:
             assert client.list_tags(page_size=5) == wanted
             assert client.stats["tags"] == 5  # 5 + 5 + 5 + 5 + 3
-        tag_requests = [s.path for s in proxy.seen if "/tags/list" in s.path]
+        tag_requests = [e.path for e in proxy.requests() if "/tags/list" in e.path]
         if link:
             assert [parse_qs(urlsplit(p).query).get("cursor") for p in tag_requests] == [
                 None,
@@ -289,7 +292,7 @@ def test_list_tags_follows_every_page(
             ]
         assert all("n=5" in p for p in tag_requests)
     finally:
-        proxy.stop()
+        proxy.close()
 
 
 @pytest.fixture
@@ -356,16 +359,17 @@ def test_basic_credentials_stay_on_the_registry_origin(
     assert seeded.digest
 
 
-def _redirecting_proxy(server: RegistryServer, blob_host: LoopbackServer) -> LoopbackServer:
+def _redirecting_proxy(server: RegistryServer, blob_host: LoopbackServer) -> FaultProxy:
     """Forwards to the real registry, but redirects blob GETs to ``blob_host``."""
 
-    def intercept(seen: Seen) -> Reply | None:
-        match = re.search(r"/blobs/(sha256:[0-9a-f]{64})$", seen.path)
-        if seen.method == "GET" and match:
-            return Reply(307, {"Location": f"{blob_host.url}/storage/{match.group(1)}?sig=abc"})
-        return None
+    def redirect(exchange: Exchange) -> None:
+        digest = exchange.path.rsplit("/", 1)[1]
+        exchange.status = 307
+        exchange.response_headers = {"Location": f"{blob_host.url}/storage/{digest}?sig=abc"}
 
-    return LoopbackServer(forwarding_handler(server.url, intercept)).start()
+    proxy = FaultProxy(server.url)
+    proxy.add(Fault.answer(redirect), method="GET", path=r"/blobs/sha256:[0-9a-f]{64}$")
+    return proxy
 
 
 @pytest.mark.parametrize("mode", ["basic", "token"])
@@ -398,11 +402,11 @@ def test_no_credentials_on_cross_host_redirect(
         for secret in client_factory.secrets:
             assert all(secret not in v for v in blob_host.seen[0].headers.values())
         # ...while the registry origin did get credentials for the same blob request
-        blob_on_proxy = [s for s in proxy.seen if "/blobs/" in s.path]
+        blob_on_proxy = [e for e in proxy.requests() if "/blobs/" in e.path]
         assert blob_on_proxy and "Authorization" in blob_on_proxy[0].headers
         assert client.stats["blob"] == 2  # the registry hop and the storage hop
     finally:
-        proxy.stop()
+        proxy.close()
         blob_host.stop()
 
 
@@ -428,7 +432,7 @@ def test_failed_cross_host_redirect_error_hides_the_signed_query(
         assert f"{blob_host.url}/storage/{seeded.config_digest}" in message
         assert "sig=abc" not in message and "sig=abc" not in (info.value.url or "")
     finally:
-        proxy.stop()
+        proxy.close()
         blob_host.stop()
 
 

@@ -5,15 +5,11 @@ answers ``OCI-Subject`` and serves ``GET /v2/<name>/referrers/<digest>`` (the ot
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,6 +18,7 @@ from promote.reference import parse_repository
 from promote.registry import RegistryClient
 from promote.registry import referrers as refs
 from testkit.engine import engine as run_action
+from testkit.proxy import Exchange, Fault, FaultProxy
 from testkit.registry import RegistryServer
 from testkit.seed import Seeded
 
@@ -109,85 +106,59 @@ def test_a_racing_writer_that_replaces_the_index_is_detected_and_merged(
 class OCI11Front:
     """The real registry behind a front that behaves like an OCI 1.1 registry: a manifest
     PUT with ``subject`` is answered with ``OCI-Subject`` and remembered, and
-    ``GET /v2/<name>/referrers/<digest>`` lists what was remembered."""
+    ``GET /v2/<name>/referrers/<digest>`` lists what was remembered (a :class:`FaultProxy`
+    with two rules)."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = urlsplit(upstream)
         self.referrers: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        front = self
+        self.proxy = FaultProxy(upstream)
+        self.host = self.proxy.host
+        for method in ("GET", "HEAD", "POST", "PATCH", "DELETE"):
+            self.proxy.add(
+                Fault.answer(self._list),
+                method=method,
+                path=r"^/v2/.+/referrers/sha256:[0-9a-f]{64}$",
+            )
+        self.proxy.add(
+            Fault.hook(self._remember, after=True),
+            method="PUT",
+            path=r"^/v2/.+/manifests/sha256:[0-9a-f]{64}$",
+        )
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
+    def _list(self, exchange: Exchange) -> None:
+        m = re.fullmatch(r"/v2/(.+)/referrers/(sha256:[0-9a-f]{64})", exchange.path)
+        assert m
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": INDEX,
+            "manifests": self.referrers.get((m[1], m[2]), []),
+        }
+        exchange.status = 200
+        exchange.response_headers = {"Content-Type": INDEX}
+        exchange.response_body = json.dumps(doc).encode()
 
-            def do_GET(self) -> None:
-                m = re.fullmatch(r"/v2/(.+)/referrers/(sha256:[0-9a-f]{64})", self.path)
-                if m:
-                    doc = {
-                        "schemaVersion": 2,
-                        "mediaType": INDEX,
-                        "manifests": front.referrers.get((m[1], m[2]), []),
-                    }
-                    self._answer(200, [("Content-Type", INDEX)], json.dumps(doc).encode())
-                    return
-                self._forward()
-
-            do_HEAD = do_POST = do_PATCH = do_DELETE = do_GET
-
-            def do_PUT(self) -> None:
-                self._forward()
-
-            def _answer(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers:
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                conn = http.client.HTTPConnection(front.upstream.netloc, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                headers["Host"] = front.upstream.netloc
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                out = [
-                    (k, v.replace(front.upstream.netloc, front.host))
-                    for k, v in response.getheaders()
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection")
-                ]
-                m = re.fullmatch(r"/v2/(.+)/manifests/(sha256:[0-9a-f]{64})", self.path)
-                if self.command == "PUT" and m and response.status == 201:
-                    doc = json.loads(body)
-                    subject = (doc.get("subject") or {}).get("digest")
-                    if subject:
-                        desc = {
-                            "mediaType": doc["mediaType"],
-                            "digest": m[2],
-                            "size": len(body),
-                            "artifactType": doc.get("artifactType"),
-                            "annotations": doc.get("annotations", {}),
-                        }
-                        front.referrers.setdefault((m[1], subject), []).append(desc)
-                        out.append(("OCI-Subject", subject))
-                conn.close()
-                self._answer(response.status, out, data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _remember(self, exchange: Exchange) -> None:
+        m = re.fullmatch(r"/v2/(.+)/manifests/(sha256:[0-9a-f]{64})", exchange.path)
+        if not m or exchange.status != 201:
+            return
+        doc = json.loads(exchange.body)
+        subject = (doc.get("subject") or {}).get("digest")
+        if subject:
+            desc = {
+                "mediaType": doc["mediaType"],
+                "digest": m[2],
+                "size": len(exchange.body),
+                "artifactType": doc.get("artifactType"),
+                "annotations": doc.get("annotations", {}),
+            }
+            self.referrers.setdefault((m[1], subject), []).append(desc)
+            exchange.response_headers = {**exchange.response_headers, "OCI-Subject": subject}
 
     def __enter__(self) -> OCI11Front:
-        self.thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.proxy.close()
 
 
 @pytest.fixture

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from testkit.proxy import FaultProxy, classify, classify_by_method, counting_proxy
+from testkit.proxy import Exchange, Fault, FaultProxy, classify, classify_by_method, counting_proxy
 from testkit.registry import RegistryServer
 from testkit.seed import DOCKER_MANIFEST, OCI_MANIFEST
 
@@ -93,6 +94,63 @@ def test_repeated_accept_lines_reach_the_registry(
     assert response.status == 200, body
     assert response.getheader("Docker-Content-Digest") == seeded.digest
     assert proxy.log[0].headers["Accept"] == DOCKER_MANIFEST  # the inspection dict: last wins
+
+
+@pytest.mark.registry
+def test_a_hook_may_forward_another_path_than_the_client_sent(
+    registry: RegistryServer, repo_path: str
+) -> None:
+    """``upstream_path``: the registry sees the bare path (the whole list), the exchange keeps
+    the client's query for the after-hook (how tests/registry paginate by their own cursor)."""
+    seeder = registry.seeder()
+    seeder.oci_image(repo_path, "a")
+    for tag in ("b", "c"):
+        seeder.tag(repo_path, "a", tag)
+    seen: list[tuple[str, str | None, list[str]]] = []
+
+    def look(exchange: Exchange) -> None:
+        tags = json.loads(exchange.response_body)["tags"]
+        seen.append((exchange.path, exchange.upstream_path, tags))
+
+    bare = f"/v2/{repo_path}/tags/list"
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(
+            Fault.hook(look, after=True, upstream_path=lambda p: p.split("?", 1)[0]),
+            path=r"/tags/list\?",
+        )
+        paged = requests.get(f"{proxy.url}{bare}?n=1", timeout=30)
+        plain = requests.get(f"{proxy.url}{bare}", timeout=30)  # no rule: forwarded as sent
+    assert paged.status_code == 200 and sorted(paged.json()["tags"]) == ["a", "b", "c"]
+    assert seen == [(f"{bare}?n=1", bare, paged.json()["tags"])]
+    assert plain.status_code == 200 and proxy.log[1].upstream_path is None
+
+
+@pytest.mark.registry
+def test_an_answer_fault_replies_without_forwarding(
+    registry: RegistryServer, repo_path: str
+) -> None:
+    """``Fault.answer``: the hook's status, headers and body go back; the registry (which
+    would say 404 for this blob) is never asked; an unmatched method still is."""
+    digest = "sha256:" + "0" * 64
+    location = f"http://127.0.0.1:9/storage/{digest}?sig=abc"
+
+    def redirect(exchange: Exchange) -> None:
+        exchange.status = 307
+        exchange.response_headers = {"Location": location}
+        exchange.response_body = b"moved"
+
+    with FaultProxy(registry.url) as proxy:
+        proxy.add(Fault.answer(redirect), method="GET", path=r"/blobs/sha256:")
+        url = f"{proxy.url}/v2/{repo_path}/blobs/{digest}"
+        got = requests.get(url, allow_redirects=False, timeout=30)
+        head = requests.head(url, timeout=30)
+    assert (got.status_code, got.headers["Location"], got.content) == (307, location, b"moved")
+    assert head.status_code == 404  # forwarded: the registry has no such blob
+    assert [(e.method, e.fault, e.forwarded, e.status) for e in proxy.log] == [
+        ("GET", "answer", False, 307),
+        ("HEAD", None, True, 404),
+    ]
+    assert proxy.faults == {"answer": 1}
 
 
 def test_blob_kinds_by_method_refine_the_coarse_kinds() -> None:
