@@ -214,12 +214,12 @@ class _CopyFirst:
 
 def run(ctx: Context) -> Result:
     """Parse the inputs, then one release (:func:`release.run_release`) with the copy first."""
+    request = parse_request(ctx)  # before the heavier imports: an input error stays fast
     from promote.frontdoor.commands import release
     from promote.frontdoor.registry_settings import registry_client
     from promote.pipeline.release import Hooks, outputs
     from promote.registry.copy import counts_json
 
-    request = parse_request(ctx)
     dry_run = ctx.inputs.bool("dry-run")
     records = release.records_for(ctx, "promote")
     policy, policy_origin = release.flux_policy(ctx, request.target_env)

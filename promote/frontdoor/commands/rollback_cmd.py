@@ -253,12 +253,12 @@ class _Revert:
 
 def run(ctx: Context) -> Result:
     """Parse the inputs, then one release (:func:`release.run_release`), then the revert."""
+    request = parse_request(ctx)  # before the heavier imports: an input error stays fast
+    revert = parse_revert(ctx)
     from promote.frontdoor.commands import release
     from promote.frontdoor.registry_settings import registry_client
     from promote.pipeline.release import Hooks, outputs
 
-    request = parse_request(ctx)
-    revert = parse_revert(ctx)
     dry_run = ctx.inputs.bool("dry-run")
     # git-tag/release are refused there (promote only) rather than silently ignored
     records = release.records_for(ctx, "rollback")
