@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 import semver
 
 from promote import naming
-from promote.errors import InputError, RefusedError
+from promote.errors import RefusedError
 from promote.pipeline.model import Source
 
 if TYPE_CHECKING:
@@ -117,9 +117,10 @@ class Request:
         return "new immutable tag", "move the floating tag"
 
     def notes(self, observed: Observed, history: Sequence[naming.ImmutableTag]) -> list[str]:
-        """Refuse a digest released before that is no longer current: that is a rollback."""
-        if self.source_env == self.target_env:
-            raise InputError("target-env must differ from source-env", input_name="target-env")
+        """Refuse a digest released before that is no longer current: that is a rollback.
+
+        (``source-env`` equal to ``target-env`` is refused by the front door before any read:
+        :func:`promote.frontdoor.commands.promote_cmd.parse_request`.)"""
         before = observed.source.promoted_before
         if before:
             current = observed.current

@@ -9,7 +9,7 @@ import pytest
 import semver
 
 from promote import naming
-from promote.errors import InputError, RefusedError
+from promote.errors import RefusedError
 from promote.flux import ImagePolicy
 from promote.pipeline.model import Listing, Observed, Source
 from promote.pipeline.plan import plan
@@ -139,15 +139,6 @@ def test_explicit_version_and_timestamp_rules() -> None:
         plan(request(timestamp=1_766_500_000), obs, now=NOW)
     p = plan(request(version=semver.Version(2, 0, 0), timestamp=1_766_500_001), obs, now=NOW)
     assert p.tag == "production-v2.0.0-abc1234-1766500001"
-
-
-def test_same_source_and_target_env_refused() -> None:
-    with pytest.raises(InputError, match="differ"):
-        plan(
-            request(source_env="production"),
-            observed(HISTORY, current_digest="sha256:" + OLD),
-            now=NOW,
-        )
 
 
 def _pinned(tag: str) -> ImagePolicy:

@@ -171,6 +171,11 @@ def _guard_cases() -> list[tuple[str, dict[str, str], str]]:
         ("floating", {"source-tag": "staging"}, "must be a staging-* tag"),
         ("same env", {"source-tag": STAGING, "target-env": "staging"}, "is a build environment"),
         ("build env", {"source-tag": STAGING, "target-env": "develop"}, "is a build environment"),
+        (
+            "same release env",
+            {"source-tag": STAGING, "source-env": "qa", "target-env": "qa"},
+            "must differ from source-env",
+        ),
         ("unknown tag", {"source-tag": "staging-0000000-1700000000"}, "not found"),
         (
             "digest mismatch",
