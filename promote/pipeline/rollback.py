@@ -132,8 +132,8 @@ class RollbackRequest:
         """Warn when the current release is itself a rollback."""
         current = observed.current
         assert current is not None
-        earlier = {h.tag for h in history if h.timestamp < current.timestamp}
-        if not _is_rollback(current, history, earlier):
+        # the current release is the newest of the observed history, by construction
+        if not lineage.rollbacks(observed.listing.history)[-1]:
             return []
         return [
             f"the current {self.target_env} release {current.tag} is itself a rollback; this "
@@ -227,16 +227,6 @@ def _given_tag(request: RollbackRequest, listed: Listing) -> naming.ImmutableTag
             "nothing was written"
         )
     return target
-
-
-def _is_rollback(
-    current: naming.ImmutableTag, history: Sequence[naming.ImmutableTag], earlier: set[str]
-) -> bool:
-    """Whether ``current`` re-uses the version and sha of an older tag (a past rollback)."""
-    return any(
-        h.tag in earlier and h.version == current.version and h.short_sha == current.short_sha
-        for h in history
-    )
 
 
 def _already_done(

@@ -118,6 +118,7 @@ def test_rollback_timestamp_is_newer_than_every_tag_even_with_a_slow_clock(
     the_plan, _, _ = run_rollback(client, repo_path, registry, now=T_A - 1000)
     assert the_plan.timestamp == T_B + 1
     assert flux().select(client.list_tags()) == the_plan.tag
+    assert not any("itself a rollback" in w for w in the_plan.warnings)  # B is no rollback
 
 
 @pytest.mark.registry
