@@ -17,19 +17,10 @@ parses the inputs and passes plain values down.
 
 The public surface (``__all__``) is the modules the front door uses: the data, the two rules,
 the record step's settings and the sequence; ``observe``/``plan``/``apply`` are the
-sequence's own steps. Each is imported on first use (PEP 562), so importing one module does
-not load the others.
+sequence's own steps. This file imports nothing, so importing one module (``from
+promote.pipeline import release`` imports the submodule) does not load the others.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 __all__ = ["model", "promotion", "record_step", "release", "rollback"]
-
-
-def __getattr__(name: str) -> ModuleType:
-    if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
