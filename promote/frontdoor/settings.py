@@ -1,7 +1,9 @@
 """Every ``GITHUB_*`` / ``PROMOTE_*`` / ``RUNNER_*`` variable promote reads, in one place.
 
-One :class:`Settings` is built from the environment by the front door (``ctx.settings``) and
-hands plain, validated values down; no other module names these variables. Each value has
+A command reads one :class:`Settings`, built from the environment by the front door
+(``ctx.settings``), which hands plain, validated values down; no other module names these
+variables (the runner's files, the CLI's fallbacks and the debug switch are read by wrapping
+the same mapping again: plain look-ups, no rule runs twice). Each value has
 exactly one rule, applied when it is read (a validated value is kept), so a command is refused
 only for a variable it actually uses (a bad ``PROMOTE_REGISTRY_DEADLINE`` does not stop
 ``check``), with the same :class:`~promote.errors.InputError` wherever it is read:
