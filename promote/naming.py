@@ -16,6 +16,7 @@ Everything here is pure: no I/O, no clock (``now`` is passed in).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from typing import TYPE_CHECKING
 from promote.errors import InputError
 
 if TYPE_CHECKING:
-    # semver is imported where a Version is built, so the front door can read the env
-    # names at start-up without loading it
+    # semver is imported by _version, so the front door can read the env names at
+    # start-up without loading it
     import semver
 
 SHORT_SHA_LENGTH = 7
@@ -127,6 +128,9 @@ def immutable_tag(env: str, version: semver.Version, short_sha: str, timestamp: 
     return tag
 
 
+#: Patterns per env, compiled once: the tag listing parses every tag of a repository
+#: (10k-100k) with the same env, and building the pattern each call cost more than the match.
+@functools.lru_cache(maxsize=64)
 def _immutable_re(env: str) -> re.Pattern[str]:
     return re.compile(
         rf"{re.escape(env)}-v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
@@ -139,10 +143,7 @@ def parse_immutable_tag(env: str, tag: str) -> ImmutableTag | None:
     m = _immutable_re(env).fullmatch(tag)
     if not m:
         return None
-    import semver
-
-    version = semver.Version(int(m[1]), int(m[2]), int(m[3]))
-    return ImmutableTag(int(m[5]), version, m[4], env, tag)
+    return ImmutableTag(int(m[5]), _version(m[1], m[2], m[3]), m[4], env, tag)
 
 
 def immutable_tags(env: str, tags: Iterable[str]) -> list[ImmutableTag]:
@@ -155,8 +156,13 @@ def build_tag(env: str, short_sha: str, timestamp: int) -> str:
     return f"{env}-{short_sha}-{timestamp}"
 
 
+@functools.lru_cache(maxsize=64)
+def _build_re(env: str) -> re.Pattern[str]:
+    return re.compile(rf"{re.escape(env)}-([0-9a-f]{{7,40}})-([0-9]{{1,19}})")
+
+
 def parse_build_tag(env: str, tag: str) -> BuildTag | None:
-    m = re.fullmatch(rf"{re.escape(env)}-([0-9a-f]{{7,40}})-([0-9]{{1,19}})", tag)
+    m = _build_re(env).fullmatch(tag)
     if not m:
         return None
     return BuildTag(env, m[1][:SHORT_SHA_LENGTH], int(m[2]), tag)
@@ -191,6 +197,13 @@ def flux_policy_spec(env: str) -> dict[str, object]:
 
 
 # -- versions --------------------------------------------------------------------------------
+def _version(major: str | int, minor: str | int, patch: str | int) -> semver.Version:
+    """The one place semver is imported: on first use, not at start-up."""
+    import semver
+
+    return semver.Version(int(major), int(minor), int(patch))
+
+
 def parse_version(text: str, *, input_name: str = "version") -> semver.Version:
     """``X.Y.Z`` with an optional ``v``; no pre-release or build part (tags cannot hold ``+``)."""
     m = VERSION_RE.fullmatch(text)
@@ -200,9 +213,7 @@ def parse_version(text: str, *, input_name: str = "version") -> semver.Version:
             "build part, no leading zeros, at most 9 digits per part)",
             input_name=input_name,
         )
-    import semver
-
-    return semver.Version(int(m[1]), int(m[2]), int(m[3]))
+    return _version(m[1], m[2], m[3])
 
 
 def next_version(
@@ -218,9 +229,7 @@ def next_version(
             f"bump must be one of {', '.join(BUMPS)}, not {bump[:20]!r}", input_name="bump"
         )
     if current is None:
-        import semver
-
-        return explicit or semver.Version(1, 0, 0)
+        return explicit or _version(1, 0, 0)
     if explicit is not None:
         if explicit <= current:
             raise InputError(

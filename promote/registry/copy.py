@@ -706,14 +706,16 @@ class Copier:
         attempt = 0
         while True:
             attempt += 1
+            # the POST is retried by the transport under the deadline: its giving up is
+            # final, not a transfer cut off (which is what this loop retries)
+            location, mounted = self._start_upload(blob, mount=step.action == "mount")
+            if mounted:
+                self.result.add("blobs-mounted")
+                return
+            assert location is not None
+            if step.action == "mount":
+                self.log(f"mount of {blob.digest} refused (HTTP 202): copying it instead")
             try:
-                location, mounted = self._start_upload(blob, mount=step.action == "mount")
-                if mounted:
-                    self.result.add("blobs-mounted")
-                    return
-                assert location is not None
-                if step.action == "mount":
-                    self.log(f"mount of {blob.digest} refused (HTTP 202): copying it instead")
                 self._stream(blob, location)
                 self.result.add("blobs-copied")
                 return

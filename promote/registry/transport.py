@@ -358,22 +358,19 @@ class Transport:
 
     def error_details(self, response: requests.Response) -> tuple[tuple[str, ...], str]:
         """:func:`error_details` within the deadline (and at most ``ERROR_BODY_WAIT``):
-        an error body is diagnostics only, so a slow one counts as empty."""
-        saved = self.deadline
+        an error body is diagnostics only, so a slow one counts as empty. The wait is
+        ``bounded``'s budget, not a shortened ``deadline``: a copy's workers share it."""
         try:
-            if self._started is not None:
-                self.deadline = min(saved, self.clock() - self._started + ERROR_BODY_WAIT)
             return self.bounded(
                 lambda: error_details(response),
                 method="GET",
                 url=response.url or "",
                 what="reading an error body",
+                budget=min(self.remaining(), ERROR_BODY_WAIT),
             )
         except TransientError:
             response.close()
             return (), ""
-        finally:
-            self.deadline = saved
 
     def _answer_budget(self) -> float:
         """Seconds an attempt may wait for its answer (the headers): what remains of the

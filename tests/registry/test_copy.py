@@ -339,3 +339,31 @@ def test_a_transfer_timeout_is_not_cut_by_the_deadline_and_a_phase_restarts_it()
     transport.restart_deadline()  # the tag writes after the copy
     transport.send("GET", url, kind="manifest-get")
     assert session.timeouts == [10.0, 30.0, 10.0]
+
+
+def test_an_upload_the_transport_gave_up_on_is_not_started_again() -> None:
+    """The blob POST is retried by the transport under the deadline; once it gives up,
+    the whole-transfer retry (for a streamed body cut off) must not run that schedule
+    again, and the error is the POST's own, not a PUT "reading the body"."""
+    from promote.errors import TransientError
+    from promote.registry.copy import Copier, CopyStep
+    from tests.registry._servers import Reply
+    from tests.registry.test_transport import FakeTime, Scripted, make_client
+
+    scripted, fake_time = Scripted(), FakeTime()
+    busy = b'{"errors":[{"code":"UNAVAILABLE","message":"busy"}]}'
+    uploads = "/v2/acme/app/blobs/uploads/"
+    scripted.on("POST", uploads, Reply(503, {"Content-Type": "application/json"}, busy))
+    scripted.server.start()
+    try:
+        source = make_client(scripted, fake_time, deadline=10.0)
+        target = make_client(scripted, fake_time, deadline=10.0)
+        logged: list[str] = []
+        copier = Copier(source, target, log=logged.append)
+        step = CopyStep("copy", "blob", "sha256:" + "a" * 64, 10, "layer")
+        with pytest.raises(TransientError, match=r"POST .*/uploads/ failed after 6 attempts"):
+            copier._copy_blob(step)
+        assert len(scripted.seen("POST", uploads)) == 6
+        assert logged == []
+    finally:
+        scripted.server.stop()

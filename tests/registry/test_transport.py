@@ -757,3 +757,24 @@ def test_the_last_retry_overruns_the_deadline_by_at_most_min_attempt_timeout(
     error, _puts, cut_after = _put_near_the_deadline(fake_time, 3 * MIN_ATTEMPT_TIMEOUT)
     assert error.status is None  # no answer: the write is unconfirmed, not refused
     assert MIN_ATTEMPT_TIMEOUT * 0.9 <= cut_after < 2 * MIN_ATTEMPT_TIMEOUT, cut_after
+
+
+def test_reading_an_error_body_leaves_the_shared_deadline_alone(
+    scripted: Scripted, fake_time: FakeTime
+) -> None:
+    """The error body's short wait is its own budget: a copy's other workers share the
+    transport, so the deadline they see (and the one restored after) never shrinks."""
+    error = b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}'
+    busy = Reply(503, {"Content-Type": "application/json"}, error)
+    scripted.on("GET", M + "v1", busy, manifest_reply())
+    client = make_client(scripted, fake_time)
+    seen: list[float] = []
+
+    def clock() -> float:
+        seen.append(client.transport.deadline)
+        return fake_time.clock()
+
+    client.transport.clock = clock
+    assert client.get_manifest("v1").digest == DIGEST
+    assert client.stats["retry"] == 1
+    assert seen and set(seen) == {120.0}
