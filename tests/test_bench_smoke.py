@@ -93,3 +93,18 @@ def test_copy_benchmark_runs_and_reports() -> None:
     text = "\n".join(report.copy_section({"copy": result}))
     assert "## 9. Across registries and repositories" in text
     assert len(report.copy_targets({"copy": result})) == 2
+
+
+def test_the_follow_up_note_takes_its_numbers_from_the_run() -> None:
+    """The "why more requests" note names the measured counts and page size, none typed in."""
+    from bench import report
+
+    def run(tags: int, besides: int, follow_up: bool) -> dict[str, object]:
+        sequence = ["GET tags/list?n=250"] + (["GET tags/list?n=250&last=x"] if follow_up else [])
+        return {"tool": "promote", "tags": tags, "besides_ping": besides, "sequence": sequence}
+
+    note = report._follow_up_note([run(1, 6, False), run(250, 11, True), run(900, 10, False)], "r")
+    assert note is not None
+    assert note.startswith("**Why more than 10 requests at 250 tags:**")
+    assert "pages of 250" in note and "⌈tags/250⌉" in note and "1,000" not in note
+    assert report._follow_up_note([run(900, 10, False)], "r") is None
