@@ -292,10 +292,12 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         "`bench/results/results.json`; every number below is measured by that run, none is "
         "typed in. Re-render without measuring: `.venv/bin/python -m bench --report-only`.\n"
     )
+    most = max((r["tags"] for r in results.get("listing", [])), default=0)
     add(
         "Run it: `make bench` (installs the Debian packages if missing, then "
-        "`.venv/bin/python -m bench`; *whole run* below says how long it took, most of it "
-        "seeding 100,000 tags). Options: `--quick` (a smaller try-out), `--skip-image` (no "
+        "`.venv/bin/python -m bench`; *whole run* below says how long it took"
+        + (f", most of it seeding {_n(most)} tags" if most else "")
+        + "). Options: `--quick` (a smaller try-out), `--skip-image` (no "
         "Docker build), `--report-only`. The request-count scenario also runs in the test "
         "suite: `tests/test_bench_smoke.py`.\n"
     )
