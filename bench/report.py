@@ -7,6 +7,7 @@ is chosen by looking at that result.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,36 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 # -- the document ----------------------------------------------------------------------------
+
+
+def _follow_up_note(counts: list[dict[str, Any]], registry: str) -> str | None:
+    """Why promote's runs that sent a ``last=`` follow-up cost more than its other runs."""
+    promote = [c for c in counts if c["tool"] == "promote"]
+    extra = [c for c in promote if any("last=" in s for s in c["sequence"])]
+    if not extra:
+        return None
+    plain = [c["besides_ping"] for c in promote if c not in extra]
+    page = next(
+        int(found.group(1))
+        for c in extra
+        for s in c["sequence"]
+        if (found := re.search(r"tags/list\?n=([0-9]+)", s))
+    )
+    return (
+        "**Why more than "
+        + (f"{max(plain)} " if plain else "")
+        + "requests at "
+        + " and ".join(sorted({_n(c["tags"]) + " tags" for c in extra}))
+        + f":** this registry (Debian distribution `{registry}`) ignores `n` and `last` "
+        "on `tags/list` and answers every tag at once, without a `Link` header. "
+        f"promote's client asks for pages of {_n(page)}; an answer holding exactly "
+        f"{_n(page)} tags and no `Link` looks like a full page, so it asks again with `last=` "
+        f"and stops when that brings nothing new (an answer holding more than {_n(page)} "
+        "is complete). A registry that paginates (ECR, GHCR, distribution 3) needs "
+        f"⌈tags/{page}⌉ pages per listing instead.\n"
+    )
+
+
 def render(results: dict[str, Any], plot_rel: str) -> str:
     m = results["machine"]
     parts: list[str] = []
@@ -261,10 +292,12 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
         "`bench/results/results.json`; every number below is measured by that run, none is "
         "typed in. Re-render without measuring: `.venv/bin/python -m bench --report-only`.\n"
     )
+    most = max((r["tags"] for r in results.get("listing", [])), default=0)
     add(
         "Run it: `make bench` (installs the Debian packages if missing, then "
-        "`.venv/bin/python -m bench`; *whole run* below says how long it took, most of it "
-        "seeding 100,000 tags). Options: `--quick` (a smaller try-out), `--skip-image` (no "
+        "`.venv/bin/python -m bench`; *whole run* below says how long it took"
+        + (f", most of it seeding {_n(most)} tags" if most else "")
+        + "). Options: `--quick` (a smaller try-out), `--skip-image` (no "
         "Docker build), `--report-only`. The request-count scenario also runs in the test "
         "suite: `tests/test_bench_smoke.py`.\n"
     )
@@ -395,8 +428,7 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
             "A `last=` follow-up happens only when a tag list answer holds exactly `n` = 1,000 "
             "tags and no `Link` header: a paginating registry would send the next page there, "
             "so one more request proves the list complete (a truncated list could make promote "
-            "reuse a version or timestamp). The 1,000-tag scenario sits exactly on that "
-            "boundary; 999 or 1,001 tags cost one request less.\n"
+            "reuse a version or timestamp).\n"
         )
         add("\n### What each of promote's requests is\n")
         for c in counts:
@@ -452,22 +484,9 @@ def render(results: dict[str, Any], plot_rel: str) -> str:
                 + ": promote reads the index manifest and PUTs the same bytes; it never reads "
                 "the children or any blob.\n"
             )
-        extra = [
-            c for c in counts if c["tool"] == "promote" and any("last=" in s for s in c["sequence"])
-        ]
-        if extra:
-            add(
-                "**Why more than 8 requests at "
-                + " and ".join(sorted({_n(c["tags"]) + " tags" for c in extra}))
-                + ":** this registry (Debian distribution "
-                + f"`{m['versions'].get('registry', '?').split()[-1]}`) ignores `n` and `last` "
-                "on `tags/list` and answers every tag at once, without a `Link` header. "
-                "promote's client asks for pages of 1,000; an answer holding exactly 1,000 "
-                "tags and no `Link` looks like a full page, so it asks again with `last=` "
-                "and stops when that brings nothing new (an answer holding more than 1,000 "
-                "is complete). A registry that paginates (ECR, GHCR, distribution 3) needs "
-                "⌈tags/1000⌉ pages per listing instead.\n"
-            )
+        note = _follow_up_note(counts, m["versions"].get("registry", "?").split()[-1])
+        if note:
+            add(note)
         seeding = results.get("count_seeding", [])
         if seeding:
             add(

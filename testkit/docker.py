@@ -21,7 +21,9 @@ Docker Hub is out of reach on the machines that run these tests, so the action's
   name" is not possible with a digest-pinned FROM.) act then builds that Dockerfile itself.
 * :func:`run_act` runs act hermetically: its own HOME/XDG dirs (no user ``.actrc``), no
   cache server (it would bind a non-loopback address), ``--pull=false``, network ``host`` so
-  the action reaches the loopback registry.
+  the action reaches the loopback registry. ``--rm`` removes a failed job's container too, a
+  run over its time is interrupted (SIGINT, so act still removes its containers), and the
+  result lists any ``act-*`` container the run left (the e2e ``act`` fixture fails on one).
 
 Everything here fails loudly (``DockerError``) rather than skipping: a missing tool is a
 failed test.
@@ -35,6 +37,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -363,6 +366,8 @@ class ActResult:
     returncode: int
     log: str
     seconds: float
+    #: act-* containers that appeared during the run and were still there after it.
+    left_containers: tuple[str, ...] = ()
 
     def step_lines(self, prefix: str) -> list[str]:
         """Log lines printed by steps (act prefixes them with ``| ``) starting with prefix."""
@@ -405,6 +410,8 @@ def run_act(
         "-P",
         f"ubuntu-latest={image}",
         "--pull=false",
+        # act keeps a failed job's container (running) unless told to remove it.
+        "--rm",
         "--no-cache-server",
         "--action-cache-path",
         str(home / "act-cache"),
@@ -433,15 +440,24 @@ def run_act(
     # container of that name before it starts one: two act runs of the same workflow on one
     # engine (two test sessions on one machine) would kill each other's jobs. Take turns.
     with _file_lock(ACT_LOCK_PATH):
+        before = set(act_containers())
         start = time.monotonic()
-        proc = subprocess.run(
-            cmd,
-            cwd=repo,
-            env=proc_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
+        with subprocess.Popen(
+            cmd, cwd=repo, env=proc_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ) as proc:
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # SIGINT lets act stop and remove its containers; a SIGKILL would leave them.
+                proc.send_signal(signal.SIGINT)
+                out, _ = proc.communicate(timeout=90)
+                tail = out.decode("utf-8", "replace")[-4000:]
+                raise DockerError(f"act ran over {timeout:.0f} s:\n{tail}") from None
         seconds = time.monotonic() - start
-    return ActResult(proc.returncode, proc.stdout.decode("utf-8", "replace"), seconds)
+        left = tuple(sorted(set(act_containers()) - before))
+    return ActResult(proc.returncode, out.decode("utf-8", "replace"), seconds, left)
+
+
+def act_containers() -> list[str]:
+    """Names of the engine's containers named like act's (``act-<workflow>-<job>-<hash>``)."""
+    return docker("ps", "-a", "--filter", "name=^act-", "--format", "{{.Names}}").stdout.split()

@@ -78,6 +78,14 @@ def _state(req: Request, key: str) -> list[dict[str, Any]]:
     return items
 
 
+def _text(body: dict[str, Any], key: str, message: str) -> str:
+    """``body[key]``, a non-empty string, else GitHub's 422 ``message``."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise HTTPError(422, message)
+    return value
+
+
 def _user(req: Request) -> dict[str, Any]:
     return {**BOT, "url": req.url("/users/github-actions%5Bbot%5D")}
 
@@ -87,9 +95,7 @@ def _user(req: Request) -> dict[str, Any]:
 def create_deployment(req: Request) -> Response:
     _need(req, "deployments")
     body = req.json()
-    ref = body.get("ref")
-    if not isinstance(ref, str) or not ref:
-        raise HTTPError(422, 'Invalid request.\n\n"ref" wasn\'t supplied.')
+    ref = _text(body, "ref", 'Invalid request.\n\n"ref" wasn\'t supplied.')
     sha = req.repo.resolve(ref)
     if sha is None:
         raise HTTPError(422, f"No ref found for: {ref}")
@@ -380,9 +386,7 @@ def _changelog(req: Request, tag: str, target: str, previous: str | None) -> str
 def generate_notes(req: Request) -> Response:
     _need(req, "contents")
     body = req.json()
-    tag = body.get("tag_name")
-    if not isinstance(tag, str) or not tag:
-        raise HTTPError(422, "Validation Failed: tag_name is missing")
+    tag = _text(body, "tag_name", "Validation Failed: tag_name is missing")
     previous = body.get("previous_tag_name")
     if previous and req.repo.resolve(f"refs/tags/{previous}") is None:
         raise HTTPError(404, "Not Found")
@@ -395,9 +399,7 @@ def generate_notes(req: Request) -> Response:
 def create_release(req: Request) -> Response:
     _need(req, "contents")
     body = req.json()
-    tag = body.get("tag_name")
-    if not isinstance(tag, str) or not tag:
-        raise HTTPError(422, "Validation Failed: tag_name is missing")
+    tag = _text(body, "tag_name", "Validation Failed: tag_name is missing")
     repo = req.repo
     releases = _state(req, "releases")
     with req.server.lock:

@@ -5,6 +5,8 @@ pointed at ``registry_host`` (the ImageRepositories lose their ``secretRef``: th
 registry is open) and the ``flux-system`` GitRepository's ``url`` set to the bare
 repository (``file://``), without its ``secretRef``. :func:`make_gitops_repo` writes that
 tree into a new bare repository (branch ``main``) and a working clone of it.
+:data:`PRODUCTION_POLICY` is the ``flux-system:backend-production`` ImagePolicy alone, for
+tests that write a small tree of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,25 @@ from testkit.github_server import git
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gitops"
 EXAMPLE_IMAGE_PREFIX = "ghcr.io/acme/"
 EXAMPLE_URL = "ssh://git@github.com/acme/gitops"
+
+#: ``flux-system:backend-production``: the newest immutable production tag by its timestamp
+#: (no braces, so it can end a ``str.format`` template).
+PRODUCTION_POLICY = """\
+apiVersion: image.toolkit.fluxcd.io/v1
+kind: ImagePolicy
+metadata:
+  name: backend-production
+  namespace: flux-system
+spec:
+  imageRepositoryRef:
+    name: backend
+  filterTags:
+    pattern: '^production-v(?P<version>[0-9]+\\.[0-9]+\\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$'
+    extract: '$ts'
+  policy:
+    numerical:
+      order: asc
+"""
 
 
 def aimed_tree(registry_host: str, bare: Path) -> dict[str, str]:

@@ -37,7 +37,7 @@ Faults (``Fault.*``):
 
 Matching: ``method`` (exact, or ``None`` for any), ``path`` (``re.search`` on the path with
 query string), and which occurrences of *that rule's* matches fault: ``nth=[1, 3]``
-(1-based), ``first=N`` (the first N), or ``always=True``. The first rule that matches *and*
+(1-based), or every one (the default; ``always=True`` says so). The first rule that matches *and*
 is due fires; every rule counts its own matches whether or not it fires.
 
 Rewriting: ``Location``, ``Link``, ``WWW-Authenticate`` and ``Content-Location`` values that
@@ -51,7 +51,7 @@ Counting: ``counts`` (a Counter by kind: ``ping``, ``token``, ``manifest-get``,
 count), ``faults`` (a Counter by kind of faults injected), ``connections`` (TCP
 connections accepted), ``uploaded`` / ``downloaded`` (body bytes by kind, sent by clients
 and by the upstream) and ``log`` (every :class:`Exchange`, in order). ``upstream=None``
-makes a *sink*: every request is counted and answered ``sink_status`` (404: not retried,
+makes a *sink*: every request is counted and answered 404 (not retried,
 so a test that does reach it fails fast) — a "registry" for tests that must prove no
 request is ever sent.
 
@@ -237,7 +237,6 @@ class Rule:
     method: str | None = None
     path: str = ""
     nth: frozenset[int] | None = None
-    first: int | None = None
     always: bool = False
     seen: int = 0
     fired: int = 0
@@ -253,8 +252,6 @@ class Rule:
             return True
         if self.nth is not None:
             return self.seen in self.nth
-        if self.first is not None:
-            return self.seen <= self.first
         return True
 
 
@@ -269,10 +266,8 @@ class Gate:
         self.timeout = timeout
         self._arrived = threading.Event()
         self._released = threading.Event()
-        self.held: list[Exchange] = []
 
     def hold(self, exchange: Exchange) -> None:
-        self.held.append(exchange)
         self._arrived.set()
         if not self._released.wait(self.timeout):
             raise TimeoutError("gate was never released")
@@ -354,12 +349,10 @@ class FaultProxy:
         upstream: str | None,
         *,
         rewrite: Mapping[str, str] | None = None,
-        sink_status: int = 404,
         keep_bodies: bool = True,
         classifier: Callable[[str, str], str] = classify,
         upstream_timeout: float = UPSTREAM_TIMEOUT,
     ) -> None:
-        self.sink_status = sink_status
         self.keep_bodies = keep_bodies
         self.classifier = classifier
         self.upstream_timeout = upstream_timeout
@@ -400,16 +393,14 @@ class FaultProxy:
         method: str | None = None,
         path: str = "",
         nth: Iterable[int] | None = None,
-        first: int | None = None,
         always: bool = False,
     ) -> Rule:
-        """Add a rule; without ``nth``/``first``/``always`` it fires on every match."""
+        """Add a rule; without ``nth`` it fires on every match."""
         rule = Rule(
             fault=fault,
             method=method,
             path=path,
             nth=frozenset(nth) if nth is not None else None,
-            first=first,
             always=always,
         )
         with self.lock:
@@ -614,7 +605,7 @@ class FaultProxy:
             body = json.dumps(
                 {"errors": [{"code": "UNAVAILABLE", "message": "faultproxy sink: no upstream"}]}
             ).encode()
-            return self.sink_status, [("Content-Type", "application/json")], body, None
+            return 404, [("Content-Type", "application/json")], body, None
         conn, netloc = self._connect()
         try:
             out_headers = self._request_headers(exchange, netloc)

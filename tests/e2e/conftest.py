@@ -5,7 +5,8 @@ with only the Dockerfile's base image substituted (see :mod:`testkit.docker`);
 ``local_repositories`` maps ``acme/promote@<pinned sha>`` to it, for the action and for the
 reusable workflows. ``service_repo(workflow_files)`` makes a git repository (origin
 ``acme/backend``) holding the given workflows. ``act(repo, event, workflow, ...)`` runs
-act there and returns an :class:`~testkit.docker.ActResult`.
+act there and returns an :class:`~testkit.docker.ActResult`, failing the test if the run left
+a job container behind.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def act(tmp_path: Path, local_repositories: dict[str, Path], e2e_base: str) -> A
 
     def run(repo: Path, event: str, workflow: str, **kwargs: Any) -> d.ActResult:
         kwargs.setdefault("local_repositories", local_repositories)
-        return d.run_act(repo, event, workflow=workflow, home=tmp_path / "act-home", **kwargs)
+        result = d.run_act(repo, event, workflow=workflow, home=tmp_path / "act-home", **kwargs)
+        assert result.left_containers == (), f"act left containers: {result.left_containers}"
+        return result
 
     return run

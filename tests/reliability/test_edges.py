@@ -23,6 +23,7 @@ import pytest
 
 from testkit.engine import EngineRun, engine
 from testkit.figures import Figures
+from testkit.gitops import PRODUCTION_POLICY
 from testkit.proxy import Exchange, Fault, FaultProxy
 from tests.reliability.conftest import PREVIOUS_TAG, Release, promote_inputs
 
@@ -71,17 +72,8 @@ spec:
     - '^.*\\.sig$'
     - '^{re.escape(tag)}$'
 ---
-apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImagePolicy
-metadata: {{name: backend-production, namespace: flux-system}}
-spec:
-  imageRepositoryRef: {{name: backend}}
-  filterTags:
-    pattern: '^production-v(?P<version>[0-9]+\\.[0-9]+\\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$'
-    extract: '$ts'
-  policy:
-    numerical: {{order: asc}}
 """
+        + PRODUCTION_POLICY
     )
     return root
 

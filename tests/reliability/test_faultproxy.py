@@ -11,7 +11,7 @@ import requests
 from promote.errors import TransientError
 from testkit.engine import engine
 from testkit.figures import Figures
-from testkit.proxy import Fault, FaultProxy, classify
+from testkit.proxy import Fault, FaultProxy
 from testkit.registry import RegistryServer
 from tests.reliability.conftest import Release, promote_inputs
 
@@ -61,15 +61,6 @@ def test_faults_fire_exactly_as_scheduled(proxy: FaultProxy, release: Release) -
     assert proxy.counts["tags"] == 4
     assert proxy.faults == {"status-429": 1, "reset": 1}
     assert [e.forwarded for e in proxy.log] == [True, False, False, True]
-
-
-def test_classify() -> None:
-    assert classify("GET", "/v2/") == "ping"
-    assert classify("HEAD", "/v2/a/b/manifests/x") == "manifest-head"
-    assert classify("GET", "/v2/a/tags/list?n=5") == "tags"
-    assert classify("GET", "/v2/a/blobs/sha256:00") == "blob"
-    assert classify("POST", "/v2/a/blobs/uploads/") == "blob-upload"
-    assert classify("GET", "/token?scope=x") == "token"
 
 
 def test_sink_counts_connections_and_answers_404() -> None:

@@ -22,28 +22,11 @@ import pytest
 from promote.frontdoor.inputs import INPUT_NAMES, SPECS
 from testkit.engine import EngineRun, engine
 from testkit.figures import Figures
+from testkit.gitops import PRODUCTION_POLICY
 from testkit.proxy import FaultProxy
 from tests.security.hostile import CASES, GITOPS, SINK, VALID, Case, command_for
 
 SECRET_INPUTS = frozenset(n for n, s in SPECS.items() if s.kind == "secret")
-
-
-POLICY_YAML = """\
-apiVersion: image.toolkit.fluxcd.io/v1beta2
-kind: ImagePolicy
-metadata:
-  name: backend-production
-  namespace: flux-system
-spec:
-  imageRepositoryRef:
-    name: backend
-  filterTags:
-    pattern: '^production-v(?P<version>[0-9]+\\.[0-9]+\\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$'
-    extract: '$ts'
-  policy:
-    numerical:
-      order: asc
-"""
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +42,7 @@ def gitops(tmp_path_factory: pytest.TempPathFactory) -> str:
     from testkit.registry import write_tls_material
 
     root = tmp_path_factory.mktemp("gitops")
-    (root / "policies.yaml").write_text(POLICY_YAML)
+    (root / "policies.yaml").write_text(PRODUCTION_POLICY)
     write_tls_material(root)  # ca.pem: the valid value of ca-file
     return str(root)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import testkit.github_records as github_records
 from testkit.github_server import (
     REPO,
     ROUTES,
@@ -157,3 +158,21 @@ def test_a_handler_bug_answers_500(server: GitHubServer) -> None:
     server.add_route("GET", r"/broken", broken)
     answer = get(server, "/broken")
     assert answer.status_code == 500 and "boom" in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/deployments", {"ref": ""}, 'Invalid request.\n\n"ref" wasn\'t supplied.'),
+        ("/releases", {"name": "v1"}, "Validation Failed: tag_name is missing"),
+        ("/releases/generate-notes", {"tag_name": 7}, "Validation Failed: tag_name is missing"),
+    ],
+)
+def test_a_missing_required_field_answers_422(
+    server: GitHubServer, path: str, body: dict[str, object], message: str
+) -> None:
+    assert github_records.DOCS  # registers the write endpoints
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{server.url}/repos/acme/repo{path}"
+    answer = requests.post(url, json=body, headers=auth, timeout=10)
+    assert (answer.status_code, answer.json()["message"]) == (422, message)

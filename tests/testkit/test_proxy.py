@@ -153,8 +153,16 @@ def test_an_answer_fault_replies_without_forwarding(
     assert proxy.faults == {"answer": 1}
 
 
-def test_blob_kinds_by_method_refine_the_coarse_kinds() -> None:
+def test_request_kinds_coarse_and_by_method() -> None:
     for method, path, coarse, fine in (
+        ("GET", "/v2/", "ping", "ping"),
+        ("GET", "/v2/a/b/manifests/staging-1", "manifest-get", "manifest-get"),
+        ("HEAD", "/v2/a/manifests/sha256:00", "manifest-head", "manifest-head"),
+        ("PUT", "/v2/a/manifests/production", "manifest-put", "manifest-put"),
+        ("GET", "/v2/a/tags/list?n=1000", "tags", "tags"),
+        ("POST", "/v2/a/blobs/uploads/", "blob-upload", "blob-upload"),
+        ("PATCH", "/v2/a/blobs/uploads/uuid?_state=x", "blob-upload", "blob-upload"),
+        ("GET", "/token?scope=repository:a:pull", "token", "token"),
         ("GET", "/v2/a/blobs/sha256:00", "blob", "blob-get"),
         ("HEAD", "/v2/a/blobs/sha256:00", "blob", "blob-head"),
         ("DELETE", "/v2/a/blobs/sha256:00", "blob", "blob-other"),

@@ -23,6 +23,7 @@ from promote.flux import ImagePolicy
 from testkit.engine import EngineRun as Run
 from testkit.engine import engine as run_action
 from testkit.github_server import GitHubServer, commit_all, git, init_repo
+from testkit.gitops import PRODUCTION_POLICY as POLICY
 from testkit.registry import RegistryServer
 from testkit.seed import Seeded, Seeder
 
@@ -32,22 +33,6 @@ SHA_B = "b2c3d4e5f60718293a4b5c6d7e8f901234567890"
 T_A, T_B = NOW - 7200, NOW - 3600
 MARK = '# {"$imagepolicy": "flux-system:backend-production"}'
 TOKEN = "ghs_rollbackToken0123456789"
-POLICY = """\
-apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImagePolicy
-metadata:
-  name: backend-production
-  namespace: flux-system
-spec:
-  imageRepositoryRef:
-    name: backend
-  filterTags:
-    pattern: '^production-v(?P<version>[0-9]+\\.[0-9]+\\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$'
-    extract: '$ts'
-  policy:
-    numerical:
-      order: asc
-"""
 FLUXBOT = ("fluxcdbot", "fluxcdbot@users.noreply.github.com")
 
 

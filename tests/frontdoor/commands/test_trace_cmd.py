@@ -13,6 +13,7 @@ import pytest
 
 from promote import record
 from promote.frontdoor.commands.trace_cmd import LINEAGE_KEYS
+from testkit.gitops import PRODUCTION_POLICY
 from testkit.seed import Seeded
 from tests.frontdoor.commands.records import (
     SHA_A,
@@ -330,22 +331,16 @@ def test_trace_ignores_malformed_record_fields(tmp_path: Path, repo: Repo) -> No
     assert sum("malformed" in ln for ln in result.log.splitlines()) == 3
 
 
-GITOPS_POLICY = """\
+GITOPS_POLICY = (
+    """\
 apiVersion: image.toolkit.fluxcd.io/v1
 kind: ImageRepository
 metadata: {{name: backend, namespace: flux-system}}
 spec: {{image: {image}}}
 ---
-apiVersion: image.toolkit.fluxcd.io/v1
-kind: ImagePolicy
-metadata: {{name: backend-production, namespace: flux-system}}
-spec:
-  imageRepositoryRef: {{name: backend}}
-  filterTags:
-    pattern: '^production-v(?P<version>[0-9]+\\.[0-9]+\\.[0-9]+)-(?P<sha>[a-f0-9]+)-(?P<ts>[0-9]+)$'
-    extract: '$ts'
-  policy: {{numerical: {{order: asc}}}}
 """
+    + PRODUCTION_POLICY
+)
 DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment
