@@ -463,10 +463,12 @@ def test_entrypoint_startup_imports_no_heavy_module() -> None:
 
 
 def test_a_promote_input_error_loads_no_pipeline_module(tmp_path: Path) -> None:
-    """An input error is reported before the release pipeline (and semver) is imported."""
+    """An input error is reported before the release pipeline, semver or the output
+    writer's ``secrets`` (its heredoc delimiter) is imported."""
     code = (
         "import sys, entrypoint; status = entrypoint.main();"
-        "loaded = [m for m in sys.modules if m == 'semver' or m.startswith('promote.pipeline')];"
+        "loaded = [m for m in sys.modules"
+        " if m in ('semver', 'secrets') or m.startswith('promote.pipeline')];"
         "print(status, ','.join(sorted(loaded)), file=sys.stderr)"
     )
     env = {
