@@ -21,12 +21,13 @@ venv: $(STAMP)
 system-deps:
 	scripts/install-system-deps.sh
 
+# Every Python tree of the repository, linted and format-checked in one pass each.
+PY_SOURCES := promote tests testkit entrypoint.py bench scripts
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check promote tests entrypoint.py bench
-	$(VENV)/bin/ruff format --check promote tests entrypoint.py bench
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/zizmor --offline --persona=pedantic --strict-collection --quiet .github/workflows/ examples/workflows/*.yml action.yml
-	$(VENV)/bin/ruff check testkit
-	$(VENV)/bin/ruff format --check testkit
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -459,3 +460,30 @@ def test_entrypoint_startup_imports_no_heavy_module() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_promote_input_error_loads_no_pipeline_module(tmp_path: Path) -> None:
+    """An input error is reported before the release pipeline, semver or the output
+    writer's ``secrets`` (its heredoc delimiter) is imported."""
+    code = (
+        "import sys, entrypoint; status = entrypoint.main();"
+        "loaded = [m for m in sys.modules"
+        " if m in ('semver', 'secrets') or m.startswith('promote.pipeline')];"
+        "print(status, ','.join(sorted(loaded)), file=sys.stderr)"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "INPUT_COMMAND": "promote",
+        "INPUT_IMAGE": "BAD IMAGE",
+        "GITHUB_OUTPUT": str(tmp_path / "out"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "::error::invalid image reference" in result.stdout
+    assert result.stderr.strip() == "2"

@@ -21,7 +21,6 @@ runner's files. Everything it writes follows the documented workflow-command for
 
 from __future__ import annotations
 
-import secrets
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +104,8 @@ def format_output(name: str, value: str, delimiter: str | None = None) -> str:
     The delimiter is random (``ghadelimiter_<hex>``) unless given; a name or value that
     contains it is refused, as in actions/toolkit ``prepareKeyValueMessage``.
     """
+    import secrets  # only when writing outputs: an input error does not load it
+
     delim = delimiter or f"ghadelimiter_{secrets.token_hex(16)}"
     if delim in name or delim in value:
         raise InputError(f"output {name!r} contains its delimiter; refusing to write it")

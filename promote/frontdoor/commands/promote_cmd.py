@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 def parse_request(ctx: Context) -> Request:
     """Every promote input, validated before the first network call."""
-    from promote.pipeline.promotion import Request
     from promote.reference import validate_digest, validate_tag
 
     inputs = ctx.inputs
@@ -69,6 +68,8 @@ def parse_request(ctx: Context) -> Request:
         if inputs.given("timestamp")
         else None
     )
+    from promote.pipeline.promotion import Request  # after validation: an input error stays fast
+
     return Request(
         repository=repository,
         source_tag=source_tag,
